@@ -1,0 +1,1 @@
+"""One module per outside system; each returns canonical frames (revops.frames)."""

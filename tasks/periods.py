@@ -1,0 +1,116 @@
+"""Calendar arithmetic on whole columns: billing periods anchored on a start date.
+
+Periods are anchored like Stripe's billing cycle anchor: a contract starting on the 31st
+bills on the last day of shorter months and returns to the 31st when a month has one.
+All functions take and return numpy/pandas datetime64 columns; no per-row Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from revops.frames import DATE
+
+_EPOCH_MONTH = np.datetime64("1970-01", "M")
+
+
+def _parts(dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Months since 1970-01 and 0-based day of month, as int64 arrays."""
+    values = dates.to_numpy(dtype="datetime64[D]")
+    months = values.astype("datetime64[M]")
+    month_index = (months - _EPOCH_MONTH).astype(np.int64)
+    day0 = (values - months.astype("datetime64[D]")).astype(np.int64)
+    return month_index, day0, values
+
+
+def add_months(dates: pd.Series, months: np.ndarray | pd.Series | int) -> pd.Series:
+    """`dates` shifted by whole months, keeping the anchor day, clamped to month end."""
+    month_index, day0, _ = _parts(dates)
+    target = month_index + np.asarray(months, dtype=np.int64)
+    first = _EPOCH_MONTH + target.astype("timedelta64[M]")
+    first_day = first.astype("datetime64[D]")
+    days_in_month = ((first + np.timedelta64(1, "M")).astype("datetime64[D]") - first_day).astype(
+        np.int64
+    )
+    result = first_day + np.minimum(day0, days_in_month - 1).astype("timedelta64[D]")
+    return pd.Series(result.astype(DATE), index=dates.index)
+
+
+def periods_elapsed(anchors: pd.Series, at: pd.Series, period_months: np.ndarray) -> np.ndarray:
+    """Index k of the period that contains `at`: add_months(anchor, k*m) <= at < next start.
+
+    Negative when `at` is before the anchor.
+    """
+    anchor_month, _, _ = _parts(anchors)
+    at_month, _, at_days = _parts(at)
+    m = np.asarray(period_months, dtype=np.int64)
+    k = (at_month - anchor_month) // m
+    start = add_months(anchors, k * m).to_numpy(dtype="datetime64[D]")
+    return np.where(start > at_days, k - 1, k)
+
+
+def local_dates(instants: pd.Series, timezone: str) -> pd.Series:
+    """UTC instants to calendar dates in `timezone` (datetime64[us] at midnight)."""
+    if instants.dt.tz is None:
+        raise ValueError("expected timezone-aware instants")
+    return instants.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize().astype(DATE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A reconciliation window [start, end) of calendar dates, plus its label."""
+
+    start: date
+    end: date
+    label: str
+
+    @property
+    def start64(self) -> np.datetime64:
+        return np.datetime64(self.start, "D")
+
+    @property
+    def end64(self) -> np.datetime64:
+        return np.datetime64(self.end, "D")
+
+    @property
+    def months(self) -> int:
+        return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
+
+    def contains(self, dates: pd.Series) -> np.ndarray:
+        """Which of `dates` fall in [start, end)."""
+        values = dates.to_numpy(dtype="datetime64[D]")
+        return (values >= self.start64) & (values < self.end64)
+
+
+def parse_period(text: str) -> Window:
+    """A window from 'YYYY-MM' (a month), 'YYYY-Qn' (a quarter) or 'YYYY' (a year)."""
+    raw = text.strip().upper()
+    try:
+        if len(raw) == 4 and raw.isdigit():
+            year = int(raw)
+            return Window(date(year, 1, 1), date(year + 1, 1, 1), raw)
+        if len(raw) == 7 and raw[4:6] == "-Q" and raw[6] in "1234":
+            year, quarter = int(raw[:4]), int(raw[6])
+            start = date(year, 3 * quarter - 2, 1)
+            return Window(start, _add_month(start, 3), raw)
+        if len(raw) == 7 and raw[4] == "-":
+            start = date(int(raw[:4]), int(raw[5:]), 1)
+            return Window(start, _add_month(start, 1), raw)
+    except ValueError:
+        pass
+    raise ValueError(f"period {text!r} is not YYYY-MM, YYYY-Qn or YYYY")
+
+
+def previous_month(as_of: date) -> str:
+    """The 'YYYY-MM' label of the month before `as_of` (the default window)."""
+    last = as_of.replace(day=1) - timedelta(days=1)
+    return f"{last.year:04d}-{last.month:02d}"
+
+
+def _add_month(start: date, months: int) -> date:
+    index = start.year * 12 + start.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
