@@ -70,11 +70,17 @@ class ReconciliationConfig(_Strict):
     """configs/reconciliation.yaml."""
 
     active_contract_statuses: list[str] = ["Activated"]
+    ended_contract_statuses: list[str] = ["Expired"]
     billable_invoice_statuses: list[str] = ["open", "paid", "uncollectible"]
     billing_timezone: str = "UTC"
     period_grace_days: int = Field(default=3, ge=0, le=15)
     tolerance: Tolerance = Tolerance()
     severity: dict[str, Severity] = Field(default_factory=dict)
+
+    @property
+    def billing_contract_statuses(self) -> list[str]:
+        """Statuses whose contracts bill within their dates: active ones and ended ones."""
+        return [*self.active_contract_statuses, *self.ended_contract_statuses]
 
     @field_validator("severity")
     @classmethod

@@ -81,7 +81,7 @@ def match_lines_to_contracts(
 
     Returns `lines` with contract_id (NA when none qualifies), matched_by
     (subscription | account | NA), inside (line starts within the contract's dates, less the
-    grace days) and active (contract status bills).
+    grace days) and active (the contract's status bills within its dates).
     """
     grace = pd.Timedelta(days=config.period_grace_days)
     keys = ["line_key", "subscription_id", "account_id", "start_date", "currency"]
@@ -110,7 +110,7 @@ def match_lines_to_contracts(
     days_before = (begins - line_start).dt.days.clip(lower=0)
     days_after = (line_start - ends).dt.days.clip(lower=0).fillna(0)
     candidates["inside"] = inside.to_numpy()
-    candidates["active"] = candidates["status"].isin(config.active_contract_statuses).to_numpy()
+    candidates["active"] = candidates["status"].isin(config.billing_contract_statuses).to_numpy()
     rank = (
         candidates["inside"].astype(np.int64) * 4
         + candidates["active"].astype(np.int64) * 2

@@ -94,13 +94,23 @@ def reconcile(
     lines = match_lines_to_contracts(lines, data.contracts, config)
     contracts = _contract_terms(data.contracts)
 
-    in_contract = lines["contract_id"].notna() & lines["inside"] & lines["active"]
-    assigned = _assign_periods(lines[in_contract], contracts, config)
+    matched = lines["contract_id"].notna()
+    placed = _assign_periods(lines[matched], contracts, config)
+    in_contract = (placed["inside"] & placed["active"] & ~placed["past_end"]).to_numpy()
+    loose = pd.concat(
+        [
+            placed.loc[~in_contract, lines.columns].assign(
+                window_date=placed.loc[~in_contract, "effective_start"]
+            ),
+            lines[~matched].assign(window_date=lines.loc[~matched, "start_date"]),
+        ],
+        ignore_index=True,
+    )
+    loose = loose[window.contains(loose["window_date"])]
+    assigned = placed[in_contract]
     assigned = assigned[window.contains(assigned["period_start"])]
-    loose = lines[~in_contract]
-    loose = loose[window.contains(loose["start_date"])]
 
-    active = data.contracts[data.contracts["status"].isin(config.active_contract_statuses)]
+    active = data.contracts[data.contracts["status"].isin(config.billing_contract_statuses)]
     expected = contract_periods(active, window).merge(contracts, on="contract_id", how="left")
     expected["due"] = expected["period_start"] <= pd.Timestamp(as_of)
     expected["period_key"] = expected["contract_id"] + ":" + expected["period_index"].astype(str)
@@ -178,11 +188,13 @@ def _contract_terms(contracts: pd.DataFrame) -> pd.DataFrame:
 def _assign_periods(
     lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
 ) -> pd.DataFrame:
-    """Give each in-contract line the contract period it bills.
+    """Give each line matched to a contract the contract period it bills.
 
     Proration lines count toward the period containing their start. A regular subscription
     line that starts within the grace days before a period start bills that period (Stripe
-    anchors cycles on the subscription's creation instant, which can precede the CRM date).
+    anchors cycles on the subscription's creation instant, which can precede the CRM date):
+    `effective_start` is that period's start. When the period lies after the contract's end
+    the line is flagged `past_end`: it bills outside the contract.
     """
     out = lines.merge(contracts, on="contract_id", how="left", validate="many_to_one")
     months = out["period_months"].to_numpy()
@@ -192,6 +204,8 @@ def _assign_periods(
     early = (next_start - out["start_date"]).dt.days.to_numpy() <= config.period_grace_days
     within_term = (out["contract_end"].isna() | (next_start <= out["contract_end"])).to_numpy()
     k = np.maximum(np.where(regular & early & within_term, k + 1, k), 0)
+    out["past_end"] = regular & early & ~within_term
+    out["effective_start"] = next_start.where(regular & early, out["start_date"])
     out["period_index"] = k
     out["period_start"] = add_months(out["contract_start"], k * months)
     out["same_currency"] = (out["currency"] == out["contract_currency"]).to_numpy()
@@ -446,13 +460,13 @@ def _currency_mismatches(per_invoice: pd.DataFrame) -> pd.DataFrame:
 def _line_rows(frame: pd.DataFrame, code: str) -> pd.DataFrame:
     """Finding rows for invoice lines that bill no contract period, one per invoice."""
     ends = (frame["end_date"] - pd.Timedelta(days=1)).where(
-        frame["end_date"] > frame["start_date"], frame["start_date"]
+        frame["end_date"] > frame["window_date"], frame["window_date"]
     )
     keyed = frame.assign(last_day=ends)
     grouped = keyed.groupby(["invoice_id", "contract_id", "currency"], dropna=False, sort=False)
     out = grouped.agg(
         account_id=("account_id", "first"),
-        period_start=("start_date", "min"),
+        period_start=("window_date", "min"),
         period_end=("last_day", "max"),
         billed_minor=("net_minor", "sum"),
         customer_id=("customer_id", "first"),
@@ -466,7 +480,7 @@ def _outside_contract(
     lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
 ) -> pd.DataFrame:
     grouped = _line_rows(lines, "billed_outside_contract").merge(contracts, on="contract_id", how="left")
-    active = grouped["contract_status"].isin(config.active_contract_statuses)
+    active = grouped["contract_status"].isin(config.billing_contract_statuses)
     details = []
     for is_active, status, start, end, c_start, c_end in zip(
         active,
@@ -480,9 +494,9 @@ def _outside_contract(
         if not is_active:
             details.append(f"contract is {status}, not active")
         elif start < c_start:
-            details.append(f"service from {start:%Y-%m-%d} is before the contract starts ({c_start:%Y-%m-%d})")
+            details.append(f"bills service from {start:%Y-%m-%d}, before the contract starts on {c_start:%Y-%m-%d}")
         else:
-            details.append(f"service from {start:%Y-%m-%d} is after the contract ends ({c_end:%Y-%m-%d})")
+            details.append(f"bills service from {start:%Y-%m-%d}, after the contract ended on {c_end:%Y-%m-%d}")
     return pd.DataFrame(
         {
             "code": "billed_outside_contract",
