@@ -37,10 +37,38 @@ _DISCOUNTS = ([0.0, 5.0, 10.0, 12.5, 15.0, 20.0], [0.55, 0.1, 0.12, 0.08, 0.1, 0
 _SEGMENTS = (["smb", "mid_market", "enterprise"], [0.55, 0.3, 0.15])
 _TAX_BP = {"USD": 825, "EUR": 2000, "GBP": 2000, "JPY": 1000, "KWD": 0}
 _OWNERS = [f"005DEMO{n:011d}" for n in range(1, 9)]
-_NAME_HEADS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay",
-               "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Aperture", "Gringotts", "Pied Piper"]
-_NAME_TAILS = ["Analytics", "Logistics", "Foods", "Health", "Labs", "Systems", "Retail",
-               "Capital", "Media", "Robotics", "Energy", "Studios"]
+_NAME_HEADS = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Aperture",
+    "Gringotts",
+    "Pied Piper",
+]
+_NAME_TAILS = [
+    "Analytics",
+    "Logistics",
+    "Foods",
+    "Health",
+    "Labs",
+    "Systems",
+    "Retail",
+    "Capital",
+    "Media",
+    "Robotics",
+    "Energy",
+    "Studios",
+]
+MIN_SIZE = 200
 PLANT_CODES: dict[str, tuple[str, ...]] = {
     "missing": ("missing_invoice",),
     "credit": ("underbilled",),
@@ -87,8 +115,8 @@ class DemoSource:
     name = "demo"
 
     def __init__(self, as_of: date, size: int = 240, seed: int = 7, history_months: int = 15):
-        if size < 40:
-            raise ValueError("the demo needs at least 40 contracts to plant every finding")
+        if size < MIN_SIZE:
+            raise ValueError(f"the demo needs at least {MIN_SIZE} contracts to plant every finding")
         self.as_of = as_of
         self.size = size
         self.seed = seed
@@ -162,7 +190,9 @@ class DemoSource:
         validated["planted"] = self._planted_list(plants)
         return validated
 
-    def _contracts_and_accounts(self, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _contracts_and_accounts(
+        self, rng: np.random.Generator
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         n = self.size
         n_accounts = n - n // 10  # a tenth of accounts also have an earlier, expired contract
         as_of = pd.Timestamp(self.as_of)
@@ -224,7 +254,11 @@ class DemoSource:
         names = (
             pd.Series(np.array(_NAME_HEADS)[np.arange(n_accounts) % len(_NAME_HEADS)])
             + " "
-            + pd.Series(np.array(_NAME_TAILS)[(np.arange(n_accounts) // len(_NAME_HEADS)) % len(_NAME_TAILS)])
+            + pd.Series(
+                np.array(_NAME_TAILS)[
+                    (np.arange(n_accounts) // len(_NAME_HEADS)) % len(_NAME_TAILS)
+                ]
+            )
             + " "
             + pd.Series(np.arange(n_accounts) + 1).astype(str)
         )
@@ -248,14 +282,18 @@ class DemoSource:
             {
                 "customer_id": _ids("cus_demo", np.arange(n) + 1, 7),
                 "name": accounts["name"],
-                "email": "billing@" + accounts["name"].str.split(" ").str[0].str.lower() + ".example",
+                "email": "billing@"
+                + accounts["name"].str.split(" ").str[0].str.lower()
+                + ".example",
                 "currency": None,
                 "salesforce_account_id": accounts["account_id"].where(~linked_in_crm),
                 "created_at": pd.Timestamp(self.as_of - timedelta(days=1100), tz="UTC"),
             }
         )
 
-    def _choose_plants(self, contracts: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _choose_plants(
+        self, contracts: pd.DataFrame, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
         """Pick distinct, plain monthly contracts that bill the window, one set per plant kind."""
         w0, w1 = pd.Timestamp(self.window.start), pd.Timestamp(self.window.end)
         eligible = (
@@ -275,11 +313,15 @@ class DemoSource:
         if len(candidates) < needed:
             raise ValueError(f"demo size {self.size} is too small to plant every finding")
         chosen = rng.choice(candidates, needed, replace=False)
-        plants = {kind: np.sort(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(kinds)}
+        plants = {
+            kind: np.sort(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(kinds)
+        }
         plants["orphan"] = np.arange(per_kind)
         return plants
 
-    def _apply_contract_plants(self, contracts: pd.DataFrame, plants: dict[str, np.ndarray]) -> pd.DataFrame:
+    def _apply_contract_plants(
+        self, contracts: pd.DataFrame, plants: dict[str, np.ndarray]
+    ) -> pd.DataFrame:
         out = contracts.copy()
         rows = plants["after_end"]
         # The contract ended before its window period; the subscription kept billing.
@@ -292,17 +334,24 @@ class DemoSource:
 
     def _window_period_start(self, contracts: pd.DataFrame) -> pd.Series:
         months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
-        at = pd.Series(np.full(len(contracts), np.datetime64(self.window.start)), index=contracts.index)
+        at = pd.Series(
+            np.full(len(contracts), np.datetime64(self.window.start)), index=contracts.index
+        )
         k = periods_elapsed(contracts["start_date"], at.astype(DATE), months)
         start = add_months(contracts["start_date"], k * months)
-        return start.where(start >= pd.Timestamp(self.window.start), add_months(contracts["start_date"], (k + 1) * months))
+        return start.where(
+            start >= pd.Timestamp(self.window.start),
+            add_months(contracts["start_date"], (k + 1) * months),
+        )
 
     def _billed_periods(
         self, contracts: pd.DataFrame, plants: dict[str, np.ndarray], rng: np.random.Generator
     ) -> pd.DataFrame:
         """One row per billed contract period from the history start up to as_of."""
         as_of = pd.Timestamp(self.as_of)
-        history_start = pd.Timestamp(self.as_of.replace(day=1)) - pd.DateOffset(months=self.history_months)
+        history_start = pd.Timestamp(self.as_of.replace(day=1)) - pd.DateOffset(
+            months=self.history_months
+        )
         billed = contracts["status"].isin(["Activated", "Expired", "Draft"]).to_numpy()
         months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
         last_day = contracts["end_date"].where(contracts["end_date"] < as_of, as_of)
@@ -310,7 +359,9 @@ class DemoSource:
         after_end = np.zeros(len(contracts), dtype=bool)
         after_end[plants["after_end"]] = True
         last_day = last_day.where(~after_end, as_of)
-        hist = pd.Series(np.full(len(contracts), history_start.to_datetime64()), index=contracts.index).astype(DATE)
+        hist = pd.Series(
+            np.full(len(contracts), history_start.to_datetime64()), index=contracts.index
+        ).astype(DATE)
         k_first = np.maximum(periods_elapsed(contracts["start_date"], hist, months), 0)
         first_start = add_months(contracts["start_date"], k_first * months)
         k_first = np.where(first_start < history_start, k_first + 1, k_first)
@@ -340,7 +391,10 @@ class DemoSource:
         plant_of = np.full(n, "", dtype=object)
         for kind, rows in plants.items():
             if kind != "orphan":
-                plant_of[np.isin(periods["contract_row"].to_numpy(), rows) & periods["in_window"].to_numpy()] = kind
+                plant_of[
+                    np.isin(periods["contract_row"].to_numpy(), rows)
+                    & periods["in_window"].to_numpy()
+                ] = kind
         keep = plant_of != "missing"
         periods = periods[keep].reset_index(drop=True)
         plant_of = plant_of[keep]
@@ -352,8 +406,10 @@ class DemoSource:
         unit[plant_of == "old_price"] = unit[plant_of == "old_price"] * 8 // 10
         currency = periods["currency"].to_numpy().copy()
         currency[plant_of == "wrong_currency"] = "EUR"
-        # A third of discounted contracts bill list price with a coupon instead of a discounted price.
-        coupon = (periods["discount_pct"].to_numpy() > 0) & (periods["contract_row"].to_numpy() % 3 == 0)
+        # A third of discounted contracts bill list price less a coupon, not a discounted price.
+        coupon = (periods["discount_pct"].to_numpy() > 0) & (
+            periods["contract_row"].to_numpy() % 3 == 0
+        )
         months = periods["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
         list_unit = periods["unit_price_minor"].to_numpy() * months
         line_unit = np.where(coupon & (plant_of != "old_price"), list_unit, unit)
@@ -368,7 +424,9 @@ class DemoSource:
         age = (as_of - periods["period_start"]).dt.days.to_numpy()
         status = np.where(age > 25, "paid", "open").astype(object)
         status[(rng.random(n) < 0.02) & (age > 60)] = "uncollectible"
-        tax_bp = periods["currency"].map(_TAX_BP).to_numpy() * (periods["contract_row"].to_numpy() % 5 < 2)
+        tax_bp = periods["currency"].map(_TAX_BP).to_numpy() * (
+            periods["contract_row"].to_numpy() % 5 < 2
+        )
         subtotal = amount - discount
         tax = (subtotal * tax_bp + 5_000) // 10_000
         invoices = pd.DataFrame(
@@ -396,7 +454,10 @@ class DemoSource:
                 "invoice_id": invoice_ids,
                 "subscription_id": periods["stripe_sub"],
                 "line_type": "subscription",
-                "price_id": "price_" + periods["currency"].str.lower() + "_" + pd.Series(unit).astype(str),
+                "price_id": "price_"
+                + periods["currency"].str.lower()
+                + "_"
+                + pd.Series(unit).astype(str),
                 "description": periods["quantity"].astype(str) + " seat(s)",
                 "quantity": quantity,
                 "unit_amount_minor": line_unit,
@@ -426,10 +487,16 @@ class DemoSource:
         # Duplicates: the same period invoiced twice, both paid.
         dup = plant_of == "duplicate"
         extra_invoices.append(invoices[dup].assign(invoice_id=invoices["invoice_id"] + "d"))
-        extra_lines.append(lines[dup].assign(invoice_id=lines["invoice_id"] + "d", line_id=lines["line_id"] + "d"))
+        extra_lines.append(
+            lines[dup].assign(invoice_id=lines["invoice_id"] + "d", line_id=lines["line_id"] + "d")
+        )
         # Void invoices with a corrected replacement: clean for reconciliation.
         void = (rng.random(n) < 0.02) & (plant_of == "")
-        extra_invoices.append(invoices[void].assign(invoice_id=invoices["invoice_id"] + "v", status="void", amount_paid_minor=0))
+        extra_invoices.append(
+            invoices[void].assign(
+                invoice_id=invoices["invoice_id"] + "v", status="void", amount_paid_minor=0
+            )
+        )
         extra_lines.append(
             lines[void].assign(
                 invoice_id=lines["invoice_id"] + "v",
@@ -443,7 +510,9 @@ class DemoSource:
         lines = pd.concat([lines, *extra_lines, orphans[1]], ignore_index=True)
         return invoices, lines, orphan_customers
 
-    def _orphans(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[tuple[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    def _orphans(
+        self, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[tuple[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
         """Stripe customers linked to no CRM account, billed in the window."""
         n = len(rows)
         ids = _ids("cus_orphan", np.arange(n) + 1, 5)
@@ -454,27 +523,48 @@ class DemoSource:
         amount = np.full(n, 49_900)
         invoices = pd.DataFrame(
             {
-                "invoice_id": invoice_ids, "number": None, "customer_id": ids,
-                "subscription_id": _ids("sub_orphan", np.arange(n) + 1, 5), "status": "paid",
-                "currency": "USD", "created_at": begins, "period_start": begins, "period_end": begins,
-                "subtotal_minor": amount, "tax_minor": 0, "total_minor": amount,
-                "amount_paid_minor": amount, "amount_due_minor": amount,
+                "invoice_id": invoice_ids,
+                "number": None,
+                "customer_id": ids,
+                "subscription_id": _ids("sub_orphan", np.arange(n) + 1, 5),
+                "status": "paid",
+                "currency": "USD",
+                "created_at": begins,
+                "period_start": begins,
+                "period_end": begins,
+                "subtotal_minor": amount,
+                "tax_minor": 0,
+                "total_minor": amount,
+                "amount_paid_minor": amount,
+                "amount_due_minor": amount,
                 "billing_reason": "subscription_cycle",
             }
         )
         lines = pd.DataFrame(
             {
-                "line_id": _ids("il_orphan", np.arange(n) + 1, 5), "invoice_id": invoice_ids,
-                "subscription_id": invoices["subscription_id"], "line_type": "subscription",
-                "price_id": "price_usd_49900", "description": "Team plan", "quantity": 1,
-                "unit_amount_minor": amount, "amount_minor": amount, "discount_minor": 0,
-                "currency": "USD", "period_start": begins, "period_end": ends, "proration": False,
+                "line_id": _ids("il_orphan", np.arange(n) + 1, 5),
+                "invoice_id": invoice_ids,
+                "subscription_id": invoices["subscription_id"],
+                "line_type": "subscription",
+                "price_id": "price_usd_49900",
+                "description": "Team plan",
+                "quantity": 1,
+                "unit_amount_minor": amount,
+                "amount_minor": amount,
+                "discount_minor": 0,
+                "currency": "USD",
+                "period_start": begins,
+                "period_end": ends,
+                "proration": False,
             }
         )
         customers = pd.DataFrame(
             {
-                "customer_id": ids, "name": "Self-serve signup " + pd.Series(np.arange(n) + 1).astype(str),
-                "email": None, "currency": "usd", "salesforce_account_id": None,
+                "customer_id": ids,
+                "name": "Self-serve signup " + pd.Series(np.arange(n) + 1).astype(str),
+                "email": None,
+                "currency": "usd",
+                "salesforce_account_id": None,
                 "created_at": begins,
             }
         )
@@ -506,7 +596,10 @@ class DemoSource:
                 "customer_id": billing["customer_id"],
                 "status": "active",
                 "currency": billing["currency"],
-                "price_id": "price_" + billing["currency"].str.lower() + "_" + pd.Series(unit, index=billing.index).astype(str),
+                "price_id": "price_"
+                + billing["currency"].str.lower()
+                + "_"
+                + pd.Series(unit, index=billing.index).astype(str),
                 "quantity": billing["quantity"],
                 "unit_amount_minor": unit,
                 "interval": np.where(months == 12, "year", "month"),
@@ -518,9 +611,13 @@ class DemoSource:
             }
         )
 
-    def _payments(self, invoices: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _payments(
+        self, invoices: pd.DataFrame, rng: np.random.Generator
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """A charge per collected or attempted invoice; failures and disputes on some."""
-        billable = invoices[(invoices["status"] != "void") & (invoices["total_minor"] > 0)].reset_index(drop=True)
+        billable = invoices[
+            (invoices["status"] != "void") & (invoices["total_minor"] > 0)
+        ].reset_index(drop=True)
         n = len(billable)
         failed = (billable["status"] != "paid").to_numpy() & (rng.random(n) < 0.6)
         charges = pd.DataFrame(
@@ -531,17 +628,29 @@ class DemoSource:
                 "amount_minor": billable["total_minor"],
                 "amount_refunded_minor": 0,
                 "currency": billable["currency"],
-                "status": np.where(failed, "failed", np.where(billable["status"] == "paid", "succeeded", "pending")),
-                "failure_code": np.where(failed, rng.choice(["card_declined", "insufficient_funds", "expired_card"], n), None),
+                "status": np.where(
+                    failed, "failed", np.where(billable["status"] == "paid", "succeeded", "pending")
+                ),
+                "failure_code": np.where(
+                    failed,
+                    rng.choice(["card_declined", "insufficient_funds", "expired_card"], n),
+                    None,
+                ),
                 "disputed": False,
                 "created_at": billable["created_at"] + pd.Timedelta(hours=1),
             }
         )
         succeeded = np.flatnonzero(charges["status"].to_numpy() == "succeeded")
-        chosen = rng.choice(succeeded, max(1, len(succeeded) // 150), replace=False) if len(succeeded) else succeeded
+        chosen = (
+            rng.choice(succeeded, max(1, len(succeeded) // 150), replace=False)
+            if len(succeeded)
+            else succeeded
+        )
         charges.loc[chosen, "disputed"] = True
         picked = charges.loc[chosen]
-        statuses = rng.choice(["needs_response", "under_review", "won", "lost"], len(picked), p=[0.3, 0.25, 0.25, 0.2])
+        statuses = rng.choice(
+            ["needs_response", "under_review", "won", "lost"], len(picked), p=[0.3, 0.25, 0.25, 0.2]
+        )
         created = picked["created_at"] + pd.to_timedelta(rng.integers(5, 40, len(picked)), unit="D")
         disputes = pd.DataFrame(
             {
@@ -551,7 +660,10 @@ class DemoSource:
                 "amount_minor": picked["amount_minor"].to_numpy(),
                 "currency": picked["currency"].to_numpy(),
                 "status": statuses,
-                "reason": rng.choice(["fraudulent", "product_not_received", "subscription_canceled", "duplicate"], len(picked)),
+                "reason": rng.choice(
+                    ["fraudulent", "product_not_received", "subscription_canceled", "duplicate"],
+                    len(picked),
+                ),
                 "created_at": created.to_numpy(),
                 "evidence_due_by": (created + pd.Timedelta(days=14)).to_numpy(),
             }
@@ -562,7 +674,9 @@ class DemoSource:
         counts = rng.poisson(1.4, len(accounts))
         rows = np.repeat(np.arange(len(accounts)), counts)
         n = len(rows)
-        created = pd.Timestamp(self.as_of, tz="UTC") - pd.to_timedelta(rng.integers(1, 120 * 86_400, n), unit="s")
+        created = pd.Timestamp(self.as_of, tz="UTC") - pd.to_timedelta(
+            rng.integers(1, 120 * 86_400, n), unit="s"
+        )
         closed = rng.random(n) < 0.7
         closed_at = created + pd.to_timedelta(rng.integers(3_600, 20 * 86_400, n), unit="s")
         closed = closed & (closed_at <= pd.Timestamp(self.as_of, tz="UTC"))
@@ -570,8 +684,21 @@ class DemoSource:
             {
                 "case_id": _sf_ids("500", np.arange(n) + 1),
                 "account_id": accounts["account_id"].to_numpy()[rows],
-                "subject": rng.choice(["Login issue", "Invoice question", "Feature request", "Outage report", "Data export"], n),
-                "status": np.where(closed, "Closed", rng.choice(["New", "Working", "Escalated"], n, p=[0.4, 0.45, 0.15])),
+                "subject": rng.choice(
+                    [
+                        "Login issue",
+                        "Invoice question",
+                        "Feature request",
+                        "Outage report",
+                        "Data export",
+                    ],
+                    n,
+                ),
+                "status": np.where(
+                    closed,
+                    "Closed",
+                    rng.choice(["New", "Working", "Escalated"], n, p=[0.4, 0.45, 0.15]),
+                ),
                 "priority": rng.choice(["Low", "Medium", "High"], n, p=[0.45, 0.4, 0.15]),
                 "is_closed": closed,
                 "created_at": created.astype("datetime64[us, UTC]"),
@@ -580,7 +707,9 @@ class DemoSource:
             }
         )
 
-    def _opportunities(self, contracts: pd.DataFrame, accounts: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    def _opportunities(
+        self, contracts: pd.DataFrame, accounts: pd.DataFrame, rng: np.random.Generator
+    ) -> pd.DataFrame:
         """Open renewal opportunities for half the contracts ending within 90 days."""
         as_of = pd.Timestamp(self.as_of)
         ending = contracts[
@@ -635,7 +764,9 @@ class DemoSource:
                 "quantity": active.ravel().astype(np.float64),
             }
         )
-        calls = frame.assign(metric="api_calls", quantity=np.rint(frame["quantity"] * rng.uniform(80, 120)))
+        calls = frame.assign(
+            metric="api_calls", quantity=np.rint(frame["quantity"] * rng.uniform(80, 120))
+        )
         out = pd.concat([frame, calls], ignore_index=True)
         out["date"] = out["date"].astype(DATE)
         return validate_frame("usage", conform("usage", out))

@@ -50,14 +50,18 @@ def contract_periods(contracts: pd.DataFrame, window: Window) -> pd.DataFrame:
     first_k = np.maximum(first_k, 0)
     per_contract = window.months // months + 2
     repeat = np.repeat(np.arange(len(contracts)), per_contract)
-    offset = np.arange(len(repeat)) - np.repeat(np.cumsum(per_contract) - per_contract, per_contract)
+    offset = np.arange(len(repeat)) - np.repeat(
+        np.cumsum(per_contract) - per_contract, per_contract
+    )
     k = first_k[repeat] + offset
     rows = contracts.iloc[repeat].reset_index(drop=True)
     m = months[repeat]
     period_start = add_months(rows["start_date"], k * m)
     next_start = add_months(rows["start_date"], (k + 1) * m)
     last_day_after = rows["end_date"] + pd.Timedelta(days=1)
-    period_end = next_start.where(rows["end_date"].isna() | (next_start <= last_day_after), last_day_after)
+    period_end = next_start.where(
+        rows["end_date"].isna() | (next_start <= last_day_after), last_day_after
+    )
     keep = window.contains(period_start) & (
         rows["end_date"].isna().to_numpy() | (period_start <= rows["end_date"]).to_numpy()
     )

@@ -42,7 +42,9 @@ def link_customers(
     links = links.merge(meta, on="customer_id", how="left").merge(crm, on="customer_id", how="left")
     links["account_id"] = links["meta_account"].fillna(links["crm_account"])
     links["link"] = np.where(
-        links["meta_account"].notna(), "metadata", np.where(links["crm_account"].notna(), "crm", None)
+        links["meta_account"].notna(),
+        "metadata",
+        np.where(links["crm_account"].notna(), "crm", None),
     )
     links["link"] = links["link"].astype("str").where(links["account_id"].notna())
     return links[["customer_id", "account_id", "link"]]
@@ -87,13 +89,24 @@ def match_lines_to_contracts(
     keys = ["line_key", "subscription_id", "account_id", "start_date", "currency"]
     with_sub = contracts[contracts["stripe_subscription_id"].notna()]
     by_sub = lines.loc[lines["subscription_id"].notna(), keys].merge(
-        with_sub[["contract_id", "stripe_subscription_id", "start_date", "end_date", "status", "currency"]],
+        with_sub[
+            [
+                "contract_id",
+                "stripe_subscription_id",
+                "start_date",
+                "end_date",
+                "status",
+                "currency",
+            ]
+        ],
         left_on="subscription_id",
         right_on="stripe_subscription_id",
         suffixes=("", "_contract"),
     )
     by_sub["matched_by"] = "subscription"
-    rest = lines.loc[~lines["line_key"].isin(by_sub["line_key"]) & lines["account_id"].notna(), keys]
+    rest = lines.loc[
+        ~lines["line_key"].isin(by_sub["line_key"]) & lines["account_id"].notna(), keys
+    ]
     without_sub = contracts[contracts["stripe_subscription_id"].isna()]
     by_account = rest.merge(
         without_sub[["contract_id", "account_id", "start_date", "end_date", "status", "currency"]],

@@ -134,7 +134,9 @@ def reconcile(
         "invoice_lines_read": len(data.invoice_lines),
         "invoice_lines_billable": len(lines),
         "invoice_lines_in_window": len(assigned) + len(loose),
-        "invoices_in_window": int(pd.concat([assigned["invoice_id"], loose["invoice_id"]]).nunique()),
+        "invoices_in_window": int(
+            pd.concat([assigned["invoice_id"], loose["invoice_id"]]).nunique()
+        ),
         "contract_periods": len(expected),
         "contract_periods_due": int(expected["due"].sum()),
         "contract_periods_clean": int(
@@ -292,7 +294,11 @@ def _period_rows(periods: pd.DataFrame, code: str, billed: pd.Series | None = No
             "billed_minor": billed_minor.astype("Int64"),
             "variance_minor": (billed_minor - periods["expected_minor"]).astype("Int64"),
             "period_key": periods["period_key"],
-            "finding_key": code + ":" + periods["contract_id"] + ":" + _iso(periods["period_start"]),
+            "finding_key": code
+            + ":"
+            + periods["contract_id"]
+            + ":"
+            + _iso(periods["period_start"]),
         }
     )
 
@@ -450,7 +456,10 @@ def _currency_mismatches(per_invoice: pd.DataFrame) -> pd.DataFrame:
         f"invoice bills {format_money(b, cur)}; the contract is in {cc} "
         f"({format_money(e, cc)} expected)"
         for b, cur, cc, e in zip(
-            hit["billed_minor"], hit["currency"], hit["contract_currency"], hit["expected_minor"],
+            hit["billed_minor"],
+            hit["currency"],
+            hit["contract_currency"],
+            hit["expected_minor"],
             strict=True,
         )
     ]
@@ -479,14 +488,15 @@ def _line_rows(frame: pd.DataFrame, code: str) -> pd.DataFrame:
 def _outside_contract(
     lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
 ) -> pd.DataFrame:
-    grouped = _line_rows(lines, "billed_outside_contract").merge(contracts, on="contract_id", how="left")
+    grouped = _line_rows(lines, "billed_outside_contract").merge(
+        contracts, on="contract_id", how="left"
+    )
     active = grouped["contract_status"].isin(config.billing_contract_statuses)
     details = []
-    for is_active, status, start, end, c_start, c_end in zip(
+    for is_active, status, start, c_start, c_end in zip(
         active,
         grouped["contract_status"],
         grouped["period_start"],
-        grouped["period_end"],
         grouped["contract_start"],
         grouped["contract_end"],
         strict=True,
@@ -494,9 +504,14 @@ def _outside_contract(
         if not is_active:
             details.append(f"contract is {status}, not active")
         elif start < c_start:
-            details.append(f"bills service from {start:%Y-%m-%d}, before the contract starts on {c_start:%Y-%m-%d}")
+            details.append(
+                f"bills service from {start:%Y-%m-%d}, "
+                f"before the contract starts on {c_start:%Y-%m-%d}"
+            )
         else:
-            details.append(f"bills service from {start:%Y-%m-%d}, after the contract ended on {c_end:%Y-%m-%d}")
+            details.append(
+                f"bills service from {start:%Y-%m-%d}, after the contract ended on {c_end:%Y-%m-%d}"
+            )
     return pd.DataFrame(
         {
             "code": "billed_outside_contract",
@@ -511,17 +526,25 @@ def _outside_contract(
             "variance_minor": grouped["billed_minor"].astype("Int64"),
             "detail": details,
             "period_key": pd.Series(pd.NA, index=grouped.index, dtype="str"),
-            "finding_key": "billed_outside_contract:" + grouped["contract_id"] + ":" + grouped["invoice_id"],
+            "finding_key": "billed_outside_contract:"
+            + grouped["contract_id"]
+            + ":"
+            + grouped["invoice_id"],
         }
     )
 
 
 def _unmatched(lines: pd.DataFrame, links: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
-    grouped = _line_rows(lines.assign(contract_id=lines["contract_id"].astype("str")), "unmatched_invoice")
+    grouped = _line_rows(
+        lines.assign(contract_id=lines["contract_id"].astype("str")), "unmatched_invoice"
+    )
     accounts_with_contracts = set(contracts["account_id"])
     details = []
     for account, customer, subscription, start in zip(
-        grouped["account_id"], grouped["customer_id"], grouped["subscription_id"], grouped["period_start"],
+        grouped["account_id"],
+        grouped["customer_id"],
+        grouped["subscription_id"],
+        grouped["period_start"],
         strict=True,
     ):
         if pd.isna(account):
@@ -563,7 +586,10 @@ def _finish_findings(frames: list[pd.DataFrame], config: ReconciliationConfig) -
     )
     findings = (
         findings.assign(_order=order)
-        .sort_values(["_order", "account_id", "contract_id", "period_start", "invoice_id"], na_position="last")
+        .sort_values(
+            ["_order", "account_id", "contract_id", "period_start", "invoice_id"],
+            na_position="last",
+        )
         .drop(columns="_order")
         .reset_index(drop=True)
     )
@@ -572,8 +598,18 @@ def _finish_findings(frames: list[pd.DataFrame], config: ReconciliationConfig) -
 
 def _typed_findings(findings: pd.DataFrame) -> pd.DataFrame:
     out = findings.copy()
-    for col in ("run_id", "code", "severity", "account_id", "contract_id", "invoice_id",
-                "currency", "detail", "finding_key", "period_key"):
+    for col in (
+        "run_id",
+        "code",
+        "severity",
+        "account_id",
+        "contract_id",
+        "invoice_id",
+        "currency",
+        "detail",
+        "finding_key",
+        "period_key",
+    ):
         out[col] = out[col].astype("str")
     for col in ("period_start", "period_end"):
         out[col] = out[col].astype(DATE)
@@ -594,7 +630,7 @@ def _matched_pairs(per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.Data
         .groupby("period_key")["code"]
         .agg(lambda s: ";".join(sorted(set(s))))
     )
-    status = per_invoice["period_key"].map(codes).fillna("clean")
+    status = per_invoice["period_key"].map(codes).astype("str").fillna("clean")
     out = pd.DataFrame(
         {
             "run_id": "",
@@ -609,7 +645,9 @@ def _matched_pairs(per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.Data
             "status": status.astype("str"),
         }
     )
-    return out.sort_values(["account_id", "contract_id", "period_start", "invoice_id"]).reset_index(drop=True)
+    return out.sort_values(["account_id", "contract_id", "period_start", "invoice_id"]).reset_index(
+        drop=True
+    )
 
 
 def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
@@ -622,7 +660,9 @@ def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
         variance_minor=("variance_minor", lambda s: s.sum(min_count=1)),
     ).reset_index()
     order = {code: i for i, code in enumerate(FINDING_CODES)}
-    out = out.sort_values(["code", "currency"], key=lambda s: s.map(order) if s.name == "code" else s)
+    out = out.sort_values(
+        ["code", "currency"], key=lambda s: s.map(order) if s.name == "code" else s
+    )
     for col in ("expected_minor", "billed_minor", "variance_minor"):
         out[col] = out[col].astype("Int64")
     return out.reset_index(drop=True)

@@ -16,33 +16,64 @@ def ts(day: str) -> datetime:
 
 
 def account(account_id: str = "001A", **kw: object) -> dict:
-    return {"account_id": account_id, "name": f"Account {account_id}", "owner_id": "005U1",
-            "stripe_customer_id": None, "segment": "mid_market"} | kw
+    return {
+        "account_id": account_id,
+        "name": f"Account {account_id}",
+        "owner_id": "005U1",
+        "stripe_customer_id": None,
+        "segment": "mid_market",
+    } | kw
 
 
 def contract(contract_id: str = "800C", account_id: str = "001A", **kw: object) -> dict:
     return {
-        "contract_id": contract_id, "account_id": account_id, "status": "Activated",
-        "start_date": pd.Timestamp("2026-01-01"), "end_date": pd.Timestamp("2026-12-31"),
-        "currency": "USD", "billing_frequency": "monthly", "unit_price_minor": 10_000,
-        "quantity": 10, "discount_pct": 0.0, "auto_renew": True, "owner_id": "005U1",
+        "contract_id": contract_id,
+        "account_id": account_id,
+        "status": "Activated",
+        "start_date": pd.Timestamp("2026-01-01"),
+        "end_date": pd.Timestamp("2026-12-31"),
+        "currency": "USD",
+        "billing_frequency": "monthly",
+        "unit_price_minor": 10_000,
+        "quantity": 10,
+        "discount_pct": 0.0,
+        "auto_renew": True,
+        "owner_id": "005U1",
         "stripe_subscription_id": None,
-    } | {k: (pd.Timestamp(v) if k.endswith("_date") and isinstance(v, str) else v)
-         for k, v in kw.items()}
+    } | {
+        k: (pd.Timestamp(v) if k.endswith("_date") and isinstance(v, str) else v)
+        for k, v in kw.items()
+    }
 
 
 def customer(customer_id: str = "cus_A", account_id: str | None = None, **kw: object) -> dict:
-    return {"customer_id": customer_id, "name": "Customer", "email": None, "currency": "usd",
-            "salesforce_account_id": account_id, "created_at": ts("2025-12-01")} | kw
+    return {
+        "customer_id": customer_id,
+        "name": "Customer",
+        "email": None,
+        "currency": "usd",
+        "salesforce_account_id": account_id,
+        "created_at": ts("2025-12-01"),
+    } | kw
 
 
 def invoice(invoice_id: str, customer_id: str = "cus_A", **kw: object) -> dict:
     return {
-        "invoice_id": invoice_id, "number": None, "customer_id": customer_id,
-        "subscription_id": None, "status": "paid", "currency": "USD",
-        "created_at": ts("2026-10-01"), "period_start": None, "period_end": None,
-        "subtotal_minor": 0, "tax_minor": 0, "total_minor": 0, "amount_paid_minor": 0,
-        "amount_due_minor": 0, "billing_reason": "subscription_cycle",
+        "invoice_id": invoice_id,
+        "number": None,
+        "customer_id": customer_id,
+        "subscription_id": None,
+        "status": "paid",
+        "currency": "USD",
+        "created_at": ts("2026-10-01"),
+        "period_start": None,
+        "period_end": None,
+        "subtotal_minor": 0,
+        "tax_minor": 0,
+        "total_minor": 0,
+        "amount_paid_minor": 0,
+        "amount_due_minor": 0,
+        "billing_reason": "subscription_cycle",
     } | kw
 
 
@@ -50,11 +81,20 @@ def line(invoice_id: str, start: str = "2026-10-01", end: str = "2026-11-01", **
     quantity = kw.get("quantity", 10)
     unit = kw.get("unit_amount_minor", 10_000)
     return {
-        "line_id": f"il_{invoice_id}_{kw.pop('n', 1)}", "invoice_id": invoice_id,
-        "subscription_id": None, "line_type": "subscription", "price_id": "price_1",
-        "description": None, "quantity": quantity, "unit_amount_minor": unit,
-        "amount_minor": (quantity or 1) * (unit or 0), "discount_minor": 0, "currency": "USD",
-        "period_start": ts(start), "period_end": ts(end), "proration": False,
+        "line_id": f"il_{invoice_id}_{kw.pop('n', 1)}",
+        "invoice_id": invoice_id,
+        "subscription_id": None,
+        "line_type": "subscription",
+        "price_id": "price_1",
+        "description": None,
+        "quantity": quantity,
+        "unit_amount_minor": unit,
+        "amount_minor": (quantity or 1) * (unit or 0),
+        "discount_minor": 0,
+        "currency": "USD",
+        "period_start": ts(start),
+        "period_end": ts(end),
+        "proration": False,
     } | kw
 
 
@@ -68,8 +108,12 @@ def frame(name: str, rows: list[dict]) -> pd.DataFrame:
 
 
 def recon_input(
-    *, accounts: list[dict], contracts: list[dict], customers: list[dict],
-    invoices: list[dict], lines: list[dict],
+    *,
+    accounts: list[dict],
+    contracts: list[dict],
+    customers: list[dict],
+    invoices: list[dict],
+    lines: list[dict],
 ) -> ReconciliationInput:
     """A ReconciliationInput from row dicts; invoice subtotals are filled from the lines."""
     inv = frame("invoices", invoices)

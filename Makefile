@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (python3 and make): `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# The demo keeps Prefect's state under var/ and ignores any Prefect server configured elsewhere.
+DEMO_ENV := env -u PREFECT_API_URL -u PREFECT_PROFILE PREFECT_HOME=$(CURDIR)/var/prefect
+
+.PHONY: install demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(DEMO_ENV) $(BIN)/revops demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/reconcile.py
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""reconcile_invoices: CRM contracts vs Stripe invoices for a window, to finance-ready outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from connectors.registry import build_sources
+from connectors.warehouse import RunRecord
+from flows.params import ReconcileParams
+from revops.config import reconciliation_config
+from revops.settings import get_settings
+from tasks.reconcile_tasks import (
+    extract_reconciliation_input,
+    publish_reconciliation,
+    reconcile_window,
+    reconciliation_artifacts,
+    reconciliation_run_id,
+)
+
+
+@flow(name="reconcile-invoices", timeout_seconds=3 * 3600, validate_parameters=True)
+def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
+    """Extract contracts and invoices, reconcile the window, publish files, tables and artifacts."""
+    params = params or ReconcileParams()
+    as_of, window = params.resolved_as_of(), params.window()
+    sources = build_sources(
+        source=params.source,
+        billing=params.billing,
+        crm=params.crm,
+        usage=params.usage,
+        input_dir=params.input_dir,
+        as_of=as_of,
+        demo_size=params.demo_size,
+        demo_seed=params.demo_seed,
+    )
+    config = reconciliation_config()
+
+    data, prints = extract_reconciliation_input(sources)
+    result = reconcile_window(data, window, as_of, config)
+
+    settings = get_settings()
+    parameters = params.model_dump(mode="json", exclude={"out_dir", "as_of", "period"})
+    parameters["config"] = config.model_dump(mode="json")
+    run = RunRecord(
+        run_id=reconciliation_run_id(window, as_of, sources.label, parameters, prints),
+        period=window.label,
+        window_start=window.start,
+        window_end=window.end,
+        as_of=as_of,
+        source=sources.label,
+        parameters=parameters,
+        input_fingerprints=prints,
+        counts=result.counts,
+        totals=result.by_currency.to_dict("records"),
+        flow_run_id=flow_run.get_id(),
+    )
+    out_dir = Path(params.out_dir)
+    paths = publish_reconciliation(result, run, out_dir, settings.database_url)
+    reconciliation_artifacts(result, run, out_dir)
+    return {
+        "run_id": run.run_id,
+        "period": window.label,
+        "as_of": as_of.isoformat(),
+        "source": sources.label,
+        "counts": result.counts,
+        "totals": run.totals,
+        "by_code": result.by_code.astype(object)
+        .where(result.by_code.notna(), None)
+        .to_dict("records"),
+        "outputs": [str(p) for p in paths],
+    }

@@ -1,0 +1,238 @@
+"""Finance-ready outputs of a reconciliation: CSV, XLSX, markdown; landed whole or not at all.
+
+Files are first written into a staging folder beside the destination and moved into place
+only when every one of them was written, so a failure leaves the previous outputs untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from revops.money import exponent, format_money, minor_to_major
+from tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
+
+RECONCILIATION_FILES = ("reconciliation.csv", "matched.csv", "reconciliation.xlsx", "summary.md")
+_HEADER = Font(bold=True, color="FFFFFF")
+_HEADER_FILL = PatternFill("solid", fgColor="1F3864")
+
+
+@contextmanager
+def staged_outputs(out_dir: Path) -> Iterator[Path]:
+    """A staging folder whose files replace those in `out_dir` only if the block succeeds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_reconciliation_files(
+    result: ReconciliationResult, run_id: str, summary_md: str, folder: Path
+) -> list[Path]:
+    """Write reconciliation.csv, matched.csv, reconciliation.xlsx and summary.md to `folder`."""
+    findings = result.findings.assign(run_id=run_id)[FINDING_COLUMNS]
+    matched = result.matched.assign(run_id=run_id)[MATCHED_COLUMNS]
+    paths = [folder / name for name in RECONCILIATION_FILES]
+    _csv(findings, paths[0])
+    _csv(matched, paths[1])
+    _workbook(result, run_id, findings, paths[2])
+    paths[3].write_text(summary_md, encoding="utf-8")
+    return paths
+
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+
+
+def _workbook(
+    result: ReconciliationResult, run_id: str, findings: pd.DataFrame, path: Path
+) -> None:
+    book = Workbook(write_only=True)
+    summary = book.create_sheet("Summary")
+    summary.append(["Reconciliation", result.window.label])
+    summary.append(["Window", f"{result.window.start} to {result.window.end} (end exclusive)"])
+    summary.append(["As of", result.as_of.isoformat()])
+    summary.append(["Run id", run_id])
+    summary.append([])
+    summary.append(
+        _header(
+            summary, ["Currency", "Expected", "Billed", "Under-billed", "Over-billed", "Findings"]
+        )
+    )
+    for row in result.by_currency.itertuples(index=False):
+        summary.append(
+            [row.currency]
+            + [
+                _money_cell(summary, v, row.currency)
+                for v in (
+                    row.expected_minor,
+                    row.billed_minor,
+                    row.underbilled_minor,
+                    row.overbilled_minor,
+                )
+            ]
+            + [int(row.findings)]
+        )
+    summary.append([])
+    summary.append(
+        _header(summary, ["Code", "Currency", "Findings", "Expected", "Billed", "Variance"])
+    )
+    for row in result.by_code.itertuples(index=False):
+        summary.append(
+            [row.code, row.currency, int(row.findings)]
+            + [
+                _money_cell(summary, v, row.currency)
+                for v in (row.expected_minor, row.billed_minor, row.variance_minor)
+            ]
+        )
+    summary.append([])
+    summary.append(
+        ["Codes overlap: a period can carry several, so money is not added across codes."]
+    )
+
+    exceptions = book.create_sheet("Exceptions")
+    money_cols = ("expected", "billed", "variance")
+    headers = [c for c in FINDING_COLUMNS if c != "run_id"] + [
+        f"{c} (major units)" for c in money_cols
+    ]
+    exceptions.append(_header(exceptions, headers))
+    for record in findings.to_dict("records"):
+        currency = record["currency"]
+        values = [_plain(record[c]) for c in headers[: -len(money_cols)]]
+        values += [_money_cell(exceptions, record[f"{c}_minor"], currency) for c in money_cols]
+        exceptions.append(values)
+    exceptions.freeze_panes = "A2"
+    exceptions.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(findings) + 1}"
+    book.save(path)
+
+
+def _header(sheet: Worksheet, names: list[str]) -> list[WriteOnlyCell]:
+    cells = []
+    for name in names:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = _HEADER
+        cell.fill = _HEADER_FILL
+        cells.append(cell)
+    return cells
+
+
+def _money_cell(sheet: Worksheet, amount: object, currency: str) -> WriteOnlyCell | None:
+    """A numeric cell in major units with the currency's decimals, exact (Decimal)."""
+    if amount is None or pd.isna(amount):
+        return None
+    exp = exponent(currency)
+    cell = WriteOnlyCell(sheet, value=minor_to_major(int(amount), currency))
+    cell.number_format = "#,##0" + ("." + "0" * exp if exp else "")
+    return cell
+
+
+def _plain(value: object) -> object:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def summary_markdown(
+    result: ReconciliationResult,
+    run_id: str,
+    source: str,
+    out_dir: Path | None = None,
+    top: int = 10,
+) -> str:
+    """The run's summary for finance: totals per currency, findings per code, top exceptions."""
+    lines = [
+        f"# Reconciliation {result.window.label}",
+        "",
+        f"Window {result.window.start} to {result.window.end} (end exclusive), as of "
+        f"{result.as_of}, source `{source}`, run `{run_id}`.",
+        "",
+        f"{result.counts['contract_periods_due']} contract periods due, "
+        f"{result.counts['contract_periods_clean']} clean; "
+        f"{result.counts['invoices_in_window']} invoices checked; "
+        f"**{len(result.findings)} findings**.",
+        "",
+        "## Money per currency",
+        "",
+        "| Currency | Expected | Billed | Under-billed | Over-billed | Findings |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in result.by_currency.itertuples(index=False):
+        cur = row.currency
+        amounts = (
+            row.expected_minor,
+            row.billed_minor,
+            row.underbilled_minor,
+            row.overbilled_minor,
+        )
+        lines.append(
+            f"| {cur} | " + " | ".join(_m(a, cur) for a in amounts) + f" | {row.findings} |"
+        )
+    lines += [
+        "",
+        "## Findings per code",
+        "",
+        "| Code | Currency | Findings | Variance |",
+        "|---|---|---:|---:|",
+    ]
+    for row in result.by_code.itertuples(index=False):
+        variance = _m(row.variance_minor, row.currency)
+        lines.append(f"| `{row.code}` | {row.currency} | {row.findings} | {variance} |")
+    if result.by_code.empty:
+        lines.append("| none | | 0 | |")
+    if not result.findings.empty:
+        biggest = result.findings.assign(
+            _abs=result.findings["variance_minor"]
+            .abs()
+            .fillna(result.findings["billed_minor"].abs())
+        ).sort_values(["severity", "_abs"], ascending=[True, False], key=_severity_key)
+        lines += [
+            "",
+            f"## Top {min(top, len(biggest))} exceptions",
+            "",
+            "| Severity | Code | Account | Contract | Period | Variance | Detail |",
+            "|---|---|---|---|---|---:|---|",
+        ]
+        for row in biggest.head(top).itertuples(index=False):
+            lines.append(
+                f"| {row.severity} | `{row.code}` | {_s(row.account_id)} | {_s(row.contract_id)} "
+                f"| {row.period_start:%Y-%m-%d} | {_m(row.variance_minor, row.currency)} "
+                f"| {row.detail} |"
+            )
+    if out_dir is not None:
+        lines += ["", "## Files", ""] + [f"- `{out_dir / name}`" for name in RECONCILIATION_FILES]
+    return "\n".join(lines) + "\n"
+
+
+def _severity_key(series: pd.Series) -> pd.Series:
+    if series.name == "severity":
+        return series.map({"high": 0, "medium": 1, "low": 2})
+    return series
+
+
+def _m(amount: object, currency: str) -> str:
+    if amount is None or pd.isna(amount):
+        return "—"
+    return format_money(int(amount), currency).split(" ", 1)[1]
+
+
+def _s(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else str(value)

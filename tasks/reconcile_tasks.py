@@ -1,0 +1,139 @@
+"""Prefect tasks of the reconciliation flow: thin wrappers adding retries and logging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from connectors.registry import Sources
+from connectors.warehouse import RunRecord, Warehouse
+from revops.config import ReconciliationConfig
+from revops.frames import fingerprint
+from tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from tasks.periods import Window
+from tasks.reconciliation import ReconciliationInput, ReconciliationResult, reconcile
+from tasks.retry_policy import retry_transient
+
+ARTIFACT_ROWS = 500
+
+
+@task(
+    name="extract-reconciliation-input",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def extract_reconciliation_input(sources: Sources) -> tuple[ReconciliationInput, dict[str, str]]:
+    """Read accounts and contracts from the CRM, customers and invoices from billing."""
+    logger = get_run_logger()
+    invoices, lines = sources.billing.invoices()
+    data = ReconciliationInput(
+        accounts=sources.crm.accounts(),
+        contracts=sources.crm.contracts(),
+        customers=sources.billing.customers(),
+        invoices=invoices,
+        invoice_lines=lines,
+    )
+    prints = {name: fingerprint(frame) for name, frame in vars(data).items()}
+    logger.info(
+        "Read %d accounts, %d contracts, %d customers, %d invoices with %d lines from %s",
+        len(data.accounts),
+        len(data.contracts),
+        len(data.customers),
+        len(invoices),
+        len(lines),
+        sources.label,
+    )
+    return data, prints
+
+
+@task(name="reconcile-window", cache_policy=NO_CACHE)
+def reconcile_window(
+    data: ReconciliationInput, window: Window, as_of: date, config: ReconciliationConfig
+) -> ReconciliationResult:
+    """Compare expected with billed for the window (pure logic in tasks.reconciliation)."""
+    result = reconcile(data, window, as_of, config)
+    get_run_logger().info(
+        "Reconciled %s: %d contract periods due, %d findings",
+        window.label,
+        result.counts["contract_periods_due"],
+        len(result.findings),
+    )
+    return result
+
+
+def reconciliation_run_id(
+    window: Window, as_of: date, source: str, parameters: dict, prints: dict
+) -> str:
+    """Same window, as-of, source, parameters and input content -> the same run id."""
+    payload = json.dumps(
+        {
+            "window": window.label,
+            "as_of": as_of.isoformat(),
+            "source": source,
+            "parameters": parameters,
+            "inputs": prints,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return f"rec-{window.label.lower()}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+@task(name="publish-reconciliation", cache_policy=NO_CACHE)
+def publish_reconciliation(
+    result: ReconciliationResult, run: RunRecord, out_dir: Path, database_url: str
+) -> list[Path]:
+    """Write the files and the warehouse rows; either all of it lands or none of it does.
+
+    Files are staged first, then the warehouse transaction commits, then the files move into
+    place. A failure before the move leaves the previous outputs and tables as they were.
+    """
+    warehouse = Warehouse(database_url)
+    markdown = summary_markdown(result, run.run_id, run.source, out_dir)
+    with staged_outputs(out_dir) as staging:
+        staged = write_reconciliation_files(result, run.run_id, markdown, staging)
+        warehouse.store_reconciliation(run, result.findings, result.matched)
+    paths = [out_dir / p.name for p in staged]
+    get_run_logger().info(
+        "Wrote %s and run %s to the warehouse", ", ".join(map(str, paths)), run.run_id
+    )
+    return paths
+
+
+@task(name="reconciliation-artifacts", cache_policy=NO_CACHE)
+def reconciliation_artifacts(result: ReconciliationResult, run: RunRecord, out_dir: Path) -> None:
+    """A markdown summary and a table of the exceptions on the flow run, keyed per source.
+
+    The same keys every run, so the Prefect UI shows each key's history across runs.
+    """
+    slug = "".join(ch if ch.isalnum() else "-" for ch in run.source.lower()).strip("-")
+    create_markdown_artifact(
+        markdown=summary_markdown(result, run.run_id, run.source, out_dir),
+        key=f"reconciliation-{slug}-summary",
+        description=f"Reconciliation {result.window.label} summary",
+    )
+    findings = result.findings.head(ARTIFACT_ROWS).assign(run_id=run.run_id)
+    records = json.loads(findings.to_json(orient="records", date_format="iso"))
+    for record in records:
+        for key in ("period_start", "period_end"):
+            if record.get(key):
+                record[key] = record[key][:10]
+    more = len(result.findings) - len(findings)
+    create_table_artifact(
+        table=records,
+        key=f"reconciliation-{slug}-exceptions",
+        description=(
+            f"Reconciliation {result.window.label}: {len(result.findings)} findings"
+            + (f" (first {ARTIFACT_ROWS} shown; all in reconciliation.csv)" if more > 0 else "")
+        ),
+    )

@@ -1,0 +1,92 @@
+"""reconcile_invoices under a real Prefect API: outputs, warehouse rows and artifacts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors.warehouse import Warehouse, reconciliation_findings, reconciliation_runs
+from flows.params import ReconcileParams
+from flows.reconcile_invoices import reconcile_invoices
+from tests.conftest import DEMO_AS_OF
+from tests.prefect_helpers import flow_run_artifacts
+
+pytestmark = pytest.mark.prefect
+
+
+def test_flow_publishes_files_warehouse_rows_and_artifacts(
+    prefect_api: str, warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", warehouse_url)
+    out = tmp_path / "out"
+    summary = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(out)))
+
+    assert summary["period"] == "2026-10"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "matched.csv",
+        "reconciliation.csv",
+        "reconciliation.xlsx",
+        "summary.md",
+    ]
+    findings = pd.read_csv(out / "reconciliation.csv")
+    assert len(findings) == summary["counts"]["findings"] == 13
+
+    warehouse = Warehouse(warehouse_url)
+    runs = warehouse.runs()
+    assert runs["run_id"].tolist() == [summary["run_id"]]
+    assert json.loads(runs.loc[0, "input_fingerprints"]).keys() == {
+        "accounts",
+        "contracts",
+        "customers",
+        "invoices",
+        "invoice_lines",
+    }
+    assert warehouse.count(reconciliation_findings, summary["run_id"]) == 13
+
+    artifacts = flow_run_artifacts(runs.loc[0, "flow_run_id"])
+    assert set(artifacts) == {"reconciliation-demo-summary", "reconciliation-demo-exceptions"}
+    table = artifacts["reconciliation-demo-exceptions"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert len(rows) == 13
+    assert {r["code"] for r in rows} == set(findings["code"])
+    assert "# Reconciliation 2026-10" in artifacts["reconciliation-demo-summary"].data
+
+
+def test_rerunning_the_same_inputs_writes_nothing_new(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    params = ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path))
+    first = reconcile_invoices(params)
+    csv_before = (tmp_path / "reconciliation.csv").read_bytes()
+    second = reconcile_invoices(params)
+    assert second["run_id"] == first["run_id"]
+    assert (tmp_path / "reconciliation.csv").read_bytes() == csv_before
+    warehouse = Warehouse(sqlite_url)
+    assert warehouse.count(reconciliation_runs) == 1
+    assert warehouse.count(reconciliation_findings) == 13
+
+
+def test_a_different_window_is_a_different_run(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    october = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path / "oct")))
+    september = reconcile_invoices(
+        ReconcileParams(as_of=DEMO_AS_OF, period="2026-09", out_dir=str(tmp_path / "sep"))
+    )
+    assert october["run_id"] != september["run_id"]
+    assert Warehouse(sqlite_url).count(reconciliation_runs) == 2
+    assert september["counts"]["findings"] == 1  # only the contract billed while Draft
+
+
+def test_parameters_are_validated_before_the_run() -> None:
+    with pytest.raises(ValueError, match="is not YYYY-MM"):
+        ReconcileParams(period="October")
+    with pytest.raises(ValueError, match="greater than or equal to 200"):
+        ReconcileParams(demo_size=10)
+    assert ReconcileParams(as_of=date(2026, 1, 10)).window().label == "2025-12"

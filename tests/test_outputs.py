@@ -1,0 +1,75 @@
+"""The files finance reads: CSV columns, the workbook, the summary; staged so they land whole."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS
+from tests.test_demo import reconcile_demo
+
+
+@pytest.fixture(scope="module")
+def result(demo_source):
+    return reconcile_demo(demo_source)
+
+
+def test_csv_files_hold_the_design_columns(result, tmp_path: Path) -> None:
+    write_reconciliation_files(result, "rec-x", "# s\n", tmp_path)
+    findings = pd.read_csv(tmp_path / "reconciliation.csv", dtype=str, keep_default_na=False)
+    assert list(findings.columns) == FINDING_COLUMNS
+    assert len(findings) == len(result.findings)
+    assert set(findings["run_id"]) == {"rec-x"}
+    row = findings[findings["code"] == "currency_mismatch"].iloc[0]
+    assert row["expected_minor"] == "" and row["variance_minor"] == ""
+    assert row["period_start"].count("-") == 2 and len(row["period_start"]) == 10
+    matched = pd.read_csv(tmp_path / "matched.csv", dtype=str)
+    assert list(matched.columns) == MATCHED_COLUMNS
+    assert len(matched) == len(result.matched)
+    assert (matched["status"] == "clean").sum() > 0
+
+
+def test_workbook_has_a_summary_and_exact_exceptions(result, tmp_path: Path) -> None:
+    write_reconciliation_files(result, "rec-x", "# s\n", tmp_path)
+    book = load_workbook(tmp_path / "reconciliation.xlsx")
+    assert book.sheetnames == ["Summary", "Exceptions"]
+    summary = [
+        [c for c in row if c is not None] for row in book["Summary"].iter_rows(values_only=True)
+    ]
+    assert ["Reconciliation", "2026-10"] in summary
+    codes_in_summary = {row[0] for row in summary if row and row[0] in set(result.findings["code"])}
+    assert codes_in_summary == set(result.findings["code"])
+    sheet = book["Exceptions"]
+    header = [c.value for c in sheet[1]]
+    assert header[:13] == [c for c in FINDING_COLUMNS if c != "run_id"]
+    assert sheet.max_row == len(result.findings) + 1
+    first = result.findings.iloc[0]
+    row = [c for c in sheet[2]]
+    variance_major = row[header.index("variance (major units)")]
+    assert Decimal(str(variance_major.value)) == Decimal(int(first["variance_minor"])).scaleb(-2)
+    assert variance_major.number_format == "#,##0.00"
+
+
+def test_summary_markdown_names_money_per_currency(result) -> None:
+    text = summary_markdown(result, "rec-x", "demo", Path("out"))
+    assert text.startswith("# Reconciliation 2026-10")
+    assert "| USD |" in text and "| JPY |" in text
+    assert "`missing_invoice`" in text
+    assert "`out/reconciliation.csv`" in text
+
+
+def test_staged_outputs_replace_files_only_when_all_were_written(tmp_path: Path) -> None:
+    (tmp_path / "reconciliation.csv").write_text("previous run\n")
+    with pytest.raises(RuntimeError), staged_outputs(tmp_path) as staging:
+        (staging / "reconciliation.csv").write_text("half of a new run\n")
+        raise RuntimeError("disk full")
+    assert (tmp_path / "reconciliation.csv").read_text() == "previous run\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["reconciliation.csv"], "no staging left behind"
+    with staged_outputs(tmp_path) as staging:
+        (staging / "reconciliation.csv").write_text("new run\n")
+    assert (tmp_path / "reconciliation.csv").read_text() == "new run\n"
