@@ -114,7 +114,7 @@ class DemoSource:
 
     name = "demo"
 
-    def __init__(self, as_of: date, size: int = 240, seed: int = 7, history_months: int = 15):
+    def __init__(self, as_of: date, size: int = 240, seed: int = 7, history_months: int = 24):
         if size < MIN_SIZE:
             raise ValueError(f"the demo needs at least {MIN_SIZE} contracts to plant every finding")
         self.as_of = as_of

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import DATE, FREQUENCY_MONTHS
-from tasks.periods import Window, add_months, periods_elapsed
+from tasks.periods import (
+    Window,
+    add_months_days,
+    add_months_parts,
+    month_parts,
+    periods_elapsed_days,
+)
 
 BASIS_POINTS = 10_000
 
@@ -34,65 +40,43 @@ def expected_unit_minor(contracts: pd.DataFrame) -> np.ndarray:
 def contract_periods(contracts: pd.DataFrame, window: Window) -> pd.DataFrame:
     """Every period of `contracts` that starts inside `window`, with its expected amount.
 
-    Columns: contract_id, period_index, period_start, period_end (exclusive),
-    full_period_end, expected_unit_minor, expected_minor. Contracts are not filtered by
-    status here; the caller passes the active ones.
+    Columns: contract_row (position in `contracts`), period_index, period_start, period_end
+    (exclusive), full_period_end, expected_unit_minor, expected_minor. Contracts are not
+    filtered by status here; the caller passes the ones that bill.
     """
-    if contracts.empty:
-        return _empty_periods()
     months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy(dtype=np.int64)
-    starts = contracts["start_date"]
-    window_start = pd.Series(np.full(len(contracts), window.start64), index=contracts.index)
-    # First period starting on or after the window start.
-    k_before = periods_elapsed(starts, window_start.astype(DATE), months)
-    start_at_k = add_months(starts, k_before * months).to_numpy(dtype="datetime64[D]")
-    first_k = np.where(start_at_k == window.start64, k_before, k_before + 1)
-    first_k = np.maximum(first_k, 0)
-    per_contract = window.months // months + 2
-    repeat = np.repeat(np.arange(len(contracts)), per_contract)
-    offset = np.arange(len(repeat)) - np.repeat(
-        np.cumsum(per_contract) - per_contract, per_contract
-    )
-    k = first_k[repeat] + offset
-    rows = contracts.iloc[repeat].reset_index(drop=True)
-    m = months[repeat]
-    period_start = add_months(rows["start_date"], k * m)
-    next_start = add_months(rows["start_date"], (k + 1) * m)
-    last_day_after = rows["end_date"] + pd.Timedelta(days=1)
-    period_end = next_start.where(
-        rows["end_date"].isna() | (next_start <= last_day_after), last_day_after
-    )
-    keep = window.contains(period_start) & (
-        rows["end_date"].isna().to_numpy() | (period_start <= rows["end_date"]).to_numpy()
-    )
-    unit = expected_unit_minor(rows)
-    full = unit * rows["quantity"].to_numpy(dtype=np.int64)
-    days = (period_end - period_start).dt.days.to_numpy(dtype=np.int64)
-    full_days = (next_start - period_start).dt.days.to_numpy(dtype=np.int64)
+    start = contracts["start_date"].to_numpy(dtype="datetime64[D]")
+    end = contracts["end_date"].to_numpy(dtype="datetime64[D]")
+    last_day = window.end64 - np.timedelta64(1, "D")
+    limit = np.where(np.isnat(end) | (end > last_day), last_day, end)
+    # First period starting on or after the window start; last one starting by `limit`.
+    before = periods_elapsed_days(start, np.full(len(start), window.start64), months)
+    first = np.where(add_months_days(start, before * months) == window.start64, before, before + 1)
+    first = np.maximum(first, 0)
+    last = periods_elapsed_days(start, limit, months)
+    count = np.maximum(last - first + 1, 0)
+    row = np.repeat(np.arange(len(start)), count)
+    k = first[row] + np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+    m = months[row]
+    start_month, start_day0 = month_parts(start)
+    period_start = add_months_parts(start_month[row], start_day0[row], k * m)
+    next_start = add_months_parts(start_month[row], start_day0[row], (k + 1) * m)
+    end_row = end[row]
+    cut = ~np.isnat(end_row) & (next_start > end_row + np.timedelta64(1, "D"))
+    period_end = np.where(cut, end_row + np.timedelta64(1, "D"), next_start)
+    unit = expected_unit_minor(contracts)[row]
+    full = unit * contracts["quantity"].to_numpy(dtype=np.int64)[row]
+    days = (period_end - period_start).astype(np.int64)
+    full_days = (next_start - period_start).astype(np.int64)
     prorated = (full * days * 2 + full_days) // (2 * full_days)  # half-up, exact integers
-    out = pd.DataFrame(
-        {
-            "contract_id": rows["contract_id"],
-            "period_index": k,
-            "period_start": period_start,
-            "period_end": period_end,
-            "full_period_end": next_start,
-            "expected_unit_minor": unit,
-            "expected_minor": np.where(days < full_days, prorated, full),
-        }
-    )
-    return out[keep].reset_index(drop=True)
-
-
-def _empty_periods() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "contract_id": pd.Series(dtype="str"),
-            "period_index": pd.Series(dtype="int64"),
-            "period_start": pd.Series(dtype=DATE),
-            "period_end": pd.Series(dtype=DATE),
-            "full_period_end": pd.Series(dtype=DATE),
-            "expected_unit_minor": pd.Series(dtype="int64"),
-            "expected_minor": pd.Series(dtype="int64"),
+            "contract_row": row,
+            "period_index": k,
+            "period_start": period_start.astype(DATE),
+            "period_end": period_end.astype(DATE),
+            "full_period_end": next_start.astype(DATE),
+            "expected_unit_minor": unit,
+            "expected_minor": np.where(cut, prorated, full),
         }
     )

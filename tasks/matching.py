@@ -4,29 +4,41 @@ Two ways link a customer to an account: the customer's `metadata.salesforce_acco
 (Stripe side) or the account's `Stripe_Customer_Id__c` (CRM side). Lines map to a contract by
 Stripe subscription id when a contract carries one, else by account and period overlap with
 contracts that carry none. When several contracts qualify, the best is the one whose dates
-contain the line, then an active one, then one in the line's currency, then the nearest.
+contain the line, then one whose status bills, then one in the line's currency, then the
+nearest in time.
+
+Everything per line works on integer positions (rows of the invoices, accounts and contracts
+frames) and datetime64[D] day numbers: ids are resolved once by hash lookup, so a million
+lines cost a few vectorised passes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from revops.config import ReconciliationConfig
-from tasks.periods import local_dates
+from revops.frames import FREQUENCY_MONTHS
+from tasks.expected_billing import expected_unit_minor
+from tasks.periods import Window, local_days, month_parts
+
+OPEN_END = np.datetime64("9999-12-31", "D")
 
 
 def link_customers(
-    customers: pd.DataFrame, accounts: pd.DataFrame, invoices: pd.DataFrame
+    customers: pd.DataFrame, accounts: pd.DataFrame, invoice_customers: pd.Index
 ) -> pd.DataFrame:
     """customer_id -> account_id, and which side of the link was used.
 
     The Stripe-side metadata link wins when it names an account that exists; otherwise the
-    CRM's Stripe customer id field. Customers seen only on invoices are linked too.
+    CRM's Stripe customer id field. Customers seen only on invoices (`invoice_customers`,
+    the distinct ids) are linked too.
     Columns: customer_id, account_id (NA when unlinked), link (metadata | crm | NA).
     """
     known_accounts = pd.Index(accounts["account_id"])
-    ids = pd.Index(customers["customer_id"]).union(pd.Index(invoices["customer_id"].unique()))
+    ids = pd.Index(customers["customer_id"]).union(invoice_customers)
     links = pd.DataFrame({"customer_id": ids.astype("str")})
     meta = customers.loc[
         customers["salesforce_account_id"].isin(known_accounts),
@@ -41,106 +53,170 @@ def link_customers(
     )
     links = links.merge(meta, on="customer_id", how="left").merge(crm, on="customer_id", how="left")
     links["account_id"] = links["meta_account"].fillna(links["crm_account"])
-    links["link"] = np.where(
+    side = np.where(
         links["meta_account"].notna(),
         "metadata",
         np.where(links["crm_account"].notna(), "crm", None),
     )
-    links["link"] = links["link"].astype("str").where(links["account_id"].notna())
+    links["link"] = pd.Series(side, index=links.index, dtype="str").where(
+        links["account_id"].notna()
+    )
     return links[["customer_id", "account_id", "link"]]
+
+
+@dataclass(frozen=True)
+class ContractTerms:
+    """Per-contract arrays, indexed by the contract's row position."""
+
+    start: np.ndarray  # datetime64[D]
+    start_month: np.ndarray  # start as months since 1970-01 ...
+    start_day0: np.ndarray  # ... and 0-based day of month
+    end: np.ndarray  # datetime64[D]; OPEN_END when the contract has no end date
+    months: np.ndarray  # months per billing period
+    bills: np.ndarray  # status bills within the contract's dates
+    currency: np.ndarray  # currency code (index into the shared currency list)
+    account: np.ndarray  # account row position, -1 when the account is unknown
+    expected_unit: np.ndarray  # discounted unit amount of a full period, minor units
+    quantity: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        contracts: pd.DataFrame,
+        accounts: pd.DataFrame,
+        currencies: pd.Index,
+        config: ReconciliationConfig,
+    ) -> ContractTerms:
+        end = contracts["end_date"].to_numpy(dtype="datetime64[D]")
+        start = contracts["start_date"].to_numpy(dtype="datetime64[D]")
+        start_month, start_day0 = month_parts(start)
+        return cls(
+            start=start,
+            start_month=start_month,
+            start_day0=start_day0,
+            end=np.where(np.isnat(end), OPEN_END, end),
+            months=contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy(dtype=np.int64),
+            bills=contracts["status"].isin(config.billing_contract_statuses).to_numpy(),
+            currency=currencies.get_indexer(contracts["currency"]),
+            account=pd.Index(accounts["account_id"]).get_indexer(contracts["account_id"]),
+            expected_unit=expected_unit_minor(contracts),
+            quantity=contracts["quantity"].to_numpy(dtype=np.int64),
+        )
 
 
 def billable_lines(
     invoices: pd.DataFrame,
     lines: pd.DataFrame,
-    customer_links: pd.DataFrame,
+    invoice_account: np.ndarray,
+    currencies: pd.Index,
+    window: Window,
     config: ReconciliationConfig,
-) -> pd.DataFrame:
-    """Invoice lines of billable invoices, with account, local dates and net amount.
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Numeric facts of the lines of billable invoices that can bear on `window`.
 
-    `net_minor` is the line amount after discounts and before tax; `start_date` and
-    `end_date` (exclusive) are the line's service period as calendar dates in the billing
-    timezone, replacing Stripe's instants.
+    Returns a frame of positions, flags, amounts and day numbers, and the lines' Stripe
+    subscription ids (the line's own, else its invoice's) aligned to it. `net` is the line
+    amount after discounts and before tax; `start`/`end` (exclusive) are the service period
+    as calendar dates in the billing timezone. Lines whose service ended before the window
+    (less the grace days) cannot bill it and are dropped first.
     """
-    billable = invoices.loc[
-        invoices["status"].isin(config.billable_invoice_statuses),
-        ["invoice_id", "customer_id", "subscription_id", "status"],
-    ].rename(columns={"subscription_id": "invoice_subscription_id"})
-    out = lines.merge(billable, on="invoice_id", how="inner", validate="many_to_one")
-    out = out.merge(customer_links[["customer_id", "account_id"]], on="customer_id", how="left")
-    out["subscription_id"] = out["subscription_id"].fillna(out["invoice_subscription_id"])
-    out["net_minor"] = out["amount_minor"] - out["discount_minor"]
-    out["start_date"] = local_dates(out["period_start"], config.billing_timezone)
-    out["end_date"] = local_dates(out["period_end"], config.billing_timezone)
-    out["line_key"] = np.arange(len(out), dtype=np.int64)
-    return out.drop(columns=["invoice_subscription_id", "period_start", "period_end"])
+    inv_pos = pd.Index(invoices["invoice_id"]).get_indexer(lines["invoice_id"])
+    billable = invoices["status"].isin(config.billable_invoice_statuses).to_numpy()
+    end = local_days(lines["period_end"], config.billing_timezone)
+    earliest = window.start64 - np.timedelta64(config.period_grace_days + 1, "D")
+    keep = (inv_pos >= 0) & billable[np.maximum(inv_pos, 0)] & (end >= earliest)
+    kept = lines[keep]
+    inv_pos = inv_pos[keep]
+    line_type_regular = (kept["line_type"] == "subscription").to_numpy()
+    proration = kept["proration"].to_numpy(dtype=bool)
+    quantity = kept["quantity"]
+    unit = kept["unit_amount_minor"]
+    amount = kept["amount_minor"].to_numpy(dtype=np.int64)
+    discount = kept["discount_minor"].to_numpy(dtype=np.int64)
+    facts = pd.DataFrame(
+        {
+            "line_pos": np.flatnonzero(keep),
+            "inv_pos": inv_pos,
+            "account": invoice_account[inv_pos],
+            "currency": currencies.get_indexer(kept["currency"]),
+            "regular": line_type_regular & ~proration,
+            "proration": proration,
+            "quantity": quantity.fillna(0).to_numpy(dtype=np.int64),
+            "has_quantity": quantity.notna().to_numpy(),
+            "unit": unit.fillna(0).to_numpy(dtype=np.int64),
+            "has_unit": unit.notna().to_numpy(),
+            "discount": discount,
+            "net": amount - discount,
+            "start": local_days(kept["period_start"], config.billing_timezone),
+            "end": end[keep],
+        }
+    )
+    invoice_subs = invoices["subscription_id"].to_numpy(dtype=object)[inv_pos]
+    subs = kept["subscription_id"].to_numpy(dtype=object)
+    subs = np.where(pd.isna(subs), invoice_subs, subs)
+    return facts, pd.Series(subs, dtype="str")
 
 
-def match_lines_to_contracts(
-    lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
+def match_contracts(
+    facts: pd.DataFrame, subs: pd.Series, contracts: pd.DataFrame, terms: ContractTerms, grace: int
 ) -> pd.DataFrame:
-    """The best contract for each line (from `billable_lines`), or none.
+    """The best contract for each line, or none: contract (row position, -1), inside, bills.
 
-    Returns `lines` with contract_id (NA when none qualifies), matched_by
-    (subscription | account | NA), inside (line starts within the contract's dates, less the
-    grace days) and active (the contract's status bills within its dates).
+    `inside`: the line starts within the contract's dates (less the grace days); `bills`:
+    the contract's status bills within its dates.
     """
-    grace = pd.Timedelta(days=config.period_grace_days)
-    keys = ["line_key", "subscription_id", "account_id", "start_date", "currency"]
-    with_sub = contracts[contracts["stripe_subscription_id"].notna()]
-    by_sub = lines.loc[lines["subscription_id"].notna(), keys].merge(
-        with_sub[
-            [
-                "contract_id",
-                "stripe_subscription_id",
-                "start_date",
-                "end_date",
-                "status",
-                "currency",
-            ]
-        ],
-        left_on="subscription_id",
-        right_on="stripe_subscription_id",
-        suffixes=("", "_contract"),
+    n = len(facts)
+    line = np.arange(n)
+    with_sub = contracts["stripe_subscription_id"].notna().to_numpy()
+    by_sub = pd.DataFrame({"sub": subs, "line": line})[subs.notna().to_numpy()].merge(
+        pd.DataFrame(
+            {
+                "sub": contracts["stripe_subscription_id"][with_sub],
+                "contract": np.flatnonzero(with_sub),
+            }
+        ),
+        on="sub",
     )
-    by_sub["matched_by"] = "subscription"
-    rest = lines.loc[
-        ~lines["line_key"].isin(by_sub["line_key"]) & lines["account_id"].notna(), keys
-    ]
-    without_sub = contracts[contracts["stripe_subscription_id"].isna()]
-    by_account = rest.merge(
-        without_sub[["contract_id", "account_id", "start_date", "end_date", "status", "currency"]],
-        on="account_id",
-        suffixes=("", "_contract"),
+    open_lines = np.ones(n, dtype=bool)
+    open_lines[by_sub["line"].to_numpy()] = False
+    open_lines &= facts["account"].to_numpy() >= 0
+    by_account = pd.DataFrame(
+        {"account": facts["account"].to_numpy()[open_lines], "line": line[open_lines]}
+    ).merge(
+        pd.DataFrame({"account": terms.account[~with_sub], "contract": np.flatnonzero(~with_sub)}),
+        on="account",
     )
-    by_account["matched_by"] = "account"
-    candidates = pd.concat([by_sub, by_account], ignore_index=True)
+    cand_line = np.concatenate([by_sub["line"].to_numpy(), by_account["line"].to_numpy()])
+    cand_contract = np.concatenate(
+        [by_sub["contract"].to_numpy(), by_account["contract"].to_numpy()]
+    )
 
-    line_start = candidates["start_date"]
-    begins = candidates["start_date_contract"] - grace
-    ends = candidates["end_date"]
-    inside = (line_start >= begins) & (ends.isna() | (line_start <= ends))
-    days_before = (begins - line_start).dt.days.clip(lower=0)
-    days_after = (line_start - ends).dt.days.clip(lower=0).fillna(0)
-    candidates["inside"] = inside.to_numpy()
-    candidates["active"] = candidates["status"].isin(config.billing_contract_statuses).to_numpy()
+    starts = facts["start"].to_numpy()[cand_line]
+    begins = terms.start[cand_contract] - np.timedelta64(grace, "D")
+    ends = terms.end[cand_contract]
+    inside = (starts >= begins) & (starts <= ends)
+    bills = terms.bills[cand_contract]
     rank = (
-        candidates["inside"].astype(np.int64) * 4
-        + candidates["active"].astype(np.int64) * 2
-        + (candidates["currency"] == candidates["currency_contract"]).astype(np.int64)
+        inside.astype(np.int64) * 4
+        + bills.astype(np.int64) * 2
+        + (terms.currency[cand_contract] == facts["currency"].to_numpy()[cand_line])
     )
-    candidates["rank"] = -rank
-    candidates["distance"] = (days_before + days_after).astype(np.int64)
-    ambiguous = candidates["line_key"].duplicated(keep=False)
-    best = pd.concat(
-        [
-            candidates[~ambiguous],
-            candidates[ambiguous]
-            .sort_values(["line_key", "rank", "distance", "contract_id"])
-            .drop_duplicates("line_key"),
-        ]
-    )[["line_key", "contract_id", "matched_by", "inside", "active"]]
-    out = lines.merge(best, on="line_key", how="left", validate="one_to_one")
-    out["inside"] = out["inside"].fillna(False).astype(bool)
-    out["active"] = out["active"].fillna(False).astype(bool)
-    return out
+    distance = np.maximum((begins - starts).astype(np.int64), 0) + np.maximum(
+        (starts - ends).astype(np.int64), 0
+    )
+    counts = np.bincount(cand_line, minlength=n)
+    ambiguous = counts[cand_line] > 1
+    chosen = np.flatnonzero(~ambiguous)
+    if ambiguous.any():
+        idx = np.flatnonzero(ambiguous)
+        order = idx[np.lexsort((cand_contract[idx], distance[idx], -rank[idx], cand_line[idx]))]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = cand_line[order][1:] != cand_line[order][:-1]
+        chosen = np.concatenate([chosen, order[first]])
+    contract = np.full(n, -1, dtype=np.int64)
+    contract[cand_line[chosen]] = cand_contract[chosen]
+    out_inside = np.zeros(n, dtype=bool)
+    out_inside[cand_line[chosen]] = inside[chosen]
+    out_bills = np.zeros(n, dtype=bool)
+    out_bills[cand_line[chosen]] = bills[chosen]
+    return pd.DataFrame({"contract": contract, "inside": out_inside, "bills": out_bills})

@@ -18,26 +18,49 @@ from revops.frames import DATE
 _EPOCH_MONTH = np.datetime64("1970-01", "M")
 
 
-def _parts(dates: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Months since 1970-01 and 0-based day of month, as int64 arrays."""
-    values = dates.to_numpy(dtype="datetime64[D]")
-    months = values.astype("datetime64[M]")
-    month_index = (months - _EPOCH_MONTH).astype(np.int64)
-    day0 = (values - months.astype("datetime64[D]")).astype(np.int64)
-    return month_index, day0, values
+def month_parts(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Months since 1970-01 and 0-based day of month of datetime64[D] values."""
+    months = days.astype("datetime64[M]")
+    return (months - _EPOCH_MONTH).astype(np.int64), (days - months.astype("datetime64[D]")).astype(
+        np.int64
+    )
 
 
-def add_months(dates: pd.Series, months: np.ndarray | pd.Series | int) -> pd.Series:
-    """`dates` shifted by whole months, keeping the anchor day, clamped to month end."""
-    month_index, day0, _ = _parts(dates)
+def add_months_days(days: np.ndarray, months: np.ndarray | int) -> np.ndarray:
+    """datetime64[D] values shifted by whole months, keeping the anchor day, clamped."""
+    month_index, day0 = month_parts(days)
+    return add_months_parts(month_index, day0, months)
+
+
+def add_months_parts(
+    month_index: np.ndarray, day0: np.ndarray, months: np.ndarray | int
+) -> np.ndarray:
+    """add_months_days for anchors already split by `month_parts` (saves the conversion)."""
     target = month_index + np.asarray(months, dtype=np.int64)
     first = _EPOCH_MONTH + target.astype("timedelta64[M]")
     first_day = first.astype("datetime64[D]")
     days_in_month = ((first + np.timedelta64(1, "M")).astype("datetime64[D]") - first_day).astype(
         np.int64
     )
-    result = first_day + np.minimum(day0, days_in_month - 1).astype("timedelta64[D]")
-    return pd.Series(result.astype(DATE), index=dates.index)
+    return first_day + np.minimum(day0, days_in_month - 1).astype("timedelta64[D]")
+
+
+def periods_elapsed_days(
+    anchors: np.ndarray, at: np.ndarray, period_months: np.ndarray | int
+) -> np.ndarray:
+    """Index k of the period containing `at`: add_months(anchor, k*m) <= at < next start."""
+    anchor_month, _ = month_parts(anchors)
+    at_month, _ = month_parts(at)
+    m = np.asarray(period_months, dtype=np.int64)
+    k = (at_month - anchor_month) // m
+    start = add_months_days(anchors, k * m)
+    return np.where(start > at, k - 1, k)
+
+
+def add_months(dates: pd.Series, months: np.ndarray | pd.Series | int) -> pd.Series:
+    """`dates` shifted by whole months, keeping the anchor day, clamped to month end."""
+    shifted = add_months_days(dates.to_numpy(dtype="datetime64[D]"), np.asarray(months))
+    return pd.Series(shifted.astype(DATE), index=dates.index)
 
 
 def periods_elapsed(anchors: pd.Series, at: pd.Series, period_months: np.ndarray) -> np.ndarray:
@@ -45,19 +68,24 @@ def periods_elapsed(anchors: pd.Series, at: pd.Series, period_months: np.ndarray
 
     Negative when `at` is before the anchor.
     """
-    anchor_month, _, _ = _parts(anchors)
-    at_month, _, at_days = _parts(at)
-    m = np.asarray(period_months, dtype=np.int64)
-    k = (at_month - anchor_month) // m
-    start = add_months(anchors, k * m).to_numpy(dtype="datetime64[D]")
-    return np.where(start > at_days, k - 1, k)
+    return periods_elapsed_days(
+        anchors.to_numpy(dtype="datetime64[D]"), at.to_numpy(dtype="datetime64[D]"), period_months
+    )
 
 
 def local_dates(instants: pd.Series, timezone: str) -> pd.Series:
     """UTC instants to calendar dates in `timezone` (datetime64[us] at midnight)."""
+    return pd.Series(local_days(instants, timezone).astype(DATE), index=instants.index)
+
+
+def local_days(instants: pd.Series, timezone: str) -> np.ndarray:
+    """UTC instants to datetime64[D] calendar dates in `timezone`."""
     if instants.dt.tz is None:
         raise ValueError("expected timezone-aware instants")
-    return instants.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize().astype(DATE)
+    if timezone == "UTC":
+        return instants.to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
+    local = instants.dt.tz_convert(timezone).dt.tz_localize(None)
+    return local.to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
 
 
 @dataclass(frozen=True)
@@ -82,8 +110,11 @@ class Window:
 
     def contains(self, dates: pd.Series) -> np.ndarray:
         """Which of `dates` fall in [start, end)."""
-        values = dates.to_numpy(dtype="datetime64[D]")
-        return (values >= self.start64) & (values < self.end64)
+        return self.contains_days(dates.to_numpy(dtype="datetime64[D]"))
+
+    def contains_days(self, days: np.ndarray) -> np.ndarray:
+        """Which datetime64[D] values fall in [start, end)."""
+        return (days >= self.start64) & (days < self.end64)
 
 
 def parse_period(text: str) -> Window:

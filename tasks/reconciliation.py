@@ -1,8 +1,12 @@
 """Compare what should have been billed with what Stripe billed, period by period.
 
-Pure pandas over whole frames; the Prefect task in `tasks/reconcile_tasks.py` only wraps
+Pure pandas/numpy over whole frames; the Prefect task in `tasks/reconcile_tasks.py` only wraps
 `reconcile`. Semantics are DESIGN.md's "Reconciliation semantics"; the finance rules that
 need a choice are stated where they are made.
+
+Per line, everything is integer positions and day numbers (see tasks.matching); a contract
+period is the int64 key `contract row * 2**16 + period index`. Ids and text are only built for
+the rows that are output.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FINDING_CODES, ReconciliationConfig
-from revops.frames import DATE, FREQUENCY_MONTHS
-from revops.money import format_money
+from revops.frames import DATE
+from revops.money import ISO_4217_EXPONENTS, format_money
 from tasks.expected_billing import contract_periods
-from tasks.matching import billable_lines, link_customers, match_lines_to_contracts
-from tasks.periods import Window, add_months, periods_elapsed
+from tasks.matching import ContractTerms, billable_lines, link_customers, match_contracts
+from tasks.periods import Window, add_months_parts, month_parts
 
 FINDING_COLUMNS = [
     "run_id",
@@ -49,6 +53,10 @@ MATCHED_COLUMNS = [
     "status",
 ]
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+# Every ISO 4217 code: a fixed list, so currencies need no pass over the data to be coded.
+CURRENCIES = pd.Index(sorted(ISO_4217_EXPONENTS), dtype="str")
+PERIOD_BITS = 16
+ONE_DAY = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
@@ -80,428 +88,500 @@ class ReconciliationResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Book:
+    """The frames of one run, row-positioned, and the shared currency codes."""
+
+    accounts: pd.DataFrame
+    contracts: pd.DataFrame
+    invoices: pd.DataFrame
+    currencies: pd.Index
+    terms: ContractTerms
+    invoice_account: np.ndarray  # account row of each invoice's customer, -1 when unlinked
+    config: ReconciliationConfig
+
+    def contract_ids(self, rows: np.ndarray) -> np.ndarray:
+        return _take(self.contracts["contract_id"], rows)
+
+    def contract_accounts(self, rows: np.ndarray) -> np.ndarray:
+        return _take(self.contracts["account_id"], rows)
+
+    def invoice_ids(self, rows: np.ndarray) -> np.ndarray:
+        return _take(self.invoices["invoice_id"], rows)
+
+    def currency_names(self, codes: np.ndarray) -> np.ndarray:
+        return self.currencies.to_numpy(dtype=object)[codes]
+
+    def tolerance(self, codes: np.ndarray) -> np.ndarray:
+        names = self.currencies
+        by_code = np.array([self.config.tolerance.absolute_for(c) for c in names], dtype=np.int64)
+        return by_code[codes] if len(names) else np.zeros(len(codes), dtype=np.int64)
+
+
 def reconcile(
     data: ReconciliationInput, window: Window, as_of: date, config: ReconciliationConfig
 ) -> ReconciliationResult:
     """Reconcile Stripe invoice lines against CRM contracts for the periods in `window`.
 
     A contract period is in the window when it starts there; an unmatched or out-of-contract
-    line when its own service period starts there. Periods starting after `as_of` are not yet
+    line when the period it bills starts there. Periods starting after `as_of` are not yet
     due: they are never reported missing, but anything billed for them is checked.
     """
-    links = link_customers(data.customers, data.accounts, data.invoices)
-    lines = billable_lines(data.invoices, data.invoice_lines, links, config)
-    lines = match_lines_to_contracts(lines, data.contracts, config)
-    contracts = _contract_terms(data.contracts)
-
-    matched = lines["contract_id"].notna()
-    placed = _assign_periods(lines[matched], contracts, config)
-    in_contract = (placed["inside"] & placed["active"] & ~placed["past_end"]).to_numpy()
-    loose = pd.concat(
-        [
-            placed.loc[~in_contract, lines.columns].assign(
-                window_date=placed.loc[~in_contract, "effective_start"]
-            ),
-            lines[~matched].assign(window_date=lines.loc[~matched, "start_date"]),
-        ],
-        ignore_index=True,
+    book = _book(data, config)
+    facts, subs = billable_lines(
+        book.invoices, data.invoice_lines, book.invoice_account, book.currencies, window, config
     )
-    loose = loose[window.contains(loose["window_date"])]
-    assigned = placed[in_contract]
-    assigned = assigned[window.contains(assigned["period_start"])]
+    match = match_contracts(facts, subs, book.contracts, book.terms, config.period_grace_days)
+    placed = _place(facts, match, book.terms, config)
+    in_window = window.contains_days(placed["window_day"].to_numpy(dtype="datetime64[D]"))
+    assigned = placed[placed["in_contract"].to_numpy() & in_window]
+    loose = placed[~placed["in_contract"].to_numpy() & in_window]
 
-    active = data.contracts[data.contracts["status"].isin(config.billing_contract_statuses)]
-    expected = contract_periods(active, window).merge(contracts, on="contract_id", how="left")
-    expected["due"] = expected["period_start"] <= pd.Timestamp(as_of)
-    expected["period_key"] = expected["contract_id"] + ":" + expected["period_index"].astype(str)
-
-    periods = _period_totals(expected, assigned)
-    per_invoice = _invoice_totals(assigned, expected)
-    tolerance = config.tolerance
+    periods = _expected_periods(book, window, as_of)
+    periods = _period_totals(periods, assigned)
+    per_invoice = _invoice_totals(assigned, periods)
     frames = [
-        _missing(periods),
-        _amount_findings(periods, tolerance.relative_bp, _absolute_tolerance(periods, config)),
-        _duplicates(periods),
-        _price_mismatches(assigned, per_invoice, config),
-        _quantity_mismatches(per_invoice),
-        _currency_mismatches(per_invoice),
-        _outside_contract(loose[loose["contract_id"].notna()], contracts, config),
-        _unmatched(loose[loose["contract_id"].isna()], links, data.contracts),
+        _missing(book, periods),
+        _amount_findings(book, periods, assigned),
+        _duplicates(book, periods, assigned),
+        _price_mismatches(book, assigned, per_invoice),
+        _quantity_mismatches(book, per_invoice),
+        _currency_mismatches(book, per_invoice),
+        _outside_contract(book, loose[loose["contract"].to_numpy() >= 0]),
+        _unmatched(book, data, loose[loose["contract"].to_numpy() < 0]),
     ]
     findings = _finish_findings([f for f in frames if not f.empty], config)
-    matched = _matched_pairs(per_invoice, findings)
+    considered = periods["due"] | periods["has_lines"]
+    flagged = periods["pkey"].isin(findings["pkey"])
     counts = {
         "invoice_lines_read": len(data.invoice_lines),
-        "invoice_lines_billable": len(lines),
         "invoice_lines_in_window": len(assigned) + len(loose),
-        "invoices_in_window": int(
-            pd.concat([assigned["invoice_id"], loose["invoice_id"]]).nunique()
+        "invoices_in_window": len(
+            pd.unique(np.concatenate([assigned["inv_pos"], loose["inv_pos"]]))
         ),
-        "contract_periods": len(expected),
-        "contract_periods_due": int(expected["due"].sum()),
-        "contract_periods_clean": int(
-            (periods["has_lines"] | periods["due"]).sum()
-            - periods.loc[periods["has_lines"] | periods["due"], "period_key"]
-            .isin(findings["period_key"].dropna())
-            .sum()
-        ),
+        "contract_periods": len(periods),
+        "contract_periods_due": int(periods["due"].sum()),
+        "contract_periods_clean": int((considered & ~flagged).sum()),
         "findings": len(findings),
         **{f"findings_{code}": int((findings["code"] == code).sum()) for code in FINDING_CODES},
     }
     return ReconciliationResult(
         window=window,
         as_of=as_of,
-        findings=findings.drop(columns=["period_key"]),
-        matched=matched,
+        findings=findings.drop(columns=["pkey"]),
+        matched=_matched_pairs(book, per_invoice, findings),
         by_code=_by_code(findings),
-        by_currency=_by_currency(periods, assigned, loose, findings),
+        by_currency=_by_currency(book, periods, assigned, loose, findings),
         counts=counts,
     )
 
 
-def _contract_terms(contracts: pd.DataFrame) -> pd.DataFrame:
-    terms = contracts[
-        [
-            "contract_id",
-            "account_id",
-            "status",
-            "start_date",
-            "end_date",
-            "currency",
-            "billing_frequency",
-            "unit_price_minor",
-            "quantity",
-            "discount_pct",
-        ]
-    ].rename(
-        columns={
-            "account_id": "contract_account_id",
-            "status": "contract_status",
-            "start_date": "contract_start",
-            "end_date": "contract_end",
-            "currency": "contract_currency",
-            "quantity": "contract_quantity",
-        }
+def _book(data: ReconciliationInput, config: ReconciliationConfig) -> _Book:
+    accounts = data.accounts.reset_index(drop=True)
+    contracts = data.contracts.reset_index(drop=True)
+    invoices = data.invoices.reset_index(drop=True)
+    currencies = CURRENCIES
+    customer_codes, invoice_customers = pd.factorize(invoices["customer_id"])
+    links = link_customers(data.customers, accounts, pd.Index(invoice_customers))
+    account_of_link = pd.Index(accounts["account_id"]).get_indexer(links["account_id"])
+    account_of_customer = account_of_link[
+        pd.Index(links["customer_id"]).get_indexer(invoice_customers)
+    ]
+    return _Book(
+        accounts=accounts,
+        contracts=contracts,
+        invoices=invoices,
+        currencies=currencies,
+        terms=ContractTerms.of(contracts, accounts, currencies, config),
+        invoice_account=account_of_customer[customer_codes],
+        config=config,
     )
-    terms["period_months"] = terms["billing_frequency"].map(FREQUENCY_MONTHS).astype(np.int64)
-    return terms
 
 
-def _assign_periods(
-    lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
+def _place(
+    facts: pd.DataFrame, match: pd.DataFrame, terms: ContractTerms, config: ReconciliationConfig
 ) -> pd.DataFrame:
     """Give each line matched to a contract the contract period it bills.
 
     Proration lines count toward the period containing their start. A regular subscription
     line that starts within the grace days before a period start bills that period (Stripe
-    anchors cycles on the subscription's creation instant, which can precede the CRM date):
-    `effective_start` is that period's start. When the period lies after the contract's end
-    the line is flagged `past_end`: it bills outside the contract.
+    anchors cycles on the subscription's creation instant, which can precede the CRM date).
+    When that period lies after the contract's end the line bills outside the contract.
+    A line is `in_contract` when its contract's dates contain it and its status bills;
+    `window_day` is the start of the contract period it bills (in-contract) or of its own
+    service (else), which decides the window it belongs to.
     """
-    out = lines.merge(contracts, on="contract_id", how="left", validate="many_to_one")
-    months = out["period_months"].to_numpy()
-    k = periods_elapsed(out["contract_start"], out["start_date"], months)
-    next_start = add_months(out["contract_start"], (k + 1) * months)
-    regular = (~out["proration"]).to_numpy()
-    early = (next_start - out["start_date"]).dt.days.to_numpy() <= config.period_grace_days
-    within_term = (out["contract_end"].isna() | (next_start <= out["contract_end"])).to_numpy()
+    contract = match["contract"].to_numpy()
+    matched = contract >= 0
+    row = np.where(matched, contract, 0)
+    starts = facts["start"].to_numpy(dtype="datetime64[D]")
+    anchor_month, anchor_day0 = terms.start_month[row], terms.start_day0[row]
+    months = terms.months[row]
+    # Index of the period containing the line's start (see periods_elapsed_days).
+    k = (month_parts(starts)[0] - anchor_month) // months
+    k = np.where(add_months_parts(anchor_month, anchor_day0, k * months) > starts, k - 1, k)
+    next_start = add_months_parts(anchor_month, anchor_day0, (k + 1) * months)
+    regular = facts["regular"].to_numpy()
+    early = (next_start - starts).astype(np.int64) <= config.period_grace_days
+    within_term = next_start <= terms.end[row]
     k = np.maximum(np.where(regular & early & within_term, k + 1, k), 0)
-    out["past_end"] = regular & early & ~within_term
-    out["effective_start"] = next_start.where(regular & early, out["start_date"])
-    out["period_index"] = k
-    out["period_start"] = add_months(out["contract_start"], k * months)
-    out["same_currency"] = (out["currency"] == out["contract_currency"]).to_numpy()
-    out["regular"] = regular & (out["line_type"] == "subscription").to_numpy()
+    period_start = add_months_parts(anchor_month, anchor_day0, k * months)
+    past_end = regular & early & ~within_term
+    effective_start = np.where(regular & early, next_start, starts)
+    in_contract = matched & match["inside"].to_numpy() & match["bills"].to_numpy() & ~past_end
+    out = facts.assign(
+        contract=contract,
+        in_contract=in_contract,
+        pkey=np.where(in_contract, (row << PERIOD_BITS) + k, -1),
+        window_day=np.where(in_contract, period_start, np.where(matched, effective_start, starts)),
+        same_currency=matched & (terms.currency[row] == facts["currency"].to_numpy()),
+    )
     return out
 
 
-def _period_totals(expected: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """One row per expected contract period with what was billed for it."""
-    keyed = lines.assign(
-        billed_same=lines["net_minor"].where(lines["same_currency"], 0),
-        foreign=~lines["same_currency"],
-        regular_invoice=lines["invoice_id"].where(lines["regular"]),
+def _expected_periods(book: _Book, window: Window, as_of: date) -> pd.DataFrame:
+    """The periods of billing contracts starting in the window, keyed like placed lines."""
+    billing_rows = np.flatnonzero(book.terms.bills)
+    periods = contract_periods(book.contracts.iloc[billing_rows], window)
+    row = billing_rows[periods["contract_row"].to_numpy()]
+    periods["contract"] = row
+    periods["pkey"] = (row << PERIOD_BITS) + periods["period_index"].to_numpy()
+    periods["due"] = periods["period_start"] <= pd.Timestamp(as_of)
+    return periods
+
+
+def _period_totals(periods: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """Each expected period with what was billed for it in its currency and how."""
+    row = pd.Index(periods["pkey"]).get_indexer(lines["pkey"])
+    n = len(periods)
+    same = lines["same_currency"].to_numpy()
+    billed = np.zeros(n, dtype=np.int64)
+    np.add.at(billed, row, np.where(same, lines["net"].to_numpy(), 0))
+    regular = lines["regular"].to_numpy()
+    n_inv = int(lines["inv_pos"].max()) + 1 if len(lines) else 1
+    # pandas' hashtable: numpy 2.4's np.unique takes a slow path on int64.
+    pairs = pd.unique(row[regular] * n_inv + lines["inv_pos"].to_numpy()[regular])
+    out = periods.assign(
+        billed_minor=billed,
+        line_count=np.bincount(row, minlength=n),
+        foreign_lines=np.bincount(row[~same], minlength=n),
+        regular_invoices=np.bincount(pairs // n_inv, minlength=n),
     )
-    grouped = keyed.groupby(["contract_id", "period_index"], sort=False)
-    totals = grouped.agg(
-        billed_minor=("billed_same", "sum"),
-        line_count=("line_key", "size"),
-        foreign_lines=("foreign", "sum"),
-        regular_invoices=("regular_invoice", "nunique"),
-    ).reset_index()
-    invoice_ids = (
-        keyed[["contract_id", "period_index", "invoice_id"]]
-        .drop_duplicates()
-        .sort_values("invoice_id")
-        .groupby(["contract_id", "period_index"], sort=False)["invoice_id"]
-        .agg(";".join)
-        .rename("invoice_ids")
-        .reset_index()
-    )
-    regular_ids = (
-        keyed.loc[keyed["regular"], ["contract_id", "period_index", "invoice_id"]]
-        .drop_duplicates()
-        .sort_values("invoice_id")
-        .groupby(["contract_id", "period_index"], sort=False)["invoice_id"]
-        .agg(";".join)
-        .rename("regular_invoice_ids")
-        .reset_index()
-    )
-    out = expected.merge(totals, on=["contract_id", "period_index"], how="left")
-    out = out.merge(invoice_ids, on=["contract_id", "period_index"], how="left")
-    out = out.merge(regular_ids, on=["contract_id", "period_index"], how="left")
-    out["billed_minor"] = out["billed_minor"].fillna(0).astype(np.int64)
-    out["line_count"] = out["line_count"].fillna(0).astype(np.int64)
-    out["foreign_lines"] = out["foreign_lines"].fillna(0).astype(np.int64)
-    out["regular_invoices"] = out["regular_invoices"].fillna(0).astype(np.int64)
-    out["has_lines"] = out["line_count"] > 0
+    out["has_lines"] = out["line_count"].to_numpy() > 0
     return out
 
 
-def _invoice_totals(lines: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
-    """One row per (contract period, invoice): billed amount and regular quantity."""
-    keyed = lines.assign(
-        regular_quantity=lines["quantity"].where(lines["regular"]).astype("Int64"),
-        regular_lines=lines["regular"],
+def _invoice_totals(lines: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
+    """One row per (contract period, invoice): billed, regular quantity, and the period."""
+    row = pd.Index(periods["pkey"]).get_indexer(lines["pkey"])
+    inv = lines["inv_pos"].to_numpy()
+    n_inv = int(inv.max()) + 1 if len(lines) else 1
+    pair_of_line, pair_keys = pd.factorize(row * n_inv + inv)
+    regular = lines["regular"].to_numpy()
+    size = len(pair_keys)
+    billed = np.zeros(size, dtype=np.int64)
+    np.add.at(billed, pair_of_line, lines["net"].to_numpy())
+    quantity = np.zeros(size, dtype=np.int64)
+    np.add.at(quantity, pair_of_line, np.where(regular, lines["quantity"].to_numpy(), 0))
+    currency = np.zeros(size, dtype=np.int64)
+    currency[pair_of_line] = lines["currency"].to_numpy()  # one currency per invoice
+    period_row = pair_keys // n_inv
+    out = pd.DataFrame(
+        {
+            "pkey": periods["pkey"].to_numpy()[period_row],
+            "inv_pos": pair_keys % n_inv,
+            "billed_minor": billed,
+            "regular_quantity": quantity,
+            "regular_lines": np.bincount(pair_of_line, weights=regular, minlength=size).astype(
+                np.int64
+            ),
+            "currency": currency,
+        }
     )
-    grouped = keyed.groupby(["contract_id", "period_index", "invoice_id", "currency"], sort=False)
-    out = grouped.agg(
-        billed_minor=("net_minor", "sum"),
-        regular_quantity=("regular_quantity", lambda s: s.sum(min_count=1)),
-        regular_lines=("regular_lines", "sum"),
-    ).reset_index()
-    return out.merge(expected, on=["contract_id", "period_index"], how="inner")
+    for col in ("contract", "period_start", "period_end", "expected_minor", "expected_unit_minor"):
+        out[col] = periods[col].to_numpy()[period_row]
+    return out
 
 
-def _absolute_tolerance(frame: pd.DataFrame, config: ReconciliationConfig) -> np.ndarray:
-    currencies = frame["contract_currency"].astype(str)
-    lookup = {c: config.tolerance.absolute_for(c) for c in currencies.unique()}
-    return currencies.map(lookup).to_numpy(dtype=np.int64)
-
-
-def _period_rows(periods: pd.DataFrame, code: str, billed: pd.Series | None = None) -> pd.DataFrame:
-    billed_minor = periods["billed_minor"] if billed is None else billed
+def _frame(
+    book: _Book,
+    code: str,
+    *,
+    contract: np.ndarray,
+    account: np.ndarray,
+    invoice: np.ndarray,
+    period_start: np.ndarray,
+    period_end: np.ndarray,
+    currency: np.ndarray,
+    expected: np.ndarray | None,
+    billed: np.ndarray,
+    pkey: np.ndarray,
+    detail: list[str],
+    key: np.ndarray,
+) -> pd.DataFrame:
+    """Finding rows from arrays; money without a value (no FX, no contract) stays empty."""
+    n = len(contract)
+    expected_arr = (
+        pd.array([pd.NA] * n, dtype="Int64") if expected is None else pd.array(expected, "Int64")
+    )
+    billed_arr = pd.array(billed, dtype="Int64")
     return pd.DataFrame(
         {
             "code": code,
-            "account_id": periods["contract_account_id"],
-            "contract_id": periods["contract_id"],
-            "invoice_id": periods["invoice_ids"],
-            "period_start": periods["period_start"],
-            "period_end": periods["period_end"] - pd.Timedelta(days=1),
-            "currency": periods["contract_currency"],
-            "expected_minor": periods["expected_minor"].astype("Int64"),
-            "billed_minor": billed_minor.astype("Int64"),
-            "variance_minor": (billed_minor - periods["expected_minor"]).astype("Int64"),
-            "period_key": periods["period_key"],
-            "finding_key": code
-            + ":"
-            + periods["contract_id"]
-            + ":"
-            + _iso(periods["period_start"]),
+            "account_id": pd.array(account, dtype="str"),
+            "contract_id": pd.array(book.contract_ids(contract), dtype="str"),
+            "invoice_id": pd.array(invoice, dtype="str"),
+            "period_start": np.asarray(period_start, dtype="datetime64[D]").astype(DATE),
+            "period_end": np.asarray(period_end, dtype="datetime64[D]").astype(DATE),
+            "currency": pd.array(book.currency_names(currency), dtype="str"),
+            "expected_minor": expected_arr,
+            "billed_minor": billed_arr,
+            "variance_minor": billed_arr - expected_arr,
+            "detail": pd.array(detail, dtype="str"),
+            "finding_key": pd.array(code + ":" + pd.Series(key, dtype="str"), dtype="str"),
+            "pkey": np.asarray(pkey, dtype=np.int64),
         }
     )
 
 
-def _missing(periods: pd.DataFrame) -> pd.DataFrame:
+def _period_findings(
+    book: _Book, periods: pd.DataFrame, code: str, invoices: np.ndarray, detail: list[str]
+) -> pd.DataFrame:
+    """Rows for whole contract periods, carrying the period's expected and billed money."""
+    contract = periods["contract"].to_numpy()
+    start = periods["period_start"].to_numpy(dtype="datetime64[D]")
+    return _frame(
+        book,
+        code,
+        contract=contract,
+        account=book.contract_accounts(contract),
+        invoice=invoices,
+        period_start=start,
+        period_end=periods["period_end"].to_numpy(dtype="datetime64[D]") - ONE_DAY,
+        currency=book.terms.currency[contract],
+        expected=periods["expected_minor"].to_numpy(),
+        billed=periods["billed_minor"].to_numpy(),
+        pkey=periods["pkey"].to_numpy(),
+        detail=detail,
+        key=book.contract_ids(contract) + ":" + np.datetime_as_string(start, unit="D"),
+    )
+
+
+def _invoice_findings(
+    book: _Book, pairs: pd.DataFrame, code: str, detail: list[str], *, foreign: bool = False
+) -> pd.DataFrame:
+    """Rows for one (contract period, invoice) pair: that invoice's billed money.
+
+    `foreign`: the invoice is in another currency than the contract; the row's money is in
+    the invoice's currency and expected/variance stay empty (no exchange rate is assumed).
+    """
+    contract = pairs["contract"].to_numpy()
+    start = pairs["period_start"].to_numpy(dtype="datetime64[D]")
+    invoice = book.invoice_ids(pairs["inv_pos"].to_numpy())
+    return _frame(
+        book,
+        code,
+        contract=contract,
+        account=book.contract_accounts(contract),
+        invoice=invoice,
+        period_start=start,
+        period_end=pairs["period_end"].to_numpy(dtype="datetime64[D]") - ONE_DAY,
+        currency=pairs["currency"].to_numpy() if foreign else book.terms.currency[contract],
+        expected=None if foreign else pairs["expected_minor"].to_numpy(),
+        billed=pairs["billed_minor"].to_numpy(),
+        pkey=pairs["pkey"].to_numpy(),
+        detail=detail,
+        key=book.contract_ids(contract)
+        + ":"
+        + np.datetime_as_string(start, unit="D")
+        + ":"
+        + invoice,
+    )
+
+
+def _invoice_lists(lines: pd.DataFrame, book: _Book, pkeys: pd.Series, regular_only: bool = False):
+    """Sorted ';'-joined ids of the invoices billing each period key (few: findings only)."""
+    subset = lines[lines["pkey"].isin(pkeys)]
+    if regular_only:
+        subset = subset[subset["regular"]]
+    pairs = subset[["pkey", "inv_pos"]].drop_duplicates()
+    ids = pd.Series(book.invoice_ids(pairs["inv_pos"].to_numpy()), index=pairs.index, dtype="str")
+    joined = ids.groupby(pairs["pkey"].to_numpy()).agg(lambda s: ";".join(sorted(s)))
+    return pkeys.map(joined).to_numpy(dtype=object)
+
+
+def _missing(book: _Book, periods: pd.DataFrame) -> pd.DataFrame:
     gaps = periods[periods["due"] & ~periods["has_lines"] & (periods["expected_minor"] > 0)]
-    rows = _period_rows(gaps, "missing_invoice")
-    rows["detail"] = [
+    contract = gaps["contract"].to_numpy()
+    currency = book.currency_names(book.terms.currency[contract])
+    detail = [
         f"no invoice bills the {freq} period from {start:%Y-%m-%d}; expected "
         f"{format_money(exp, cur)} ({qty} x {format_money(unit, cur)})"
         for freq, start, exp, cur, qty, unit in zip(
-            gaps["billing_frequency"],
+            book.contracts["billing_frequency"].to_numpy()[contract],
             gaps["period_start"],
             gaps["expected_minor"],
-            gaps["contract_currency"],
-            gaps["contract_quantity"],
+            currency,
+            book.terms.quantity[contract],
             gaps["expected_unit_minor"],
             strict=True,
         )
     ]
-    return rows
+    return _period_findings(book, gaps, "missing_invoice", np.full(len(gaps), None), detail)
 
 
-def _amount_findings(periods: pd.DataFrame, relative_bp: int, absolute: np.ndarray) -> pd.DataFrame:
+def _amount_findings(book: _Book, periods: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """underbilled / overbilled beyond max(absolute, relative * expected).
 
     A period with lines in another currency is not compared: currency_mismatch says why.
     """
-    variance = (periods["billed_minor"] - periods["expected_minor"]).to_numpy(dtype=np.int64)
+    expected = periods["expected_minor"].to_numpy(dtype=np.int64)
+    variance = periods["billed_minor"].to_numpy(dtype=np.int64) - expected
     comparable = (periods["has_lines"] & (periods["foreign_lines"] == 0)).to_numpy()
-    beyond = (np.abs(variance) > absolute) & (
-        np.abs(variance) * 10_000 > relative_bp * periods["expected_minor"].to_numpy()
-    )
+    absolute = book.tolerance(book.terms.currency[periods["contract"].to_numpy()])
+    relative_bp = book.config.tolerance.relative_bp
+    beyond = (np.abs(variance) > absolute) & (np.abs(variance) * 10_000 > relative_bp * expected)
     out = []
     for code, sign in (("underbilled", variance < 0), ("overbilled", variance > 0)):
         hit = periods[comparable & beyond & sign]
-        rows = _period_rows(hit, code)
-        rows["detail"] = [
+        currency = book.currency_names(book.terms.currency[hit["contract"].to_numpy()])
+        detail = [
             f"billed {format_money(b, c)} against {format_money(e, c)} expected "
             f"({'+' if b > e else '-'}{format_money(abs(b - e), c)}"
             + (f", {(b - e) / e:+.1%})" if e else ")")
-            for b, e, c in zip(
-                hit["billed_minor"], hit["expected_minor"], hit["contract_currency"], strict=True
-            )
+            for b, e, c in zip(hit["billed_minor"], hit["expected_minor"], currency, strict=True)
         ]
-        out.append(rows)
+        out.append(
+            _period_findings(book, hit, code, _invoice_lists(lines, book, hit["pkey"]), detail)
+        )
     return pd.concat(out, ignore_index=True)
 
 
-def _duplicates(periods: pd.DataFrame) -> pd.DataFrame:
+def _duplicates(book: _Book, periods: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     hit = periods[periods["regular_invoices"] > 1]
-    rows = _period_rows(hit, "duplicate_invoice")
-    rows["invoice_id"] = hit["regular_invoice_ids"].to_numpy()
-    rows["detail"] = [
+    invoices = _invoice_lists(lines, book, hit["pkey"], regular_only=True)
+    detail = [
         f"{n} invoices bill this period: {ids.replace(';', ', ')}"
-        for n, ids in zip(hit["regular_invoices"], hit["regular_invoice_ids"], strict=True)
+        for n, ids in zip(hit["regular_invoices"], invoices, strict=True)
     ]
-    return rows
+    return _period_findings(book, hit, "duplicate_invoice", invoices, detail)
 
 
-def _price_mismatches(
-    lines: pd.DataFrame, per_invoice: pd.DataFrame, config: ReconciliationConfig
-) -> pd.DataFrame:
+def _price_mismatches(book: _Book, lines: pd.DataFrame, per_invoice: pd.DataFrame) -> pd.DataFrame:
     """Regular lines whose effective unit amount differs from the discounted contract unit.
 
     The effective unit is the line's unit amount, or its net amount per unit when a coupon
     discounted it, so a contract discount billed as a coupon is not a mismatch.
     """
-    keys = ["contract_id", "period_index", "invoice_id"]
-    regular = lines[lines["regular"] & lines["same_currency"] & (lines["quantity"].fillna(0) > 0)]
-    regular = regular.merge(per_invoice[[*keys, "expected_unit_minor"]].drop_duplicates(), on=keys)
-    quantity = regular["quantity"].to_numpy(dtype=np.int64)
-    net = regular["net_minor"].to_numpy(dtype=np.int64)
-    per_unit = (2 * net + quantity) // (2 * quantity)
-    unit = regular["unit_amount_minor"]
-    effective = np.where(
-        (regular["discount_minor"] == 0).to_numpy() & unit.notna().to_numpy(),
-        unit.fillna(0).to_numpy(dtype=np.int64),
-        per_unit,
-    )
-    tolerance = _absolute_tolerance(regular, config)
-    off = np.abs(effective - regular["expected_unit_minor"].to_numpy()) > tolerance
-    bad = regular[off].assign(effective_unit_minor=effective[off]).drop_duplicates(keys)
-    hit = per_invoice.merge(bad[[*keys, "effective_unit_minor"]], on=keys)
-    rows = _invoice_rows(hit, "price_mismatch")
-    rows["detail"] = [
-        f"unit price {format_money(eff, c)} billed; contract {format_money(exp, c)} per "
-        f"{FREQUENCY_MONTHS[f]}-month period ({format_money(list_, c)}/month less {disc:g}%)"
-        for eff, exp, c, f, list_, disc in zip(
-            hit["effective_unit_minor"],
+    quantity = lines["quantity"].to_numpy()
+    candidates = lines[
+        lines["regular"].to_numpy() & lines["same_currency"].to_numpy() & (quantity > 0)
+    ]
+    q = candidates["quantity"].to_numpy()
+    per_unit = (2 * candidates["net"].to_numpy() + q) // (2 * q)
+    use_unit = candidates["has_unit"].to_numpy() & (candidates["discount"].to_numpy() == 0)
+    effective = np.where(use_unit, candidates["unit"].to_numpy(), per_unit)
+    contract = candidates["contract"].to_numpy()
+    expected_unit = book.terms.expected_unit[contract]
+    off = np.abs(effective - expected_unit) > book.tolerance(book.terms.currency[contract])
+    bad = candidates[off].assign(effective_unit=effective[off]).drop_duplicates(["pkey", "inv_pos"])
+    hit = per_invoice.merge(bad[["pkey", "inv_pos", "effective_unit"]], on=["pkey", "inv_pos"])
+    contracts = book.contracts
+    row = hit["contract"].to_numpy()
+    currency = book.currency_names(book.terms.currency[row])
+    detail = [
+        f"unit price {format_money(eff, c)} billed; contract {format_money(exp, c)}"
+        + (f" ({format_money(list_, c)}/month x {m} less {disc:g}%)" if m > 1 or disc else "")
+        for eff, exp, c, m, list_, disc in zip(
+            hit["effective_unit"],
             hit["expected_unit_minor"],
-            hit["contract_currency"],
-            hit["billing_frequency"],
-            hit["unit_price_minor"],
-            hit["discount_pct"],
+            currency,
+            book.terms.months[row],
+            contracts["unit_price_minor"].to_numpy()[row],
+            contracts["discount_pct"].to_numpy()[row],
             strict=True,
         )
     ]
-    return rows
+    return _invoice_findings(book, hit, "price_mismatch", detail)
 
 
-def _invoice_rows(frame: pd.DataFrame, code: str) -> pd.DataFrame:
-    """Finding rows for one (contract period, invoice): the invoice's own billed amount."""
-    return pd.DataFrame(
-        {
-            "code": code,
-            "account_id": frame["contract_account_id"],
-            "contract_id": frame["contract_id"],
-            "invoice_id": frame["invoice_id"],
-            "period_start": frame["period_start"],
-            "period_end": frame["period_end"] - pd.Timedelta(days=1),
-            "currency": frame["contract_currency"],
-            "expected_minor": frame["expected_minor"].astype("Int64"),
-            "billed_minor": frame["billed_minor"].astype("Int64"),
-            "variance_minor": (frame["billed_minor"] - frame["expected_minor"]).astype("Int64"),
-            "period_key": frame["period_key"],
-            "finding_key": code
-            + ":"
-            + frame["contract_id"]
-            + ":"
-            + _iso(frame["period_start"])
-            + ":"
-            + frame["invoice_id"],
-        }
-    )
-
-
-def _quantity_mismatches(per_invoice: pd.DataFrame) -> pd.DataFrame:
-    same = per_invoice[
-        (per_invoice["currency"] == per_invoice["contract_currency"])
-        & (per_invoice["regular_lines"] > 0)
-        & per_invoice["regular_quantity"].notna()
+def _quantity_mismatches(book: _Book, per_invoice: pd.DataFrame) -> pd.DataFrame:
+    contract = per_invoice["contract"].to_numpy()
+    hit = per_invoice[
+        (per_invoice["currency"].to_numpy() == book.terms.currency[contract])
+        & (per_invoice["regular_lines"].to_numpy() > 0)
+        & (per_invoice["regular_quantity"].to_numpy() != book.terms.quantity[contract])
     ]
-    hit = same[same["regular_quantity"].astype(np.int64) != same["contract_quantity"]]
-    rows = _invoice_rows(hit, "quantity_mismatch")
-    rows["detail"] = [
+    detail = [
         f"quantity {q} billed; contract {c}"
-        for q, c in zip(hit["regular_quantity"], hit["contract_quantity"], strict=True)
+        for q, c in zip(
+            hit["regular_quantity"], book.terms.quantity[hit["contract"].to_numpy()], strict=True
+        )
     ]
-    return rows
+    return _invoice_findings(book, hit, "quantity_mismatch", detail)
 
 
-def _currency_mismatches(per_invoice: pd.DataFrame) -> pd.DataFrame:
-    """Lines billed in another currency than the contract's.
-
-    The row's money is in the invoice's currency: expected and variance stay empty because
-    no exchange rate is assumed.
-    """
-    hit = per_invoice[per_invoice["currency"] != per_invoice["contract_currency"]]
-    rows = _invoice_rows(hit, "currency_mismatch")
-    rows["currency"] = hit["currency"].to_numpy()
-    rows["expected_minor"] = pd.array([pd.NA] * len(hit), dtype="Int64")
-    rows["variance_minor"] = pd.array([pd.NA] * len(hit), dtype="Int64")
-    rows["detail"] = [
+def _currency_mismatches(book: _Book, per_invoice: pd.DataFrame) -> pd.DataFrame:
+    contract = per_invoice["contract"].to_numpy()
+    hit = per_invoice[per_invoice["currency"].to_numpy() != book.terms.currency[contract]]
+    contract_currency = book.currency_names(book.terms.currency[hit["contract"].to_numpy()])
+    detail = [
         f"invoice bills {format_money(b, cur)}; the contract is in {cc} "
         f"({format_money(e, cc)} expected)"
         for b, cur, cc, e in zip(
             hit["billed_minor"],
-            hit["currency"],
-            hit["contract_currency"],
+            book.currency_names(hit["currency"].to_numpy()),
+            contract_currency,
             hit["expected_minor"],
             strict=True,
         )
     ]
-    return rows
+    return _invoice_findings(book, hit, "currency_mismatch", detail, foreign=True)
 
 
-def _line_rows(frame: pd.DataFrame, code: str) -> pd.DataFrame:
-    """Finding rows for invoice lines that bill no contract period, one per invoice."""
-    ends = (frame["end_date"] - pd.Timedelta(days=1)).where(
-        frame["end_date"] > frame["window_date"], frame["window_date"]
+def _loose_groups(lines: pd.DataFrame) -> pd.DataFrame:
+    """Lines billing no contract period, one group per (invoice, contract)."""
+    starts = lines["window_day"].to_numpy(dtype="datetime64[D]")
+    ends = lines["end"].to_numpy(dtype="datetime64[D]")
+    last_day = np.where(ends > starts, ends - ONE_DAY, starts)
+    keyed = pd.DataFrame(
+        {
+            "inv_pos": lines["inv_pos"].to_numpy(),
+            "contract": lines["contract"].to_numpy(),
+            "currency": lines["currency"].to_numpy(),
+            "account": lines["account"].to_numpy(),
+            "period_start": starts,
+            "period_end": last_day,
+            "billed_minor": lines["net"].to_numpy(),
+        }
     )
-    keyed = frame.assign(last_day=ends)
-    grouped = keyed.groupby(["invoice_id", "contract_id", "currency"], dropna=False, sort=False)
-    out = grouped.agg(
-        account_id=("account_id", "first"),
-        period_start=("window_date", "min"),
-        period_end=("last_day", "max"),
-        billed_minor=("net_minor", "sum"),
-        customer_id=("customer_id", "first"),
-        subscription_id=("subscription_id", "first"),
-    ).reset_index()
-    out["code"] = code
-    return out
-
-
-def _outside_contract(
-    lines: pd.DataFrame, contracts: pd.DataFrame, config: ReconciliationConfig
-) -> pd.DataFrame:
-    grouped = _line_rows(lines, "billed_outside_contract").merge(
-        contracts, on="contract_id", how="left"
+    return (
+        keyed.groupby(["inv_pos", "contract"], sort=False)
+        .agg(
+            currency=("currency", "first"),
+            account=("account", "first"),
+            period_start=("period_start", "min"),
+            period_end=("period_end", "max"),
+            billed_minor=("billed_minor", "sum"),
+        )
+        .reset_index()
     )
-    active = grouped["contract_status"].isin(config.billing_contract_statuses)
+
+
+def _outside_contract(book: _Book, lines: pd.DataFrame) -> pd.DataFrame:
+    groups = _loose_groups(lines)
+    contract = groups["contract"].to_numpy()
+    starts = groups["period_start"].to_numpy(dtype="datetime64[D]")
     details = []
-    for is_active, status, start, c_start, c_end in zip(
-        active,
-        grouped["contract_status"],
-        grouped["period_start"],
-        grouped["contract_start"],
-        grouped["contract_end"],
+    for bills, status, start, c_start, c_end in zip(
+        book.terms.bills[contract],
+        book.contracts["status"].to_numpy()[contract],
+        pd.to_datetime(starts),
+        pd.to_datetime(book.terms.start[contract]),
+        pd.to_datetime(book.terms.end[contract]),
         strict=True,
     ):
-        if not is_active:
+        if not bills:
             details.append(f"contract is {status}, not active")
         elif start < c_start:
             details.append(
@@ -512,78 +592,74 @@ def _outside_contract(
             details.append(
                 f"bills service from {start:%Y-%m-%d}, after the contract ended on {c_end:%Y-%m-%d}"
             )
-    return pd.DataFrame(
-        {
-            "code": "billed_outside_contract",
-            "account_id": grouped["contract_account_id"],
-            "contract_id": grouped["contract_id"],
-            "invoice_id": grouped["invoice_id"],
-            "period_start": grouped["period_start"],
-            "period_end": grouped["period_end"],
-            "currency": grouped["currency"],
-            "expected_minor": pd.array([0] * len(grouped), dtype="Int64"),
-            "billed_minor": grouped["billed_minor"].astype("Int64"),
-            "variance_minor": grouped["billed_minor"].astype("Int64"),
-            "detail": details,
-            "period_key": pd.Series(pd.NA, index=grouped.index, dtype="str"),
-            "finding_key": "billed_outside_contract:"
-            + grouped["contract_id"]
-            + ":"
-            + grouped["invoice_id"],
-        }
+    invoice = book.invoice_ids(groups["inv_pos"].to_numpy())
+    return _frame(
+        book,
+        "billed_outside_contract",
+        contract=contract,
+        account=book.contract_accounts(contract),
+        invoice=invoice,
+        period_start=starts,
+        period_end=groups["period_end"].to_numpy(dtype="datetime64[D]"),
+        currency=groups["currency"].to_numpy(),
+        expected=np.zeros(len(groups), dtype=np.int64),
+        billed=groups["billed_minor"].to_numpy(),
+        pkey=np.full(len(groups), -1),
+        detail=details,
+        key=book.contract_ids(contract) + ":" + invoice,
     )
 
 
-def _unmatched(lines: pd.DataFrame, links: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
-    grouped = _line_rows(
-        lines.assign(contract_id=lines["contract_id"].astype("str")), "unmatched_invoice"
-    )
-    accounts_with_contracts = set(contracts["account_id"])
+def _unmatched(book: _Book, data: ReconciliationInput, lines: pd.DataFrame) -> pd.DataFrame:
+    groups = _loose_groups(lines)
+    inv = groups["inv_pos"].to_numpy()
+    account = _take(book.accounts["account_id"], groups["account"].to_numpy())
+    customers = book.invoices["customer_id"].to_numpy()[inv]
+    subscriptions = book.invoices["subscription_id"].to_numpy()[inv]
+    with_contracts = set(book.contracts["account_id"])
     details = []
-    for account, customer, subscription, start in zip(
-        grouped["account_id"],
-        grouped["customer_id"],
-        grouped["subscription_id"],
-        grouped["period_start"],
-        strict=True,
+    for acct, customer, subscription, start in zip(
+        account, customers, subscriptions, pd.to_datetime(groups["period_start"]), strict=True
     ):
-        if pd.isna(account):
+        if pd.isna(acct):
             details.append(f"customer {customer} is linked to no CRM account")
-        elif account not in accounts_with_contracts:
-            details.append(f"account {account} (customer {customer}) has no contract")
+        elif acct not in with_contracts:
+            details.append(f"account {acct} (customer {customer}) has no contract")
         elif pd.notna(subscription):
-            details.append(f"no contract of account {account} carries subscription {subscription}")
+            details.append(f"no contract of account {acct} carries subscription {subscription}")
         else:
-            details.append(f"no contract of account {account} covers service from {start:%Y-%m-%d}")
-    return pd.DataFrame(
-        {
-            "code": "unmatched_invoice",
-            "account_id": grouped["account_id"],
-            "contract_id": pd.Series(pd.NA, index=grouped.index, dtype="str"),
-            "invoice_id": grouped["invoice_id"],
-            "period_start": grouped["period_start"],
-            "period_end": grouped["period_end"],
-            "currency": grouped["currency"],
-            "expected_minor": pd.array([pd.NA] * len(grouped), dtype="Int64"),
-            "billed_minor": grouped["billed_minor"].astype("Int64"),
-            "variance_minor": pd.array([pd.NA] * len(grouped), dtype="Int64"),
-            "detail": details,
-            "period_key": pd.Series(pd.NA, index=grouped.index, dtype="str"),
-            "finding_key": "unmatched_invoice:" + grouped["invoice_id"],
-        }
+            details.append(f"no contract of account {acct} covers service from {start:%Y-%m-%d}")
+    invoice = book.invoice_ids(inv)
+    return _frame(
+        book,
+        "unmatched_invoice",
+        contract=np.full(len(groups), -1),
+        account=account,
+        invoice=invoice,
+        period_start=groups["period_start"].to_numpy(dtype="datetime64[D]"),
+        period_end=groups["period_end"].to_numpy(dtype="datetime64[D]"),
+        currency=groups["currency"].to_numpy(),
+        expected=None,
+        billed=groups["billed_minor"].to_numpy(),
+        pkey=np.full(len(groups), -1),
+        detail=details,
+        key=invoice,
     )
 
 
 def _finish_findings(frames: list[pd.DataFrame], config: ReconciliationConfig) -> pd.DataFrame:
-    columns = [c for c in FINDING_COLUMNS if c != "run_id"] + ["period_key"]
     if not frames:
-        return _empty_findings()
+        empty = pd.DataFrame({c: pd.Series(dtype="str") for c in FINDING_COLUMNS})
+        for col in ("period_start", "period_end"):
+            empty[col] = empty[col].astype(DATE)
+        for col in ("expected_minor", "billed_minor", "variance_minor"):
+            empty[col] = empty[col].astype("Int64")
+        return empty.assign(pkey=pd.Series(dtype="int64"))
     findings = pd.concat(frames, ignore_index=True)
-    findings["severity"] = findings["code"].map(config.severity)
-    findings["run_id"] = ""
-    order = findings["severity"].map(SEVERITY_ORDER) * 100 + findings["code"].map(
-        {code: i for i, code in enumerate(FINDING_CODES)}
-    )
+    findings["severity"] = findings["code"].map(config.severity).astype("str")
+    findings["run_id"] = pd.array([""] * len(findings), dtype="str")
+    code_order = {code: i for i, code in enumerate(FINDING_CODES)}
+    order = findings["severity"].map(SEVERITY_ORDER) * 100 + findings["code"].map(code_order)
     findings = (
         findings.assign(_order=order)
         .sort_values(
@@ -593,61 +669,38 @@ def _finish_findings(frames: list[pd.DataFrame], config: ReconciliationConfig) -
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    return _typed_findings(findings[["run_id", *columns]])
+    return findings[[*FINDING_COLUMNS, "pkey"]]
 
 
-def _typed_findings(findings: pd.DataFrame) -> pd.DataFrame:
-    out = findings.copy()
-    for col in (
-        "run_id",
-        "code",
-        "severity",
-        "account_id",
-        "contract_id",
-        "invoice_id",
-        "currency",
-        "detail",
-        "finding_key",
-        "period_key",
-    ):
-        out[col] = out[col].astype("str")
-    for col in ("period_start", "period_end"):
-        out[col] = out[col].astype(DATE)
-    for col in ("expected_minor", "billed_minor", "variance_minor"):
-        out[col] = out[col].astype("Int64")
-    return out
-
-
-def _empty_findings() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="str") for c in [*FINDING_COLUMNS, "period_key"]})
-    return _typed_findings(frame)
-
-
-def _matched_pairs(per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+def _matched_pairs(book: _Book, per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     """The audit trail: every (contract period, invoice) pair and whether it reconciled."""
-    codes = (
-        findings.dropna(subset=["period_key"])
-        .groupby("period_key")["code"]
-        .agg(lambda s: ";".join(sorted(set(s))))
-    )
-    status = per_invoice["period_key"].map(codes).astype("str").fillna("clean")
+    bits = {code: 1 << i for i, code in enumerate(FINDING_CODES)}
+    on_periods = findings[findings["pkey"] >= 0].drop_duplicates(["pkey", "code"])
+    masks = on_periods["code"].map(bits).groupby(on_periods["pkey"].to_numpy()).sum()
+    names = {
+        int(mask): ";".join(sorted(code for code, bit in bits.items() if mask & bit))
+        for mask in masks.unique()
+    }
+    status = per_invoice["pkey"].map(masks.map(names)).astype("str").fillna("clean")
+    contract = per_invoice["contract"].to_numpy()
     out = pd.DataFrame(
         {
             "run_id": "",
-            "account_id": per_invoice["contract_account_id"],
-            "contract_id": per_invoice["contract_id"],
-            "invoice_id": per_invoice["invoice_id"],
-            "period_start": per_invoice["period_start"],
-            "period_end": per_invoice["period_end"] - pd.Timedelta(days=1),
-            "currency": per_invoice["currency"],
-            "expected_minor": per_invoice["expected_minor"].astype(np.int64),
-            "billed_minor": per_invoice["billed_minor"].astype(np.int64),
-            "status": status.astype("str"),
+            "account_id": book.contract_accounts(contract),
+            "contract_id": book.contract_ids(contract),
+            "invoice_id": book.invoice_ids(per_invoice["inv_pos"].to_numpy()),
+            "period_start": per_invoice["period_start"].to_numpy(),
+            "period_end": per_invoice["period_end"].to_numpy() - ONE_DAY,
+            "currency": book.currency_names(per_invoice["currency"].to_numpy()),
+            "expected_minor": per_invoice["expected_minor"].to_numpy(dtype=np.int64),
+            "billed_minor": per_invoice["billed_minor"].to_numpy(dtype=np.int64),
+            "status": status.to_numpy(),
         }
     )
-    return out.sort_values(["account_id", "contract_id", "period_start", "invoice_id"]).reset_index(
-        drop=True
-    )
+    out["period_start"] = out["period_start"].astype(DATE)
+    out["period_end"] = out["period_end"].astype(DATE)
+    order = np.lexsort((per_invoice["inv_pos"].to_numpy(), per_invoice["pkey"].to_numpy()))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
@@ -669,29 +722,41 @@ def _by_code(findings: pd.DataFrame) -> pd.DataFrame:
 
 
 def _by_currency(
-    periods: pd.DataFrame, assigned: pd.DataFrame, loose: pd.DataFrame, findings: pd.DataFrame
+    book: _Book,
+    periods: pd.DataFrame,
+    assigned: pd.DataFrame,
+    loose: pd.DataFrame,
+    findings: pd.DataFrame,
 ) -> pd.DataFrame:
     """Per currency: what was expected, what was billed, and the leakage either way.
 
     `underbilled_minor` is money not billed (missing invoices plus under-billing);
     `overbilled_minor` is billed beyond contract (over-billing plus out-of-contract billing).
     """
-    due = periods[periods["due"] | periods["has_lines"]]
-    expected = due.groupby("contract_currency")["expected_minor"].sum()
-    billed = pd.concat([assigned[["currency", "net_minor"]], loose[["currency", "net_minor"]]])
-    billed = billed.groupby("currency")["net_minor"].sum()
-    money = findings[findings["code"].isin(["missing_invoice", "underbilled"])]
-    under = -money.groupby("currency")["variance_minor"].sum()
-    extra = findings[findings["code"].isin(["overbilled", "billed_outside_contract"])]
-    over = extra.groupby("currency")["variance_minor"].sum()
-    count = findings.groupby("currency").size()
+    considered = (periods["due"] | periods["has_lines"]).to_numpy()
+    size = len(book.currencies)
+    expected = np.zeros(size, dtype=np.int64)
+    np.add.at(
+        expected,
+        book.terms.currency[periods["contract"].to_numpy()[considered]],
+        periods["expected_minor"].to_numpy()[considered],
+    )
+    billed = np.zeros(size, dtype=np.int64)
+    for lines in (assigned, loose):
+        np.add.at(billed, lines["currency"].to_numpy(), lines["net"].to_numpy())
+    names = book.currencies
+    seen = (expected != 0) | (billed != 0) | np.isin(names, findings["currency"].unique())
+    expected = pd.Series(expected[seen], index=names[seen])
+    billed = pd.Series(billed[seen], index=names[seen])
+    under_rows = findings[findings["code"].isin(["missing_invoice", "underbilled"])]
+    over_rows = findings[findings["code"].isin(["overbilled", "billed_outside_contract"])]
     out = pd.DataFrame(
         {
             "expected_minor": expected,
             "billed_minor": billed,
-            "underbilled_minor": under,
-            "overbilled_minor": over,
-            "findings": count,
+            "underbilled_minor": -under_rows.groupby("currency")["variance_minor"].sum(),
+            "overbilled_minor": over_rows.groupby("currency")["variance_minor"].sum(),
+            "findings": findings.groupby("currency").size(),
         }
     )
     out = out.fillna(0).astype(np.int64).rename_axis("currency").reset_index()
@@ -699,5 +764,12 @@ def _by_currency(
     return out.sort_values("currency").reset_index(drop=True)
 
 
-def _iso(dates: pd.Series) -> pd.Series:
-    return dates.dt.strftime("%Y-%m-%d")
+def _take(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """values[rows] as an object array, None where rows is -1."""
+    array = values.to_numpy(dtype=object)
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(array) == 0:
+        return np.full(len(rows), None, dtype=object)
+    taken = array[np.maximum(rows, 0)]
+    taken[rows < 0] = None
+    return taken
