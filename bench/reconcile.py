@@ -133,10 +133,17 @@ def main() -> None:
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(
-            f"| {r['invoice_lines']:,} | {r['contracts']:,} | {r['findings']:,} | {r['floor_s']} "
-            f"| {r['reconcile_s']} | {r['ratio']}x | {r['floor_peak_mib']} | {r['reconcile_peak_mib']} |"
-        )
+        cells = [
+            f"{r['invoice_lines']:,}",
+            f"{r['contracts']:,}",
+            f"{r['findings']:,}",
+            r["floor_s"],
+            r["reconcile_s"],
+            f"{r['ratio']}x",
+            r["floor_peak_mib"],
+            r["reconcile_peak_mib"],
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
 if __name__ == "__main__":

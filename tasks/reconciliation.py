@@ -203,10 +203,12 @@ def _place(
 ) -> pd.DataFrame:
     """Give each line matched to a contract the contract period it bills.
 
-    Proration lines count toward the period containing their start. A regular subscription
-    line that starts within the grace days before a period start bills that period (Stripe
-    anchors cycles on the subscription's creation instant, which can precede the CRM date).
-    When that period lies after the contract's end the line bills outside the contract.
+    Proration lines count toward the period containing their start. Any other line that
+    starts within the grace days before a period start bills that period (Stripe anchors
+    cycles on the subscription's creation instant, which can precede the CRM date), and a
+    one-off item on an invoice with a subscription line bills that line's period (Stripe adds
+    pending items to the next cycle's invoice). When the period lies after the contract's
+    end the line bills outside the contract.
     A line is `in_contract` when its contract's dates contain it and its status bills;
     `window_day` is the start of the contract period it bills (in-contract) or of its own
     service (else), which decides the window it belongs to.
@@ -221,13 +223,15 @@ def _place(
     k = (month_parts(starts)[0] - anchor_month) // months
     k = np.where(add_months_parts(anchor_month, anchor_day0, k * months) > starts, k - 1, k)
     next_start = add_months_parts(anchor_month, anchor_day0, (k + 1) * months)
-    regular = facts["regular"].to_numpy()
+    # Non-proration lines snap to a period start within the grace days.
+    anchored = ~facts["proration"].to_numpy()
     early = (next_start - starts).astype(np.int64) <= config.period_grace_days
     within_term = next_start <= terms.end[row]
-    k = np.maximum(np.where(regular & early & within_term, k + 1, k), 0)
+    k = np.maximum(np.where(anchored & early & within_term, k + 1, k), 0)
+    k = _with_invoice_period(facts, row, matched, k)
     period_start = add_months_parts(anchor_month, anchor_day0, k * months)
-    past_end = regular & early & ~within_term
-    effective_start = np.where(regular & early, next_start, starts)
+    past_end = anchored & early & ~within_term
+    effective_start = np.where(anchored & early, next_start, starts)
     in_contract = matched & match["inside"].to_numpy() & match["bills"].to_numpy() & ~past_end
     out = facts.assign(
         contract=contract,
@@ -236,6 +240,25 @@ def _place(
         window_day=np.where(in_contract, period_start, np.where(matched, effective_start, starts)),
         same_currency=matched & (terms.currency[row] == facts["currency"].to_numpy()),
     )
+    return out
+
+
+def _with_invoice_period(
+    facts: pd.DataFrame, contract: np.ndarray, matched: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """Period indexes where one-off items take the period of their invoice's subscription line."""
+    regular = facts["regular"].to_numpy() & matched
+    items = matched & ~regular & ~facts["proration"].to_numpy()
+    if not items.any() or not regular.any():
+        return k
+    inv = facts["inv_pos"].to_numpy()
+    n_contracts = int(contract.max()) + 1
+    keys = pd.Index(inv[regular] * n_contracts + contract[regular])
+    first = ~keys.duplicated()
+    at = keys[first].get_indexer(inv[items] * n_contracts + contract[items])
+    out = k.copy()
+    item_rows = np.flatnonzero(items)
+    out[item_rows[at >= 0]] = k[regular][first][at[at >= 0]]
     return out
 
 

@@ -510,3 +510,37 @@ def test_totals_stay_per_currency() -> None:
     assert totals.loc["USD", "underbilled_minor"] == 100_000
     assert totals.loc["JPY", "underbilled_minor"] == 10_000
     assert set(result.by_code["currency"]) == {"USD", "JPY"}
+
+
+def test_a_one_off_item_bills_the_period_of_its_invoices_subscription_line() -> None:
+    # The subscription line is anchored a day early; the credit on the same invoice follows it.
+    credit = line(
+        "in_1",
+        n=2,
+        start="2026-09-30",
+        end="2026-10-31",
+        line_type="invoiceitem",
+        price_id=None,
+        quantity=1,
+        unit_amount_minor=-20_000,
+    )
+    result = run(
+        invoices=[oct_invoice()], lines=[line("in_1", start="2026-09-30", end="2026-10-31"), credit]
+    )
+    assert codes(result) == [("underbilled", "800C")]
+    assert finding(result, "underbilled").variance_minor == -20_000
+
+
+def test_a_pending_item_from_last_month_bills_with_the_next_cycle_invoice() -> None:
+    fee = line(
+        "in_1",
+        n=2,
+        start="2026-09-12",
+        end="2026-09-12",
+        line_type="invoiceitem",
+        price_id=None,
+        quantity=1,
+        unit_amount_minor=25_000,
+    )
+    result = run(invoices=[oct_invoice()], lines=[line("in_1"), fee])
+    assert codes(result) == [("overbilled", "800C")]
