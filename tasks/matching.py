@@ -117,14 +117,19 @@ def billable_lines(
     Returns a frame of positions, flags, amounts and day numbers, and the lines' Stripe
     subscription ids (the line's own, else its invoice's) aligned to it. `net` is the line
     amount after discounts and before tax; `start`/`end` (exclusive) are the service period
-    as calendar dates in the billing timezone. Lines whose service ended before the window
-    (less the grace days) cannot bill it and are dropped first.
+    as calendar dates in the billing timezone. Invoices whose service ended before the
+    window (less the grace days) cannot bill it and are dropped first.
     """
     inv_pos = pd.Index(invoices["invoice_id"]).get_indexer(lines["invoice_id"])
     billable = invoices["status"].isin(config.billable_invoice_statuses).to_numpy()
     end = local_days(lines["period_end"], config.billing_timezone)
+    # An invoice whose every line ended before the window (less the grace days) cannot bill
+    # it; a line of an invoice that reaches the window can (one-off items ride with it).
     earliest = window.start64 - np.timedelta64(config.period_grace_days + 1, "D")
-    keep = (inv_pos >= 0) & billable[np.maximum(inv_pos, 0)] & (end >= earliest)
+    known = inv_pos >= 0
+    latest = np.full(len(invoices), np.datetime64("1970-01-01"), dtype="datetime64[D]")
+    np.maximum.at(latest, inv_pos[known], end[known])
+    keep = known & billable[np.maximum(inv_pos, 0)] & (latest[np.maximum(inv_pos, 0)] >= earliest)
     kept = lines[keep]
     inv_pos = inv_pos[keep]
     line_type_regular = (kept["line_type"] == "subscription").to_numpy()
