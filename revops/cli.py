@@ -134,7 +134,8 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     counts = summary["counts"]
     console.print(
         f"\n[bold]Reconciliation {summary['period']}[/] as of {summary['as_of']} "
-        f"(source {summary['source']}, run {summary['run_id']})"
+        f"(source {summary['source']}, run {summary['run_id']})",
+        soft_wrap=True,
     )
     console.print(
         f"{counts['contract_periods_due']} contract periods due, "
@@ -161,7 +162,7 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
         console.print(codes)
     console.print("Outputs:")
     for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False)
+        console.print(f"  {path}", highlight=False, soft_wrap=True)  # paths stay copyable
 
 
 def _amount(amount_minor: int | None, currency: str) -> str:
