@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The demo keeps Prefect's state under var/ and ignores any Prefect server configured elsewhere.
 DEMO_ENV := env -u PREFECT_API_URL -u PREFECT_PROFILE PREFECT_HOME=$(CURDIR)/var/prefect
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+server: install
+	scripts/local_server.sh
 
 bench: install
 	$(BIN)/python bench/reconcile.py
