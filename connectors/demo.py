@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS, conform, validate_frame
 from tasks.expected_billing import expected_unit_minor
 from tasks.periods import add_months, parse_period, periods_elapsed, previous_month
@@ -116,7 +117,9 @@ class DemoSource:
 
     def __init__(self, as_of: date, size: int = 240, seed: int = 7, history_months: int = 24):
         if size < MIN_SIZE:
-            raise ValueError(f"the demo needs at least {MIN_SIZE} contracts to plant every finding")
+            raise ConfigError(
+                f"the demo needs at least {MIN_SIZE} contracts to plant every finding"
+            )
         self.as_of = as_of
         self.size = size
         self.seed = seed
@@ -311,7 +314,7 @@ class DemoSource:
         kinds = [k for k in PLANT_CODES if k != "orphan"]
         needed = per_kind * len(kinds)
         if len(candidates) < needed:
-            raise ValueError(f"demo size {self.size} is too small to plant every finding")
+            raise ConfigError(f"demo size {self.size} is too small to plant every finding")
         chosen = rng.choice(candidates, needed, replace=False)
         plants = {
             kind: np.sort(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(kinds)
@@ -563,7 +566,7 @@ class DemoSource:
                 "customer_id": ids,
                 "name": "Self-serve signup " + pd.Series(np.arange(n) + 1).astype(str),
                 "email": None,
-                "currency": "usd",
+                "currency": "USD",
                 "salesforce_account_id": None,
                 "created_at": begins,
             }

@@ -36,7 +36,7 @@ SOURCE_HELP = "demo (built-in demo book, no credentials) or files (an export fol
 
 
 def _run(action: Callable[[], Any]) -> Any:
-    """Run a flow-invoking action; turn our errors into a message and a non-zero exit."""
+    """Run an action; turn our errors into a message and a non-zero exit."""
     try:
         return action()
     except InputError as exc:
@@ -127,6 +127,53 @@ def demo(
 
     result = _run(action)
     print_reconciliation(result["reconciliation"])
+
+
+class Shape(StrEnum):
+    current = "current"
+    legacy = "legacy"
+
+
+@app.command("demo-export")
+def demo_export(
+    out: Path = typer.Option(..., help="Folder to write the export into."),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
+    size: int = typer.Option(240, help="Contracts in the demo book."),
+    seed: int = typer.Option(7, help="Seed of the demo book."),
+    shape: Shape = typer.Option(Shape.current, help="Stripe invoice shape: current or legacy."),
+    usage_days: int = typer.Option(120, help="Days of daily usage to include."),
+) -> None:
+    """Write the demo book as a `files` export folder (Data Loader CSVs + Stripe JSONL)."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.demo import DemoSource
+    from connectors.files_export import write_export
+
+    day = _parse_date(as_of, "--as-of") or datetime.now(UTC).date()
+
+    def action() -> list[Path]:
+        demo = DemoSource(as_of=day, size=size, seed=seed)
+        invoices, lines = demo.invoices()
+        return write_export(
+            out,
+            accounts=demo.accounts(),
+            contracts=demo.contracts(),
+            customers=demo.customers(),
+            subscriptions=demo.subscriptions(),
+            invoices=invoices,
+            invoice_lines=lines,
+            charges=demo.charges(),
+            disputes=demo.disputes(),
+            cases=demo.cases(),
+            opportunities=demo.opportunities(),
+            usage=demo.usage(day - timedelta(days=usage_days), day),
+            invoice_shape=shape.value,
+        )
+
+    written = _run(action)
+    console.print(f"Wrote the demo book as of {day} ({shape.value} invoice shape):")
+    for path in written:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 def print_reconciliation(summary: dict[str, Any]) -> None:

@@ -71,7 +71,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "customer_id": _col("str", unique=True),
             "name": _col("str", True),
             "email": _col("str", True),
-            "currency": _col("str", True),
+            "currency": _col("str", True, _currency),
             "salesforce_account_id": _col("str", True),
             "created_at": _col(INSTANT, True),
         },
@@ -218,8 +218,19 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
     ),
 }
 
+
+def _declared(dtype: object) -> str:
+    """The dtype as declared above (pandera reports str as string[python], us as ns)."""
+    text = str(dtype)
+    if text.startswith("string"):
+        return "str"
+    if text.startswith("datetime64"):
+        return INSTANT if "UTC" in text else DATE
+    return text
+
+
 _DTYPES: dict[str, dict[str, str]] = {
-    name: {col: str(spec.dtype) for col, spec in schema.columns.items()}
+    name: {col: _declared(spec.dtype) for col, spec in schema.columns.items()}
     for name, schema in SCHEMAS.items()
 }
 
@@ -305,7 +316,11 @@ def _describe_check(check: str, case: object) -> str:
         return f"wrong type {case}, expected {check[6:-1]}"
     if check.startswith("column_in_dataframe"):
         return f"column {case!r} is missing"
-    return f"{case!r} fails check {check}"
+    if check.startswith("not "):
+        return f"{case!r} is {check}"
+    if "(" in check:  # a built-in check such as greater_than_or_equal_to(0)
+        return f"{case!r} fails {check}"
+    return f"{check} ({case!r})"
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -51,7 +51,7 @@ def customer(customer_id: str = "cus_A", account_id: str | None = None, **kw: ob
         "customer_id": customer_id,
         "name": "Customer",
         "email": None,
-        "currency": "usd",
+        "currency": "USD",
         "salesforce_account_id": account_id,
         "created_at": ts("2025-12-01"),
     } | kw
