@@ -59,7 +59,14 @@ class InputErrors(InputError):
 
 
 class SourceError(RevOpsError):
-    """An outside system (Stripe, Salesforce, a warehouse) failed or refused a request."""
+    """An outside system (Stripe, Salesforce, a warehouse) failed or refused a request.
+
+    `transient`: the same request may succeed later (a timeout, a 5xx), so a task may retry.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
 
 
 class RateLimited(SourceError):
@@ -67,4 +74,4 @@ class RateLimited(SourceError):
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
-        super().__init__(message)
+        super().__init__(message, transient=True)

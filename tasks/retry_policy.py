@@ -6,17 +6,15 @@ from prefect import Task
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from revops.errors import ConfigError, InputError, RateLimited, SourceError
+from revops.errors import ConfigError, InputError, SourceError
 
 
 def is_transient(exc: BaseException) -> bool:
     """Rate limits, timeouts and dropped connections pass; bad input and config do not."""
     if isinstance(exc, (InputError, ConfigError)):
         return False
-    if isinstance(exc, RateLimited):
-        return True
-    if isinstance(exc, SourceError):
-        return bool(getattr(exc, "transient", False))
+    if isinstance(exc, SourceError):  # RateLimited included: always transient
+        return exc.transient
     return isinstance(exc, (ConnectionError, TimeoutError))
 
 

@@ -1,0 +1,500 @@
+"""The live Stripe source and writer, over the official `stripe` client.
+
+`StripeBilling.from_settings()` builds its own `StripeClient` (no global `stripe.api_key`)
+with a pinned API version, timeouts, and `ResilientHTTPClient`: the HTTP layer that retries
+429 (honouring Retry-After and Stripe-Should-Retry), 5xx and dropped connections with
+exponential backoff and jitter, never other 4xx, keeps every call inside the request budget,
+and counts calls per endpoint for the run summary.
+
+Reads are incremental: each object type keeps a `created` cursor in the warehouse and the
+objects themselves in a raw store there, so a run fetches only what was created since the
+cursor less a look-back window (plus open and draft invoices), and the canonical frames are
+mapped (connectors.stripe_mapping) from the whole store.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import stripe
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors import stripe_mapping
+from connectors.rate_limits import Limiter, limiter_for
+from connectors.warehouse import Warehouse, metadata
+from revops.config import _parse, _Strict
+from revops.errors import ConfigError, RateLimited, SourceError
+from revops.frames import validate_frame
+
+OBJECT_TYPES = ("customers", "subscriptions", "invoices", "charges", "disputes")
+
+stripe_objects = sa.Table(
+    "stripe_objects",
+    metadata,
+    sa.Column("object_type", sa.String(32), primary_key=True),
+    sa.Column("object_id", sa.String(255), primary_key=True),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("source", sa.String(32), primary_key=True),
+    sa.Column("object_type", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class StripeConfig(_Strict):
+    """configs/stripe.yaml."""
+
+    api_version: str
+    page_size: int = Field(default=100, ge=1, le=100)
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+    requests_per_second: float = Field(default=20, gt=0)
+    prefect_rate_limit: str | None = None
+    lookback_days: dict[str, int] = Field(default_factory=dict)
+    # Subscription item updates name the new price under this key. Stripe takes `price`;
+    # localstripe (tests) knows only `plan`, the older form (plan ids work as price ids).
+    item_price_param: str = "price"
+
+
+@lru_cache(maxsize=4)
+def stripe_config(directory: Path | None = None) -> StripeConfig:
+    """configs/stripe.yaml, validated."""
+    return _parse(StripeConfig, "stripe.yaml", directory)
+
+
+class StripeSettings(BaseSettings):
+    """Credentials and endpoint, from the environment (STRIPE_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="STRIPE_", env_file=".env", extra="ignore")
+
+    api_key: SecretStr | None = None
+    api_base: str | None = None
+    secret_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the API key."
+    )
+
+    def key(self) -> str:
+        """The API key: STRIPE_API_KEY, else the Prefect Secret block. Never logged."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.secret_block:
+            from prefect.blocks.system import Secret
+
+            value = Secret.load(self.secret_block).get()
+            if not isinstance(value, str):
+                raise ConfigError(f"Prefect Secret block {self.secret_block!r} must hold a string")
+            return value
+        raise ConfigError(
+            "the Stripe source needs STRIPE_API_KEY or STRIPE_SECRET_BLOCK (a Prefect Secret block)"
+        )
+
+
+class ResilientHTTPClient(stripe.RequestsClient):
+    """Stripe's requests client with our retries, request budget and call counts."""
+
+    name = "revops-requests"
+
+    def __init__(
+        self,
+        *,
+        config: StripeConfig,
+        limiter: Limiter,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=config.timeout_seconds, **kwargs)
+        self.config = config
+        self.limiter = limiter
+        self.sleep = sleep
+        self.calls: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+
+    def request(
+        self, method: str, url: str, headers: Any, post_data: Any = None
+    ) -> tuple[bytes, int, Any]:
+        endpoint = _endpoint(method, url)
+        # A POST is safe to repeat only under an idempotency key (Stripe replays the result).
+        repeatable = method.lower() != "post" or any(
+            k.lower() == "idempotency-key" for k in (headers or {})
+        )
+        attempt = 0
+        while True:
+            self.limiter.acquire()
+            self.calls[endpoint] += 1
+            try:
+                content, status, response_headers = super().request(method, url, headers, post_data)
+            except stripe.APIConnectionError as exc:
+                if not (repeatable and exc.should_retry and attempt < self.config.max_retries):
+                    raise
+                delay = None
+            else:
+                delay = self._retry_delay(status, response_headers)
+                if delay is None or not repeatable or attempt >= self.config.max_retries:
+                    return content, status, response_headers
+            attempt += 1
+            self.retries[endpoint] += 1
+            self.sleep(self._backoff(attempt) if delay is None or delay < 0 else delay)
+
+    def _retry_delay(self, status: int, headers: Any) -> float | None:
+        """None: do not retry. -1: retry after the usual backoff. Else: retry after N s."""
+        should = (headers or {}).get("stripe-should-retry")
+        if should == "false":
+            return None
+        if status == 429 or status >= 500 or status == 409 or should == "true":
+            retry_after = _retry_after_seconds((headers or {}).get("retry-after"))
+            return -1 if retry_after is None else min(retry_after, self.config.max_backoff_seconds)
+        return None
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(
+            self.config.backoff_seconds * 2 ** (attempt - 1), self.config.max_backoff_seconds
+        )
+        return base * (0.5 + random.random() / 2)  # full jitter on the upper half
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _endpoint(method: str, url: str) -> str:
+    """'GET /v1/invoices/{id}/lines' from a full URL, for per-endpoint counts."""
+    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    # Ids look like in_1NabC...: a prefix, an underscore, then digits or capitals.
+    parts = [
+        "{id}" if "_" in part and any(c.isdigit() or c.isupper() for c in part) else part
+        for part in path.split("/")
+    ]
+    return f"{method.upper()} /{'/'.join(parts)}"
+
+
+class StripeStore:
+    """Raw Stripe objects and `created` cursors, in the warehouse."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def cursor(self, object_type: str) -> int | None:
+        query = sa.select(sync_cursors.c.cursor).where(
+            (sync_cursors.c.source == "stripe") & (sync_cursors.c.object_type == object_type)
+        )
+        with self.warehouse.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def save(self, object_type: str, objects: list[dict[str, Any]], cursor: int | None) -> None:
+        """Upsert objects and move the cursor, in one transaction."""
+        now = datetime.now(UTC)
+        with self.warehouse.transaction() as conn:
+            ids = [o["id"] for o in objects]
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    stripe_objects.delete().where(
+                        (stripe_objects.c.object_type == object_type)
+                        & stripe_objects.c.object_id.in_(ids[start : start + 500])
+                    )
+                )
+            rows = [
+                {
+                    "object_type": object_type,
+                    "object_id": o["id"],
+                    "created": int(o.get("created") or 0),
+                    "payload": json.dumps(o, separators=(",", ":")),
+                    "synced_at": now,
+                }
+                for o in objects
+            ]
+            for start in range(0, len(rows), 2_000):
+                conn.execute(stripe_objects.insert(), rows[start : start + 2_000])
+            if cursor is not None:
+                conn.execute(
+                    sync_cursors.delete().where(
+                        (sync_cursors.c.source == "stripe")
+                        & (sync_cursors.c.object_type == object_type)
+                    )
+                )
+                conn.execute(
+                    sync_cursors.insert(),
+                    {
+                        "source": "stripe",
+                        "object_type": object_type,
+                        "cursor": cursor,
+                        "synced_at": now,
+                    },
+                )
+
+    def clear(self, object_type: str) -> None:
+        with self.warehouse.transaction() as conn:
+            conn.execute(stripe_objects.delete().where(stripe_objects.c.object_type == object_type))
+            conn.execute(
+                sync_cursors.delete().where(
+                    (sync_cursors.c.source == "stripe")
+                    & (sync_cursors.c.object_type == object_type)
+                )
+            )
+
+    def objects(self, object_type: str) -> list[dict[str, Any]]:
+        query = (
+            sa.select(stripe_objects.c.payload)
+            .where(stripe_objects.c.object_type == object_type)
+            .order_by(stripe_objects.c.created, stripe_objects.c.object_id)
+        )
+        with self.warehouse.engine.connect() as conn:
+            return [json.loads(p) for p in conn.execute(query).scalars()]
+
+
+class StripeBilling:
+    """BillingSource over the Stripe API, plus the subscription writes migrations need."""
+
+    name = "stripe"
+
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        http: ResilientHTTPClient,
+        store: StripeStore,
+        config: StripeConfig,
+        full_refresh: bool = False,
+    ) -> None:
+        self.client = client
+        self.http = http
+        self.store = store
+        self.config = config
+        self.full_refresh = full_refresh
+        self._synced: set[str] = set()
+        self._invoice_frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        warehouse: Warehouse,
+        settings: StripeSettings | None = None,
+        config: StripeConfig | None = None,
+        full_refresh: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> StripeBilling:
+        """A connector with its own client, reading credentials inside the run."""
+        settings = settings or StripeSettings()
+        config = config or stripe_config()
+        http = ResilientHTTPClient(
+            config=config,
+            limiter=limiter_for(config.requests_per_second, config.prefect_rate_limit),
+            sleep=sleep,
+        )
+        client = stripe.StripeClient(
+            settings.key(),
+            stripe_version=config.api_version,
+            base_addresses={"api": settings.api_base} if settings.api_base else None,
+            max_network_retries=0,  # ResilientHTTPClient retries; never both
+            http_client=http,
+        )
+        return cls(client, http, StripeStore(warehouse), config, full_refresh)
+
+    # -- BillingSource ---------------------------------------------------------------------
+
+    def customers(self) -> pd.DataFrame:
+        return self._frame("customers", stripe_mapping.customers_frame)
+
+    def subscriptions(self) -> pd.DataFrame:
+        return self._frame("subscriptions", stripe_mapping.subscriptions_frame)
+
+    def invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self._invoice_frames is None:
+            self._sync("invoices")
+            invoices, lines = stripe_mapping.invoices_frames(
+                self.store.objects("invoices"), file="Stripe invoices"
+            )
+            self._invoice_frames = (
+                validate_frame("invoices", invoices),
+                validate_frame("invoice_lines", lines),
+            )
+        return self._invoice_frames
+
+    def charges(self) -> pd.DataFrame:
+        return self._frame("charges", stripe_mapping.charges_frame)
+
+    def disputes(self) -> pd.DataFrame:
+        return self._frame("disputes", stripe_mapping.disputes_frame)
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """API calls made so far, per endpoint (retries included)."""
+        return dict(self.http.calls)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def change_subscription_price(
+        self,
+        subscription_id: str,
+        item_id: str,
+        new_price: str,
+        *,
+        idempotency_key: str,
+        proration_behavior: str | None = None,
+        quantity: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Move one subscription item to `new_price`; applied once per idempotency key.
+
+        A retry or a re-run with the same key gets Stripe's stored result instead of a
+        second change (keys derive from the migration plan and the account).
+        """
+        item: dict[str, Any] = {"id": item_id, self.config.item_price_param: new_price}
+        if quantity is not None:
+            item["quantity"] = quantity
+        params: dict[str, Any] = {"items": [item]}
+        if proration_behavior:
+            params["proration_behavior"] = proration_behavior
+        if metadata:
+            params["metadata"] = metadata
+        return self._call(
+            f"subscription {subscription_id}",
+            lambda: self.client.v1.subscriptions.update(
+                subscription_id, params, {"idempotency_key": idempotency_key}
+            ),
+        ).to_dict(for_json=True)
+
+    def preview_price_change(
+        self,
+        customer_id: str,
+        subscription_id: str,
+        item_id: str,
+        new_price: str,
+        proration_behavior: str = "create_prorations",
+    ) -> dict[str, Any]:
+        """The invoice Stripe would issue after the change (nothing is changed)."""
+        params = {
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "subscription_details": {
+                "items": [{"id": item_id, "price": new_price}],
+                "proration_behavior": proration_behavior,
+            },
+        }
+        return self._call(
+            f"preview for {subscription_id}", lambda: self.client.v1.invoices.create_preview(params)
+        ).to_dict(for_json=True)
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        return self._call(
+            f"subscription {subscription_id}",
+            lambda: self.client.v1.subscriptions.retrieve(subscription_id),
+        ).to_dict(for_json=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _frame(self, object_type: str, mapper: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+        self._sync(object_type)
+        frame = mapper(self.store.objects(object_type), file=f"Stripe {object_type}")
+        return validate_frame(object_type, frame)
+
+    def _sync(self, object_type: str) -> None:
+        """Fetch what changed since the cursor (everything on a full refresh) into the store."""
+        if object_type in self._synced:
+            return
+        if self.full_refresh:
+            self.store.clear(object_type)
+        cursor = self.store.cursor(object_type)
+        params: dict[str, Any] = {"limit": self.config.page_size}
+        if object_type == "disputes":
+            params["expand"] = ["data.charge"]  # the customer is on the charge
+        if cursor is not None:
+            lookback = self.config.lookback_days.get(object_type, 0) * 86_400
+            params["created"] = {"gte": cursor - lookback}
+        fetched: dict[str, dict[str, Any]] = {}
+        for page in self._pages(object_type, params):
+            fetched.update((o["id"], o) for o in page)
+        if object_type == "invoices" and cursor is not None:
+            for status in ("open", "draft"):  # unsettled invoices, however old
+                for page in self._pages(
+                    object_type, {"limit": self.config.page_size, "status": status}
+                ):
+                    fetched.update((o["id"], o) for o in page)
+        newest = max((int(o.get("created") or 0) for o in fetched.values()), default=None)
+        self.store.save(
+            object_type, list(fetched.values()), max(filter(None, (cursor, newest)), default=None)
+        )
+        self._synced.add(object_type)
+
+    def _pages(self, object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Pages of plain dicts, following starting_after while has_more."""
+        service = getattr(self.client.v1, object_type)
+        params = dict(params)
+        while True:
+            page = self._call(f"{object_type} list", lambda: service.list(params))
+            objects = [item.to_dict(for_json=True) for item in page.data]
+            if object_type == "invoices":
+                for invoice in objects:
+                    self._complete_lines(invoice)
+            yield objects
+            if not page.has_more or not objects:
+                return
+            params["starting_after"] = objects[-1]["id"]
+
+    def _complete_lines(self, invoice: dict[str, Any]) -> None:
+        """Page in the lines beyond the first handful Stripe embeds in an invoice."""
+        lines = invoice.get("lines") or {}
+        if not lines.get("has_more"):
+            return
+        data = list(lines.get("data", []))
+        while True:
+            params = {"limit": self.config.page_size, "starting_after": data[-1]["id"]}
+            page = self._call(
+                f"lines of invoice {invoice['id']}",
+                lambda p=params: self.client.v1.invoices.line_items.list(invoice["id"], p),
+            )
+            data.extend(item.to_dict(for_json=True) for item in page.data)
+            if not page.has_more or not page.data:
+                break
+        invoice["lines"] = {**lines, "data": data, "has_more": False}
+
+    def _call(self, what: str, action: Callable[[], Any]) -> Any:
+        """Run one API call; Stripe errors become SourceError naming the object."""
+        try:
+            result = action()
+        except stripe.RateLimitError as exc:
+            raise RateLimited(
+                f"Stripe rate limit on {what} persisted after retries: {exc.user_message or exc}"
+            ) from None
+        except stripe.AuthenticationError:
+            raise SourceError("Stripe rejected the API key (401): check STRIPE_API_KEY") from None
+        except stripe.InvalidRequestError as exc:
+            raise SourceError(
+                f"Stripe refused the request for {what}: {exc.user_message or exc}"
+            ) from None
+        except stripe.APIConnectionError as exc:
+            raise SourceError(
+                f"could not reach Stripe for {what} after retries: {exc.user_message or exc}",
+                transient=True,
+            ) from None
+        except stripe.StripeError as exc:
+            raise SourceError(
+                f"Stripe failed on {what}: {exc.user_message or exc}",
+                transient=(exc.http_status or 0) >= 500,
+            ) from None
+        return result
