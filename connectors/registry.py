@@ -1,12 +1,13 @@
 """Pick the sources for a run, per system, in one place.
 
-`--source X` is shorthand for the same choice on all three systems; `--billing`, `--crm` and
-`--usage` override one system each, so a team can mix (e.g. live Stripe with a CRM export).
+`--source X` is shorthand for the same choice on all three systems (`live` = stripe +
+salesforce + sql); `--billing`, `--crm` and `--usage` override one system each, so a team can
+mix (live Stripe with a CRM export, say). Demo and files instances are shared between systems.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,11 @@ from connectors.base import BillingSource, CrmSource, UsageSource
 from connectors.demo import DemoSource
 from revops.errors import ConfigError
 
-SourceKind = Literal["demo", "files"]
+SourceKind = Literal["demo", "files", "live"]
+BillingKind = Literal["demo", "files", "stripe"]
+CrmKind = Literal["demo", "files", "salesforce"]
+UsageKind = Literal["demo", "files", "sql"]
+LIVE = {"billing": "stripe", "crm": "salesforce", "usage": "sql"}
 
 
 @dataclass(frozen=True)
@@ -25,45 +30,77 @@ class Sources:
     billing: BillingSource
     crm: CrmSource
     usage: UsageSource
+    api_calls: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
         names = {self.billing.name, self.crm.name, self.usage.name}
         if len(names) == 1:
             return names.pop()
+        if {self.billing.name, self.crm.name, self.usage.name} == set(LIVE.values()):
+            return "live"
         return f"billing={self.billing.name},crm={self.crm.name},usage={self.usage.name}"
+
+    def calls(self) -> dict[str, int]:
+        """API calls made so far per outside system (sources that count them)."""
+        out = {}
+        for source in (self.billing, self.crm, self.usage):
+            counted = getattr(source, "calls", None)
+            if counted is not None:
+                out[source.name] = sum(counted.values())
+        return out
 
 
 def build_sources(
     *,
     source: SourceKind = "demo",
-    billing: SourceKind | None = None,
-    crm: SourceKind | None = None,
-    usage: SourceKind | None = None,
+    billing: BillingKind | None = None,
+    crm: CrmKind | None = None,
+    usage: UsageKind | None = None,
     input_dir: str | Path | None = None,
     as_of: date,
     demo_size: int = 240,
     demo_seed: int = 7,
+    database_url: str | None = None,
+    full_refresh: bool = False,
 ) -> Sources:
-    """Build the billing, CRM and usage sources; one demo or files instance is shared."""
+    """Build the billing, CRM and usage sources for one run."""
     shared: dict[str, object] = {}
 
-    def make(kind: str) -> object:
-        if kind not in shared:
-            if kind == "demo":
-                shared[kind] = DemoSource(as_of=as_of, size=demo_size, seed=demo_seed)
-            elif kind == "files":
-                if not input_dir:
-                    raise ConfigError("the files source needs --input DIR (the export folder)")
-                from connectors.files import FilesSource
+    def kind_for(system: str, chosen: str | None) -> str:
+        if chosen:
+            return chosen
+        return LIVE[system] if source == "live" else source
 
-                shared[kind] = FilesSource(Path(input_dir))
-            else:
-                raise ConfigError(f"unknown source {kind!r}; choose demo or files")
-        return shared[kind]
+    def make(kind: str) -> object:
+        if kind in shared:
+            return shared[kind]
+        if kind == "demo":
+            made: object = DemoSource(as_of=as_of, size=demo_size, seed=demo_seed)
+        elif kind == "files":
+            if not input_dir:
+                raise ConfigError("the files source needs --input DIR (the export folder)")
+            from connectors.files import FilesSource
+
+            made = FilesSource(Path(input_dir))
+        elif kind == "stripe":
+            from connectors.stripe_billing import StripeBilling
+            from connectors.warehouse import Warehouse
+
+            if not database_url:
+                raise ConfigError(
+                    "the Stripe source keeps its cursors in the warehouse: set a database URL"
+                )
+            made = StripeBilling.from_settings(Warehouse(database_url), full_refresh=full_refresh)
+        else:
+            raise ConfigError(
+                f"the {kind} source is not available in this version; use demo, files or stripe"
+            )
+        shared[kind] = made
+        return made
 
     return Sources(
-        billing=make(billing or source),  # type: ignore[arg-type]
-        crm=make(crm or source),  # type: ignore[arg-type]
-        usage=make(usage or source),  # type: ignore[arg-type]
+        billing=make(kind_for("billing", billing)),  # type: ignore[arg-type]
+        crm=make(kind_for("crm", crm)),  # type: ignore[arg-type]
+        usage=make(kind_for("usage", usage)),  # type: ignore[arg-type]
     )

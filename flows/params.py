@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from connectors.registry import BillingKind, CrmKind, SourceKind, UsageKind
 from tasks.periods import Window, parse_period, previous_month
-
-SourceName = Literal["demo", "files"]
 
 
 class SourceParams(BaseModel):
@@ -17,16 +15,22 @@ class SourceParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: SourceName = Field(
+    source: SourceKind = Field(
         default="demo",
-        description="demo: the built-in demo book (no credentials); files: an export folder.",
+        description=(
+            "demo: the built-in demo book (no credentials); files: an export folder; "
+            "live: Stripe + Salesforce + the usage warehouse."
+        ),
     )
-    billing: SourceName | None = Field(default=None, description="Override the billing source.")
-    crm: SourceName | None = Field(default=None, description="Override the CRM source.")
-    usage: SourceName | None = Field(default=None, description="Override the usage source.")
+    billing: BillingKind | None = Field(default=None, description="Override the billing source.")
+    crm: CrmKind | None = Field(default=None, description="Override the CRM source.")
+    usage: UsageKind | None = Field(default=None, description="Override the usage source.")
     input_dir: str | None = Field(
         default=None,
         description="Export folder for the files source (Account.csv, invoices.jsonl...).",
+    )
+    full_refresh: bool = Field(
+        default=False, description="Live sources: ignore the incremental cursors and re-read all."
     )
     demo_size: int = Field(
         default=240, ge=200, le=200_000, description="Contracts in the demo book."

@@ -27,6 +27,7 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
     """Extract contracts and invoices, reconcile the window, publish files, tables and artifacts."""
     params = params or ReconcileParams()
     as_of, window = params.resolved_as_of(), params.window()
+    settings = get_settings()
     sources = build_sources(
         source=params.source,
         billing=params.billing,
@@ -36,14 +37,17 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
         as_of=as_of,
         demo_size=params.demo_size,
         demo_seed=params.demo_seed,
+        database_url=settings.database_url,
+        full_refresh=params.full_refresh,
     )
     config = reconciliation_config()
 
     data, prints = extract_reconciliation_input(sources)
     result = reconcile_window(data, window, as_of, config)
 
-    settings = get_settings()
-    parameters = params.model_dump(mode="json", exclude={"out_dir", "as_of", "period"})
+    parameters = params.model_dump(
+        mode="json", exclude={"out_dir", "as_of", "period", "full_refresh"}
+    )
     parameters["config"] = config.model_dump(mode="json")
     run = RunRecord(
         run_id=reconciliation_run_id(window, as_of, sources.label, parameters, prints),
@@ -72,4 +76,5 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
         .where(result.by_code.notna(), None)
         .to_dict("records"),
         "outputs": [str(p) for p in paths],
+        "api_calls": sources.calls(),
     }

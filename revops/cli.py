@@ -30,9 +30,25 @@ errors = Console(stderr=True)
 class Source(StrEnum):
     demo = "demo"
     files = "files"
+    live = "live"
 
 
-SOURCE_HELP = "demo (built-in demo book, no credentials) or files (an export folder, --input)."
+class Billing(StrEnum):
+    demo = "demo"
+    files = "files"
+    stripe = "stripe"
+
+
+class Crm(StrEnum):
+    demo = "demo"
+    files = "files"
+    salesforce = "salesforce"
+
+
+SOURCE_HELP = (
+    "demo (built-in demo book, no credentials), files (an export folder, --input) or "
+    "live (Stripe + Salesforce + the usage warehouse)."
+)
 
 
 def _run(action: Callable[[], Any]) -> Any:
@@ -67,8 +83,8 @@ def _parse_date(value: str | None, option: str) -> date | None:
 @app.command()
 def reconcile(
     source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
-    billing: Source | None = typer.Option(None, help="Billing source, overriding --source."),
-    crm: Source | None = typer.Option(None, help="CRM source, overriding --source."),
+    billing: Billing | None = typer.Option(None, help="Billing source, overriding --source."),
+    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
     input_dir: Path | None = typer.Option(
         None, "--input", help="Export folder for the files source."
     ),
@@ -79,6 +95,7 @@ def reconcile(
     out: Path = typer.Option(Path("var/out/reconciliation"), help="Output folder."),
     demo_size: int = typer.Option(240, help="Contracts in the demo book."),
     seed: int = typer.Option(7, help="Seed of the demo book."),
+    full_refresh: bool = typer.Option(False, help="Live sources: re-read everything."),
 ) -> None:
     """Reconcile Stripe invoices against CRM contracts for one window."""
     apply_local_defaults()
@@ -97,6 +114,7 @@ def reconcile(
             out_dir=str(out),
             demo_size=demo_size,
             demo_seed=seed,
+            full_refresh=full_refresh,
         )
         return reconcile_invoices(params)
 
@@ -207,6 +225,8 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
                 row["code"], cur, str(row["findings"]), _amount(row["variance_minor"], cur)
             )
         console.print(codes)
+    for system, calls in summary.get("api_calls", {}).items():
+        console.print(f"{system} API calls: {calls}")
     console.print("Outputs:")
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)  # paths stay copyable

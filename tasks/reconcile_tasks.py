@@ -44,6 +44,8 @@ def extract_reconciliation_input(sources: Sources) -> tuple[ReconciliationInput,
         invoice_lines=lines,
     )
     prints = {name: fingerprint(frame) for name, frame in vars(data).items()}
+    for system, calls in sources.calls().items():
+        logger.info("%s API calls: %d", system, calls)
     logger.info(
         "Read %d accounts, %d contracts, %d customers, %d invoices with %d lines from %s",
         len(data.accounts),

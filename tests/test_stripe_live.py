@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import stripe
 from pydantic import SecretStr
@@ -401,3 +402,59 @@ def test_the_key_can_come_from_a_prefect_secret_block(prefect_api: str) -> None:
     Secret(value="sk_test_from_block").save("stripe-api-key", overwrite=True)
     assert StripeSettings(api_key=None, secret_block="stripe-api-key").key() == "sk_test_from_block"
     assert "sk_test_from_block" not in repr(StripeSettings(api_key=SecretStr("sk_test_from_block")))
+
+
+@pytest.mark.prefect
+def test_the_flow_reconciles_live_stripe_billing_against_a_crm_export(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_source
+) -> None:
+    import json
+
+    from connectors.files_export import write_export
+    from flows.params import ReconcileParams
+    from flows.reconcile_invoices import reconcile_invoices
+
+    invoices, lines = demo_source.invoices()
+    write_export(
+        tmp_path / "crm", accounts=demo_source.accounts(), contracts=demo_source.contracts()
+    )
+    write_export(
+        tmp_path / "stripe",
+        customers=demo_source.customers(),
+        invoices=invoices,
+        invoice_lines=lines,
+    )
+    served: dict[str, list[dict]] = {}
+    for name in ("customers", "invoices"):
+        objects = [
+            json.loads(t) for t in (tmp_path / "stripe" / f"{name}.jsonl").read_text().splitlines()
+        ]
+        for obj in objects:
+            if name == "invoices":
+                obj["_all_lines"] = obj.pop("lines")["data"]
+        served[name] = objects
+    with fake_stripe(served) as server:
+        monkeypatch.setenv("STRIPE_API_KEY", "sk_test_revops")
+        monkeypatch.setenv("STRIPE_API_BASE", server.url)
+        monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+        summary = reconcile_invoices(
+            ReconcileParams(
+                billing="stripe",
+                crm="files",
+                usage="demo",
+                input_dir=str(tmp_path / "crm"),
+                as_of=demo_source.as_of,
+                out_dir=str(tmp_path / "out"),
+            )
+        )
+    assert summary["source"] == "billing=stripe,crm=files,usage=demo"
+    pages = -(-len(invoices) // 100)
+    assert summary["api_calls"] == {"stripe": pages + -(-len(served["customers"]) // 100)}
+    findings = pd.read_csv(tmp_path / "out" / "reconciliation.csv", dtype=str)
+    reported = {
+        (r.code, r.contract_id if isinstance(r.contract_id, str) else r.invoice_id)
+        for r in findings.itertuples()
+    }
+    assert reported == {
+        (c, p.contract_id or p.invoice_id) for p in demo_source.planted for c in p.codes
+    }
