@@ -170,6 +170,22 @@ class Warehouse:
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).mappings().all())
 
+    def latest_findings(self, source: str, as_of: date) -> pd.DataFrame | None:
+        """Findings of the newest reconciliation run of `source` as of `as_of` or earlier.
+
+        None when there is none. Newest = latest window, then latest as-of, then latest write.
+        """
+        runs = reconciliation_runs.c
+        latest = (
+            sa.select(runs.run_id)
+            .where((runs.source == source) & (runs.as_of <= as_of))
+            .order_by(runs.window_start.desc(), runs.as_of.desc(), runs.updated_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            run_id = conn.execute(latest).scalar_one_or_none()
+        return None if run_id is None else self.findings(run_id)
+
     def count(self, table: sa.Table, run_id: str | None = None) -> int:
         """Row count of a table, optionally for one run."""
         query = sa.select(sa.func.count()).select_from(table)

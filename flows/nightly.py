@@ -1,4 +1,4 @@
-"""nightly: the scheduled run. Reconcile (later: score risk, hand off leads) as sub-flows."""
+"""nightly: the scheduled run: reconcile, then hand off leads, as sub-flows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow
 from pydantic import Field
 
+from flows.handoff_leads import LeadsParams, handoff_leads
 from flows.params import ReconcileParams, SourceParams
 from flows.reconcile_invoices import reconcile_invoices
 
@@ -26,11 +27,15 @@ class NightlyParams(SourceParams):
 
 @flow(name="nightly", timeout_seconds=6 * 3600)
 def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
-    """Reconcile last month's billing; each part writes under out_dir/<part>."""
+    """Reconcile last month's billing, then raise leads; each part writes under out_dir/<part>.
+
+    Leads run after the reconciliation so every renewal carries its contract's billing status.
+    """
     params = params or NightlyParams()
     common = params.model_dump(exclude={"out_dir"})
     out = Path(params.out_dir)
     reconciliation = reconcile_invoices(
         ReconcileParams(**common, out_dir=str(out / "reconciliation"))
     )
-    return {"reconciliation": reconciliation}
+    leads = handoff_leads(LeadsParams(**common, out_dir=str(out / "leads")))
+    return {"reconciliation": reconciliation, "leads": leads}

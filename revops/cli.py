@@ -122,6 +122,40 @@ def reconcile(
 
 
 @app.command()
+def leads(
+    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
+    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
+    input_dir: Path | None = typer.Option(
+        None, "--input", help="Export folder for the files source."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
+    out: Path = typer.Option(Path("var/out/leads"), help="Output folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the CRM diff; write nothing."),
+    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
+    seed: int = typer.Option(7, help="Seed of the demo book."),
+) -> None:
+    """Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing)."""
+    apply_local_defaults()
+
+    def action() -> dict:
+        from flows.handoff_leads import LeadsParams, handoff_leads
+
+        params = LeadsParams(
+            source=source.value,
+            crm=crm.value if crm else None,
+            input_dir=str(input_dir) if input_dir else None,
+            as_of=_parse_date(as_of, "--as-of"),
+            out_dir=str(out),
+            dry_run=dry_run,
+            demo_size=demo_size,
+            demo_seed=seed,
+        )
+        return handoff_leads(params)
+
+    print_leads(_run(action))
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("var/out/demo"), help="Output folder."),
     as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
@@ -145,6 +179,7 @@ def demo(
 
     result = _run(action)
     print_reconciliation(result["reconciliation"])
+    print_leads(result["leads"])
 
 
 class Shape(StrEnum):
@@ -230,6 +265,24 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     console.print("Outputs:")
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)  # paths stay copyable
+
+
+def print_leads(summary: dict[str, Any]) -> None:
+    """Counts of leads per kind and action."""
+    mode = "dry run, nothing written" if summary["dry_run"] else "written to the CRM"
+    console.print(
+        f"\n[bold]Leads[/] as of {summary['as_of']} (source {summary['source']}, {mode})",
+        soft_wrap=True,
+    )
+    table = Table("Kind", title=None)
+    actions = ("created", "updated", "unchanged", "skipped")
+    for name in actions:
+        table.add_column(name.capitalize(), justify="right")
+    for kind in ("renewal", "upsell", "csm_task"):
+        table.add_row(kind, *(str(summary["counts"].get(f"{kind}_{a}", 0)) for a in actions))
+    console.print(table)
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 def _amount(amount_minor: int | None, currency: str) -> str:

@@ -1,0 +1,67 @@
+"""handoff_leads: renewal and upsell leads into the CRM, idempotently."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from pydantic import Field
+
+from connectors.registry import build_sources
+from flows.params import SourceParams
+from revops.settings import get_settings
+from tasks.lead_rules import lead_config
+from tasks.lead_tasks import build_lead_table, extract_lead_inputs, load_lead_context, publish_leads
+
+
+class LeadsParams(SourceParams):
+    """Parameters of `handoff_leads`."""
+
+    as_of: date | None = Field(
+        default=None, description="Date the leads are raised as of. Default: today (UTC)."
+    )
+    out_dir: str = Field(default="var/out/leads", description="Folder for leads.csv and leads.md.")
+    dry_run: bool = Field(
+        default=False,
+        description="Show what would be written to the CRM and write nothing. Demo and files "
+        "sources are always a dry run against their own opportunities.",
+    )
+
+
+@flow(name="handoff-leads", timeout_seconds=2 * 3600, validate_parameters=True)
+def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
+    """Raise renewal and upsell leads, diff them against the CRM, write or show the changes."""
+    params = params or LeadsParams()
+    settings = get_settings()
+    from datetime import UTC, datetime
+
+    as_of = params.as_of or datetime.now(UTC).date()
+    sources = build_sources(
+        source=params.source,
+        billing=params.billing,
+        crm=params.crm,
+        usage=params.usage,
+        input_dir=params.input_dir,
+        as_of=as_of,
+        demo_size=params.demo_size,
+        demo_seed=params.demo_seed,
+        database_url=settings.database_url,
+        full_refresh=params.full_refresh,
+    )
+    config = lead_config()
+    inputs = extract_lead_inputs(sources, as_of, config)
+    reconciliation = load_lead_context(settings.database_url, sources.label, as_of)
+    leads = build_lead_table(inputs, as_of, config, reconciliation, None)
+    dry_run = params.dry_run or not hasattr(sources.crm, "upsert")
+    paths = publish_leads(leads, as_of, sources.label, dry_run, Path(params.out_dir))
+    return {
+        "as_of": as_of.isoformat(),
+        "source": sources.label,
+        "dry_run": dry_run,
+        "counts": {
+            f"{k}_{a}": int(n) for (k, a), n in leads.groupby(["kind", "action"]).size().items()
+        },
+        "outputs": [str(p) for p in paths],
+    }

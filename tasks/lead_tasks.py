@@ -1,0 +1,197 @@
+"""Prefect tasks of the handoff_leads flow, and the leads outputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from connectors.registry import Sources
+from connectors.warehouse import Warehouse
+from revops.money import format_money
+from tasks.lead_rules import KINDS, LeadConfig, build_leads
+from tasks.outputs import staged_outputs
+from tasks.retry_policy import retry_transient
+
+LEADS_CSV_COLUMNS = [
+    "lead_key",
+    "kind",
+    "account_id",
+    "contract_id",
+    "amount_minor",
+    "currency",
+    "close_date",
+    "owner_id",
+    "reason",
+    "billing_status",
+    "action",
+    "skip_reason",
+    "changed_fields",
+]
+
+
+@dataclass(frozen=True)
+class LeadInputs:
+    """The canonical frames the lead rules read."""
+
+    accounts: pd.DataFrame
+    contracts: pd.DataFrame
+    opportunities: pd.DataFrame
+    usage: pd.DataFrame
+    invoices: pd.DataFrame
+    invoice_lines: pd.DataFrame
+    customers: pd.DataFrame
+
+
+@task(
+    name="extract-lead-inputs",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> LeadInputs:
+    """CRM accounts, contracts and opportunities; recent usage; billing for overage."""
+    invoices, lines = sources.billing.invoices()
+    start = as_of - timedelta(days=config.usage_window_days)
+    inputs = LeadInputs(
+        accounts=sources.crm.accounts(),
+        contracts=sources.crm.contracts(),
+        opportunities=sources.crm.opportunities(),
+        usage=sources.usage.usage(start, as_of + timedelta(days=1)),
+        invoices=invoices,
+        invoice_lines=lines,
+        customers=sources.billing.customers(),
+    )
+    get_run_logger().info(
+        "Read %d contracts, %d opportunities and %d usage rows from %s",
+        len(inputs.contracts),
+        len(inputs.opportunities),
+        len(inputs.usage),
+        sources.label,
+    )
+    return inputs
+
+
+@task(name="load-lead-context", cache_policy=NO_CACHE)
+def load_lead_context(database_url: str, source: str, as_of: date) -> pd.DataFrame | None:
+    """The latest reconciliation findings of this source: no renewal goes out on wrong billing."""
+    findings = Warehouse(database_url).latest_findings(source, as_of)
+    logger = get_run_logger()
+    if findings is None:
+        logger.warning("No reconciliation run for %s yet: leads carry no billing status", source)
+    else:
+        logger.info("Attaching billing status from %d reconciliation findings", len(findings))
+    return findings
+
+
+@task(name="build-leads", cache_policy=NO_CACHE)
+def build_lead_table(
+    inputs: LeadInputs,
+    as_of: date,
+    config: LeadConfig,
+    reconciliation: pd.DataFrame | None,
+    risk_tiers: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The lead rules (pure logic in tasks.lead_rules), diffed against the CRM."""
+    leads = build_leads(
+        accounts=inputs.accounts,
+        contracts=inputs.contracts,
+        opportunities=inputs.opportunities,
+        usage=inputs.usage,
+        invoice_lines=inputs.invoice_lines,
+        as_of=as_of,
+        config=config,
+        risk_tiers=risk_tiers,
+        reconciliation=reconciliation,
+        invoices=inputs.invoices,
+        customers=inputs.customers,
+    )
+    counts = leads.groupby(["kind", "action"]).size().to_dict()
+    get_run_logger().info("Leads: %s", ", ".join(f"{k}/{a}: {n}" for (k, a), n in counts.items()))
+    return leads
+
+
+def leads_markdown(
+    leads: pd.DataFrame, as_of: date, source: str, dry_run: bool, out_dir: Path | None
+) -> str:
+    """Counts per kind and action, and the leads that were (or would be) written."""
+    mode = "dry run: nothing was written to the CRM" if dry_run else "written to the CRM"
+    lines = [
+        f"# Lead handoff as of {as_of}",
+        "",
+        f"Source `{source}`, {mode}.",
+        "",
+        "| Kind | Created | Updated | Unchanged | Skipped |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        of_kind = leads[leads["kind"] == kind]["action"].value_counts()
+        lines.append(
+            f"| {kind} | "
+            + " | ".join(
+                str(int(of_kind.get(a, 0))) for a in ("created", "updated", "unchanged", "skipped")
+            )
+            + " |"
+        )
+    active = leads[leads["action"].isin(["created", "updated"])]
+    if not active.empty:
+        lines += [
+            "",
+            "## New and updated",
+            "",
+            "| Kind | Account | Contract | Amount | Close | Reason |",
+            "|---|---|---|---:|---|---|",
+        ]
+        for row in active.head(50).itertuples(index=False):
+            amount = (
+                "—"
+                if pd.isna(row.amount_minor)
+                else format_money(int(row.amount_minor), row.currency)
+            )
+            close = "—" if pd.isna(row.close_date) else f"{row.close_date:%Y-%m-%d}"
+            contract = "—" if pd.isna(row.contract_id) else row.contract_id
+            lines.append(
+                f"| {row.kind} | {row.account_id} | {contract} | {amount} | {close} "
+                f"| {row.reason} |"
+            )
+    if out_dir is not None:
+        lines += ["", f"All leads: `{out_dir / 'leads.csv'}`"]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="publish-leads", cache_policy=NO_CACHE)
+def publish_leads(
+    leads: pd.DataFrame, as_of: date, source: str, dry_run: bool, out_dir: Path
+) -> list[Path]:
+    """leads.csv and leads.md, landed together, plus the run's artifacts."""
+    markdown = leads_markdown(leads, as_of, source, dry_run, out_dir)
+    with staged_outputs(out_dir) as staging:
+        leads[LEADS_CSV_COLUMNS].to_csv(
+            staging / "leads.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n"
+        )
+        (staging / "leads.md").write_text(markdown, encoding="utf-8")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in source.lower()).strip("-")
+    create_markdown_artifact(
+        markdown=markdown, key=f"leads-{slug}-summary", description=f"Lead handoff as of {as_of}"
+    )
+    table = json.loads(
+        leads[LEADS_CSV_COLUMNS].head(500).to_json(orient="records", date_format="iso")
+    )
+    for record in table:
+        if record.get("close_date"):
+            record["close_date"] = record["close_date"][:10]
+    create_table_artifact(
+        table=table, key=f"leads-{slug}-table", description=f"{len(leads)} leads as of {as_of}"
+    )
+    paths = [out_dir / "leads.csv", out_dir / "leads.md"]
+    get_run_logger().info("Wrote %s", ", ".join(map(str, paths)))
+    return paths
