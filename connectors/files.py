@@ -1,35 +1,41 @@
 """The `files` source: a folder of exports (DESIGN.md, "The `files` source").
 
-Salesforce Data Loader CSVs (`Account.csv`, `Contract.csv`, `Case.csv`, `Opportunity.csv`,
-API field names as headers), Stripe API objects as JSONL (`customers.jsonl`,
-`subscriptions.jsonl`, `invoices.jsonl`, `charges.jsonl`, `disputes.jsonl`) and `usage.csv`.
-Each file is read once, mapped to its canonical frame and validated; every problem names the
-file, the row (and line) and the column. `Account.csv`, `Contract.csv` and `invoices.jsonl` are
-required when asked for; the others may be absent (an empty frame).
+Salesforce Data Loader CSVs (`Account.csv`, `Contract.csv`, `Case.csv`, `Opportunity.csv`;
+API field names as headers, extra columns ignored), Stripe API objects one per line
+(`customers.jsonl`, `subscriptions.jsonl`, `invoices.jsonl`, `charges.jsonl`,
+`disputes.jsonl`) and `usage.csv` (account_id, date, metric, quantity). Each file is read once,
+mapped to its canonical frame and validated; every problem names the file, the row (and line)
+and the column. `Account.csv`, `Contract.csv` and `invoices.jsonl` are required when asked
+for; any other file may be absent (an empty frame).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from connectors import stripe_mapping
-from connectors.salesforce_mapping import FRAME_OF, missing_fields, records_frame
+from connectors.salesforce_mapping import (
+    FRAME_OF,
+    MONEY_COLUMNS,
+    check_fields,
+    records_frame,
+    strict_dates,
+)
 from revops.config import FieldMapping, field_mapping
 from revops.errors import InputError, InputErrors
-from revops.frames import DATE, SourceLocation, conform, empty_frame, validate_frame
-from revops.money import to_decimal
+from revops.frames import SourceLocation, conform, empty_frame, validate_frame
 
-REQUIRED_FILES = {"Account.csv", "Contract.csv", "invoices.jsonl"}
-USAGE_COLUMNS = ["account_id", "date", "metric", "quantity"]
+T = TypeVar("T")
+REQUIRED_FILES = ("Account.csv", "Contract.csv", "invoices.jsonl")
+USAGE_COLUMNS = ("account_id", "date", "metric", "quantity")
 
 
 class FilesSource:
@@ -39,223 +45,219 @@ class FilesSource:
 
     def __init__(self, folder: Path, mapping: FieldMapping | None = None) -> None:
         self.folder = Path(folder)
-        self.mapping = mapping or field_mapping()
         if not self.folder.is_dir():
-            raise InputError(f"export folder {self.folder} does not exist")
+            raise InputError(f"the export folder {self.folder} does not exist")
+        self.mapping = mapping or field_mapping()
+        self._frames: dict[str, Any] = {}
 
-    # -- CRM -----------------------------------------------------------------------------
+    # -- CrmSource ------------------------------------------------------------------------
 
     def accounts(self) -> pd.DataFrame:
-        return self._crm["Account"]()
+        """Canonical `accounts` from Account.csv (required)."""
+        return self._crm("Account")
 
     def contracts(self) -> pd.DataFrame:
-        return self._crm["Contract"]()
+        """Canonical `contracts` from Contract.csv (required)."""
+        return self._crm("Contract")
 
     def cases(self) -> pd.DataFrame:
-        return self._crm["Case"]()
+        """Canonical `cases` from Case.csv (empty when absent)."""
+        return self._crm("Case")
 
     def opportunities(self) -> pd.DataFrame:
-        return self._crm["Opportunity"]()
+        """Canonical `opportunities` from Opportunity.csv (empty when absent)."""
+        return self._crm("Opportunity")
 
-    # -- billing -------------------------------------------------------------------------
+    # -- BillingSource --------------------------------------------------------------------
 
     def customers(self) -> pd.DataFrame:
+        """Canonical `customers` from customers.jsonl (empty when absent)."""
         return self._stripe("customers.jsonl", "customers", stripe_mapping.customers_frame)
 
     def subscriptions(self) -> pd.DataFrame:
+        """Canonical `subscriptions` (one row per item) from subscriptions.jsonl."""
         return self._stripe(
-            "subscriptions.jsonl", "subscriptions", stripe_mapping.subscriptions_frame
+            "subscriptions.jsonl",
+            "subscriptions",
+            stripe_mapping.subscriptions_frame,
+            stripe_mapping.subscription_rows,
         )
 
     def invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return self._invoices
+        """Canonical `invoices` and `invoice_lines` from invoices.jsonl (required)."""
+        return self._once("invoices.jsonl", self._read_invoices)
 
     def charges(self) -> pd.DataFrame:
+        """Canonical `charges` from charges.jsonl (empty when absent)."""
         return self._stripe("charges.jsonl", "charges", stripe_mapping.charges_frame)
 
     def disputes(self) -> pd.DataFrame:
+        """Canonical `disputes` from disputes.jsonl (empty when absent)."""
         return self._stripe("disputes.jsonl", "disputes", stripe_mapping.disputes_frame)
 
-    # -- usage ---------------------------------------------------------------------------
+    # -- UsageSource ----------------------------------------------------------------------
 
     def usage(self, start: date, end: date) -> pd.DataFrame:
-        frame = self._usage
+        """Canonical `usage` rows of usage.csv with start <= date < end (empty when absent)."""
+        frame = self._once("usage.csv", self._read_usage)
         days = frame["date"].to_numpy(dtype="datetime64[D]")
         keep = (days >= np.datetime64(start, "D")) & (days < np.datetime64(end, "D"))
         return frame[keep].reset_index(drop=True)
 
-    # -- reading -------------------------------------------------------------------------
+    # -- reading --------------------------------------------------------------------------
 
-    @cached_property
-    def _crm(self) -> dict[str, Callable[[], pd.DataFrame]]:
-        cache: dict[str, pd.DataFrame] = {}
+    def _once(self, name: str, read: Callable[[], T]) -> T:
+        if name not in self._frames:
+            self._frames[name] = read()
+        return self._frames[name]
 
-        def reader(sobject: str) -> Callable[[], pd.DataFrame]:
-            def read() -> pd.DataFrame:
-                if sobject not in cache:
-                    cache[sobject] = self._read_crm(sobject)
-                return cache[sobject]
+    def _missing(self, name: str) -> InputError:
+        return InputError(f"is missing from the export folder {self.folder}", file=name)
 
-            return read
+    def _absent(self, name: str, frame: str) -> pd.DataFrame:
+        if name in REQUIRED_FILES:
+            raise self._missing(name)
+        return empty_frame(frame)
 
-        return {sobject: reader(sobject) for sobject in FRAME_OF}
-
-    def _read_crm(self, sobject: str) -> pd.DataFrame:
+    def _crm(self, sobject: str) -> pd.DataFrame:
         name = f"{sobject}.csv"
+        return self._once(name, lambda: self._read_crm(sobject, name))
+
+    def _read_crm(self, sobject: str, name: str) -> pd.DataFrame:
         frame_name = FRAME_OF[sobject]
-        if not (self.folder / name).exists():
+        if not (self.folder / name).is_file():
             return self._absent(name, frame_name)
-        header, records, rows, lines = _read_csv(self.folder / name)
-        missing = missing_fields(sobject, header, self.mapping)
-        if missing:
-            raise InputError(
-                f"required column(s) missing: {', '.join(missing)} "
-                f"(field names are set in configs/fields.yaml)",
-                file=name,
-            )
+        header, values, rows, lines = _read_csv(self.folder / name)
+        check_fields(sobject, header, self.mapping, file=name)
+        records = [dict(zip(header, row, strict=True)) for row in values]
         frame = records_frame(sobject, records, self.mapping, rows=rows, file=name, lines=lines)
         columns = {
-            (f"{column}_minor" if column in ("unit_price", "amount") else column): spec.field
+            MONEY_COLUMNS.get(column, column): spec.field
             for column, spec in self.mapping.for_object(sobject).items()
         }
         return validate_frame(frame_name, frame, _location(name, rows, columns, header_lines=1))
 
     def _stripe(
-        self, name: str, frame_name: str, mapper: Callable[..., pd.DataFrame]
+        self,
+        name: str,
+        frame_name: str,
+        mapper: Callable[..., pd.DataFrame],
+        frame_rows: Callable[[Sequence[dict], Sequence[int]], list[int]] | None = None,
     ) -> pd.DataFrame:
-        if not (self.folder / name).exists():
-            return self._absent(name, frame_name)
-        records, rows = _read_jsonl(self.folder / name)
-        frame = mapper(records, rows=rows, file=name)
-        return validate_frame(frame_name, frame, _location(name, rows, _STRIPE_FIELDS))
+        def read() -> pd.DataFrame:
+            if not (self.folder / name).is_file():
+                return self._absent(name, frame_name)
+            records, rows = _read_jsonl(self.folder / name)
+            frame = mapper(records, rows=rows, file=name)
+            located = frame_rows(records, rows) if frame_rows else rows
+            fields = stripe_mapping.STRIPE_FIELDS[frame_name]
+            return validate_frame(frame_name, frame, _location(name, located, fields))
 
-    @cached_property
-    def _invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self._once(name, read)
+
+    def _read_invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         name = "invoices.jsonl"
-        if not (self.folder / name).exists():
-            self._absent(name, "invoices")
+        if not (self.folder / name).is_file():
+            raise self._missing(name)
         records, rows = _read_jsonl(self.folder / name)
         invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
-        invoices = validate_frame("invoices", invoices, _location(name, rows, _STRIPE_FIELDS))
-        line_rows = _line_rows(records, rows)
-        lines = validate_frame("invoice_lines", lines, _location(name, line_rows, _STRIPE_FIELDS))
-        return invoices, lines
+        fields = stripe_mapping.STRIPE_FIELDS
+        line_rows = stripe_mapping.invoice_line_rows(records, rows)
+        return (
+            validate_frame("invoices", invoices, _location(name, rows, fields["invoices"])),
+            validate_frame(
+                "invoice_lines", lines, _location(name, line_rows, fields["invoice_lines"])
+            ),
+        )
 
-    @cached_property
-    def _usage(self) -> pd.DataFrame:
+    def _read_usage(self) -> pd.DataFrame:
         name = "usage.csv"
-        if not (self.folder / name).exists():
+        if not (self.folder / name).is_file():
             return empty_frame("usage")
-        header, records, rows, lines = _read_csv(self.folder / name)
-        missing = [c for c in USAGE_COLUMNS if c not in header]
+        header, values, rows, lines = _read_csv(self.folder / name)
+        missing = [column for column in USAGE_COLUMNS if column not in header]
         if missing:
             raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
-        raw = (
-            pd.DataFrame.from_records(records, columns=header)
-            if records
-            else pd.DataFrame(columns=header)
-        )
-        errors: list[InputError] = []
-        dates = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
-        quantities: list[float] = []
-        for i, (value, day) in enumerate(zip(raw["quantity"], dates, strict=True)):
-            if pd.isna(day):
-                errors.append(
-                    InputError(
-                        f"{raw['date'].iloc[i]!r} is not a date (YYYY-MM-DD)",
-                        file=name,
-                        row=rows[i],
-                        column="date",
-                        line=lines[i],
-                    )
-                )
-            try:
-                number = to_decimal(value)
-                if number < 0:
-                    raise ValueError
-                quantities.append(float(number))
-            except ValueError:
-                errors.append(
-                    InputError(
-                        f"{value!r} is not a non-negative number",
-                        file=name,
-                        row=rows[i],
-                        column="quantity",
-                        line=lines[i],
-                    )
-                )
-                quantities.append(0.0)
-        if errors:
-            raise errors[0] if len(errors) == 1 else InputErrors(errors)
+        raw = pd.DataFrame(values, columns=header, dtype="str")[list(USAGE_COLUMNS)]
+        text = raw.apply(lambda column: column.str.strip()).replace("", pd.NA)
+        days = strict_dates(text["date"])
+        quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
+        checks = {
+            "date": (days.isna().to_numpy(), "is not a date (YYYY-MM-DD)"),
+            "quantity": (
+                ~(np.isfinite(quantity) & (quantity >= 0)).to_numpy(),
+                "is not a non-negative number",
+            ),
+        }
+        problems = [
+            InputError(
+                f"{raw.at[i, column]!r} {why}", file=name, row=rows[i], column=column, line=lines[i]
+            )
+            for i in np.flatnonzero(checks["date"][0] | checks["quantity"][0])
+            for column, (bad, why) in checks.items()
+            if bad[i]
+        ]
+        if problems:
+            raise problems[0] if len(problems) == 1 else InputErrors(problems)
         frame = pd.DataFrame(
             {
-                "account_id": raw["account_id"].astype("str"),
-                "date": dates.astype(DATE),
-                "metric": raw["metric"].astype("str"),
-                "quantity": np.asarray(quantities, dtype=np.float64),
+                "account_id": text["account_id"],
+                "date": days,
+                "metric": text["metric"],
+                "quantity": quantity,
             }
         )
         return validate_frame(
             "usage", conform("usage", frame), _location(name, rows, {}, header_lines=1)
         )
 
-    def _absent(self, name: str, frame_name: str) -> pd.DataFrame:
-        if name in REQUIRED_FILES:
-            raise InputError(f"{name} is missing from the export folder {self.folder}")
-        return empty_frame(frame_name)
-
-
-# Canonical columns named by the Stripe field they come from, for validation messages.
-_STRIPE_FIELDS = {
-    "customer_id": "id (customer)",
-    "invoice_id": "id",
-    "line_id": "lines.data[].id",
-    "charge_id": "id",
-    "dispute_id": "id",
-    "subscription_id": "id",
-}
-
 
 def _location(
-    name: str, rows: list[int], columns: dict[str, str], header_lines: int = 0
+    name: str, rows: Sequence[int], columns: Mapping[str, str], header_lines: int = 0
 ) -> SourceLocation:
     return SourceLocation(
         file=name, columns=columns, header_lines=header_lines, rows=lambda i: rows[int(i)]
     )
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]], list[int], list[int]]:
-    """Header, rows as dicts of strings, each row's 1-based data row and its last line."""
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int], list[int]]:
+    """Header, each non-blank row's values (padded to the header), its data row and line.
+
+    Rows are counted from 1 after the header, blank ones included; the line is the physical
+    line the row ends on (quoted values may span lines).
+    """
+    values: list[list[str]] = []
+    rows: list[int] = []
+    lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            records, rows, lines = [], [], []
-            for number, values in enumerate(reader, start=1):
-                if not any(v.strip() for v in values):
+            header = [column.strip() for column in next(reader, [])]
+            for row, cells in enumerate(reader, start=1):
+                if not any(cell.strip() for cell in cells):
                     continue
-                if len(values) > len(header):
+                if len(cells) > len(header):
                     raise InputError(
-                        f"has {len(values)} values but the header has {len(header)} columns",
+                        f"has {len(cells)} values but the header has {len(header)} columns",
                         file=path.name,
-                        row=number,
+                        row=row,
                         line=reader.line_num,
                     )
-                records.append(
-                    dict(zip(header, values + [""] * (len(header) - len(values)), strict=True))
-                )
-                rows.append(number)
+                values.append(cells + [""] * (len(header) - len(cells)))
+                rows.append(row)
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
     except csv.Error as exc:
         raise InputError(f"is not valid CSV: {exc}", file=path.name) from None
-    return header, records, rows, lines
+    return header, values, rows, lines
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """Objects of a JSONL file and each one's line number (blank lines are skipped)."""
-    records, rows = [], []
+    """The objects of a JSONL file and each one's line; blank lines are skipped but counted."""
+    records: list[dict[str, Any]] = []
+    rows: list[int] = []
+    problems: list[InputError] = []
     try:
         with path.open(encoding="utf-8-sig") as handle:
             for number, text in enumerate(handle, start=1):
@@ -264,25 +266,21 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"is not valid JSON: {exc.msg} (column {exc.colno})",
-                        file=path.name,
-                        row=number,
-                    ) from None
+                    problems.append(
+                        InputError(
+                            f"is not valid JSON: {exc.msg} (at character {exc.colno})",
+                            file=path.name,
+                            row=number,
+                        )
+                    )
+                    continue
                 if not isinstance(value, dict):
-                    raise InputError("is not a JSON object", file=path.name, row=number)
+                    problems.append(InputError("is not a JSON object", file=path.name, row=number))
+                    continue
                 records.append(value)
                 rows.append(number)
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
+    if problems:
+        raise problems[0] if len(problems) == 1 else InputErrors(problems)
     return records, rows
-
-
-def _line_rows(records: list[dict[str, Any]], rows: list[int]) -> list[int]:
-    """The JSONL line of each invoice line, in the order invoices_frames emits them."""
-    out: list[int] = []
-    for record, row in zip(records, rows, strict=True):
-        lines = record.get("lines")
-        data = lines.get("data", []) if isinstance(lines, dict) else lines or []
-        out.extend([row] * len(data))
-    return out

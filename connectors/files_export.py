@@ -1,29 +1,48 @@
 """Write canonical frames as a `files` source folder: Data Loader CSVs and Stripe JSONL.
 
-The inverse of connectors.files, used for `revops demo-export` (a worked example of the
-export format) and for round-trip tests. Invoices are written in the current Stripe shape
+The inverse of connectors.files: `revops demo-export` uses it to show the export format, and
+the round-trip tests use it. Salesforce objects are written with the API field names of
+configs/fields.yaml (money as major-unit decimals with the currency's exponent, dates
+YYYY-MM-DD, date-times in UTC with milliseconds, booleans true/false, nulls empty). Stripe
+objects are written as the API returns them, with invoices in the current shape
 (`invoice.parent`, `line.pricing`, `line.parent`) or the older one (`invoice.subscription`,
-`line.price`, `line.proration`). Invoice tax is written as one exclusive tax amount so it
-round-trips; lines carry amounts before tax and discounts as `discount_amounts`. Each file is
-written to a temporary name and renamed into place.
+`line.price`, `line.type`, `line.proration`).
+
+What cannot round-trip, because the formats do not carry it:
+- instants below the second in Stripe objects (Stripe timestamps are unix seconds) and below
+  the millisecond in Salesforce date-times;
+- MGA amounts that are not whole ariary (Stripe treats MGA as zero-decimal);
+- empty strings, which read back as nulls; surrounding spaces in Salesforce text cells;
+- subscription-level fields (customer, status, currency, dates, metadata) that differ between
+  the items of one subscription: the first item's are written;
+- invoice line `currency`, which is always its invoice's; and row order, where the lines of
+  an invoice and the items of a subscription are written together.
+Invoice tax is written as one exclusive tax amount (`tax` in the older shape, `total_taxes` in
+the current one) and lines carry no tax, so `tax_minor` and line amounts round-trip exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
+from connectors.salesforce_mapping import MONEY_COLUMNS
 from revops.config import FieldMapping, field_mapping
+from revops.frames import DATE, INSTANT
 from revops.money import minor_to_major, minor_to_stripe
 
 InvoiceShape = Literal["current", "legacy"]
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def write_export(
@@ -43,255 +62,276 @@ def write_export(
     invoice_shape: InvoiceShape = "current",
     mapping: FieldMapping | None = None,
 ) -> list[Path]:
-    """Write the given frames (None = skip) into `folder`; returns the files written."""
+    """Write the given canonical frames (None = skip) into `folder`; the paths written.
+
+    Every file's content is built before any is written, and each file is replaced
+    atomically, so a failure leaves the folder as it was.
+    """
+    if invoice_shape not in ("current", "legacy"):
+        raise ValueError(f"invoice_shape must be 'current' or 'legacy', not {invoice_shape!r}")
+    if invoice_lines is not None and invoices is None:
+        raise ValueError("invoice_lines are written inside their invoices: pass invoices too")
     mapping = mapping or field_mapping()
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    texts: dict[str, str] = {}
     crm = {"Account": accounts, "Contract": contracts, "Case": cases, "Opportunity": opportunities}
     for sobject, frame in crm.items():
         if frame is not None:
-            written.append(_write(folder / f"{sobject}.csv", _crm_csv(sobject, frame, mapping)))
+            texts[f"{sobject}.csv"] = _crm_csv(sobject, frame, mapping)
     if customers is not None:
-        written.append(
-            _write(folder / "customers.jsonl", _jsonl(_customer(r) for r in _records(customers)))
-        )
+        texts["customers.jsonl"] = _jsonl(map(_customer, _records(customers)))
     if subscriptions is not None:
-        written.append(
-            _write(folder / "subscriptions.jsonl", _jsonl(_subscriptions(subscriptions)))
-        )
+        texts["subscriptions.jsonl"] = _jsonl(_subscriptions(subscriptions))
     if invoices is not None:
-        lines = invoice_lines if invoice_lines is not None else pd.DataFrame(columns=["invoice_id"])
-        objects = _invoices(invoices, lines, invoice_shape)
-        written.append(_write(folder / "invoices.jsonl", _jsonl(objects)))
+        texts["invoices.jsonl"] = _jsonl(_invoices(invoices, invoice_lines, invoice_shape))
     if charges is not None:
-        written.append(
-            _write(folder / "charges.jsonl", _jsonl(_charge(r) for r in _records(charges)))
-        )
+        texts["charges.jsonl"] = _jsonl(map(_charge, _records(charges)))
     if disputes is not None:
-        written.append(
-            _write(folder / "disputes.jsonl", _jsonl(_dispute(r) for r in _records(disputes)))
-        )
+        texts["disputes.jsonl"] = _jsonl(map(_dispute, _records(disputes)))
     if usage is not None:
-        out = usage.assign(date=usage["date"].dt.strftime("%Y-%m-%d"))
-        buffer = io.StringIO()
-        out[["account_id", "date", "metric", "quantity"]].to_csv(
-            buffer, index=False, lineterminator="\n"
+        texts["usage.csv"] = usage[["account_id", "date", "metric", "quantity"]].to_csv(
+            index=False, lineterminator="\n", date_format="%Y-%m-%d"
         )
-        written.append(_write(folder / "usage.csv", buffer.getvalue()))
-    return written
+    folder.mkdir(parents=True, exist_ok=True)
+    return [_write_atomically(folder / name, text) for name, text in texts.items()]
 
 
-def _write(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+def _write_atomically(path: Path, text: str) -> Path:
+    """Write to a temporary file beside `path`, then rename it over `path`."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; exports are shared files
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
     return path
 
 
+# -- Salesforce Data Loader CSVs -------------------------------------------------------------
+
+
+def _crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
+    """The frame as a Data Loader CSV with the API field names of `sobject` as header."""
+    labels: dict[str, str] = {}
+    for label, frequency in mapping.billing_frequency_values.items():
+        labels.setdefault(frequency, label)  # the first label of each frequency is canonical
+    specs = mapping.for_object(sobject)
+    cells: list[pd.Series] = []
+    for name in specs:
+        values = frame[MONEY_COLUMNS.get(name, name)]
+        dtype = str(values.dtype)
+        if name in MONEY_COLUMNS:
+            text = pd.Series(
+                [
+                    None if pd.isna(v) else str(minor_to_major(int(v), code))
+                    for v, code in zip(values, frame["currency"], strict=True)
+                ],
+                index=frame.index,
+                dtype=object,
+            )
+        elif name == "billing_frequency":
+            text = values.map(labels)
+        elif dtype == "bool":
+            text = pd.Series(np.where(values, "true", "false"), index=frame.index)
+        elif dtype == DATE:
+            text = values.dt.strftime("%Y-%m-%d")
+        elif dtype == INSTANT:
+            text = values.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        elif dtype == "float64":
+            text = values.map(lambda v: f"{v:g}")
+        else:
+            text = values.astype(object).map(str, na_action="ignore")
+        cells.append(text.astype(object).where(text.notna(), ""))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spec.field for spec in specs.values()])
+    writer.writerows(zip(*(column.tolist() for column in cells), strict=True))
+    return buffer.getvalue()
+
+
+# -- Stripe API objects ----------------------------------------------------------------------
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    """Rows as dicts of plain values: None for nulls, unix seconds for instants."""
+    plain = frame.copy()
+    for column in frame.columns:
+        if str(frame[column].dtype) == INSTANT:
+            seconds = (frame[column].dt.floor("s") - _EPOCH) // pd.Timedelta(seconds=1)
+            plain[column] = seconds.astype("Int64")
+    return plain.astype(object).where(plain.notna(), None).to_dict("records")
 
 
 def _jsonl(objects: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(obj, separators=(",", ":")) + "\n" for obj in objects)
 
 
-def _unix(value: Any) -> int | None:
-    return None if value is None else int(pd.Timestamp(value).timestamp())
-
-
-def _stripe_amount(value: Any, currency: str) -> int | None:
-    return None if value is None else minor_to_stripe(int(value), currency)
-
-
-# -- Salesforce CSVs ------------------------------------------------------------------------
-
-
-def _crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
-    specs = mapping.for_object(sobject)
-    frequency_names: dict[str, str] = {}
-    for label, canonical in mapping.billing_frequency_values.items():
-        frequency_names.setdefault(canonical, label)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([spec.field for spec in specs.values()])
-    for record in _records(frame):
-        row = []
-        for column in specs:
-            value = (
-                record.get(f"{column}_minor")
-                if column in ("unit_price", "amount")
-                else record.get(column)
-            )
-            if value is None:
-                row.append("")
-            elif column in ("unit_price", "amount"):
-                row.append(str(minor_to_major(int(value), record["currency"])))
-            elif column == "billing_frequency":
-                row.append(frequency_names[value])
-            elif column == "discount_pct":
-                row.append(f"{value:g}")
-            elif isinstance(value, bool):
-                row.append("true" if value else "false")
-            elif column.endswith("_date"):
-                row.append(pd.Timestamp(value).strftime("%Y-%m-%d"))
-            elif column.endswith("_at"):
-                row.append(pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.000+0000"))
-            else:
-                row.append(str(value))
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
-# -- Stripe objects -------------------------------------------------------------------------
+def _amount(value: int | None, currency: str) -> int | None:
+    return None if value is None else minor_to_stripe(value, currency)
 
 
 def _customer(r: dict[str, Any]) -> dict[str, Any]:
+    account = r["salesforce_account_id"]
     return {
         "id": r["customer_id"],
         "object": "customer",
         "name": r["name"],
         "email": r["email"],
         "currency": r["currency"].lower() if r["currency"] else None,
-        "created": _unix(r["created_at"]),
-        "metadata": {"salesforce_account_id": r["salesforce_account_id"]}
-        if r["salesforce_account_id"]
-        else {},
+        "created": r["created_at"],
+        "metadata": {"salesforce_account_id": account} if account else {},
     }
 
 
 def _subscriptions(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for subscription_id, group in frame.groupby("subscription_id", sort=False):
-        items = _records(group)
-        first = items[0]
-        currency = first["currency"]
-        out.append(
-            {
-                "id": subscription_id,
-                "object": "subscription",
-                "customer": first["customer_id"],
-                "status": first["status"],
+    items_of: dict[str, list[dict[str, Any]]] = {}
+    for row in _records(frame):
+        items_of.setdefault(row["subscription_id"], []).append(row)
+    return [_subscription(items) for items in items_of.values()]
+
+
+def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    first = rows[0]
+    currency = first["currency"]
+    ends = {row["current_period_end"] for row in rows}
+    contract = first["salesforce_contract_id"]
+    items = [
+        {
+            "id": row["item_id"],
+            "object": "subscription_item",
+            "quantity": row["quantity"],
+            "current_period_end": row["current_period_end"],
+            "price": {
+                "id": row["price_id"],
+                "object": "price",
                 "currency": currency.lower(),
-                "created": _unix(first["created_at"]),
-                "current_period_end": _unix(first["current_period_end"]),
-                "cancel_at_period_end": bool(first["cancel_at_period_end"]),
-                "metadata": {"salesforce_contract_id": first["salesforce_contract_id"]}
-                if first["salesforce_contract_id"]
-                else {},
-                "items": {
-                    "object": "list",
-                    "has_more": False,
-                    "data": [
-                        {
-                            "id": item["item_id"],
-                            "object": "subscription_item",
-                            "quantity": item["quantity"],
-                            "price": {
-                                "id": item["price_id"],
-                                "object": "price",
-                                "currency": currency.lower(),
-                                "unit_amount": _stripe_amount(item["unit_amount_minor"], currency),
-                                "recurring": {
-                                    "interval": item["interval"],
-                                    "interval_count": item["interval_count"],
-                                },
-                            },
-                        }
-                        for item in items
-                        if item["item_id"] is not None
-                    ],
+                "unit_amount": _amount(row["unit_amount_minor"], currency),
+                "recurring": {
+                    "interval": row["interval"],
+                    "interval_count": row["interval_count"],
                 },
-            }
-        )
-    return out
+            },
+        }
+        for row in rows
+        if row["item_id"] is not None
+    ]
+    return {
+        "id": first["subscription_id"],
+        "object": "subscription",
+        "customer": first["customer_id"],
+        "status": first["status"],
+        "currency": currency.lower(),
+        "created": first["created_at"],
+        # Older API versions: one period for the subscription; the newest: one per item.
+        "current_period_end": first["current_period_end"] if len(ends) == 1 else None,
+        "cancel_at_period_end": first["cancel_at_period_end"],
+        "metadata": {"salesforce_contract_id": contract} if contract else {},
+        "items": {"object": "list", "data": items, "has_more": False},
+    }
 
 
 def _invoices(
-    invoices: pd.DataFrame, lines: pd.DataFrame, shape: InvoiceShape
+    invoices: pd.DataFrame, lines: pd.DataFrame | None, shape: InvoiceShape
 ) -> list[dict[str, Any]]:
-    by_invoice: dict[str, list[dict[str, Any]]] = {}
-    for line in _records(lines):
-        by_invoice.setdefault(line["invoice_id"], []).append(line)
-    out = []
-    for r in _records(invoices):
-        currency = r["currency"]
-        obj: dict[str, Any] = {
-            "id": r["invoice_id"],
-            "object": "invoice",
-            "number": r["number"],
-            "customer": r["customer_id"],
-            "status": r["status"],
-            "currency": currency.lower(),
-            "created": _unix(r["created_at"]),
-            "period_start": _unix(r["period_start"]),
-            "period_end": _unix(r["period_end"]),
-            "subtotal": _stripe_amount(r["subtotal_minor"], currency),
-            "total": _stripe_amount(r["total_minor"], currency),
-            "amount_paid": _stripe_amount(r["amount_paid_minor"], currency),
-            "amount_due": _stripe_amount(r["amount_due_minor"], currency),
-            "billing_reason": r["billing_reason"],
-        }
-        tax = _stripe_amount(r["tax_minor"], currency)
-        if shape == "legacy":
-            obj["subscription"] = r["subscription_id"]
-            obj["tax"] = tax
-        else:
-            obj["parent"] = (
-                {
-                    "type": "subscription_details",
-                    "subscription_details": {"subscription": r["subscription_id"]},
-                }
-                if r["subscription_id"]
-                else None
-            )
-            obj["total_taxes"] = [{"amount": tax, "tax_behavior": "exclusive"}] if tax else []
-        obj["lines"] = {
-            "object": "list",
-            "has_more": False,
-            "data": [_line(line, currency, shape) for line in by_invoice.get(r["invoice_id"], [])],
-        }
-        out.append(obj)
+    lines_of: dict[str, list[dict[str, Any]]] = {}
+    for line in _records(lines) if lines is not None else []:
+        lines_of.setdefault(line["invoice_id"], []).append(line)
+    out = [_invoice(r, lines_of.pop(r["invoice_id"], []), shape) for r in _records(invoices)]
+    if lines_of:
+        orphans = ", ".join(sorted(lines_of)[:5])
+        raise ValueError(f"invoice_lines refer to invoices that are not given: {orphans}")
     return out
 
 
+def _invoice(r: dict[str, Any], lines: list[dict[str, Any]], shape: InvoiceShape) -> dict[str, Any]:
+    currency = r["currency"]
+    tax = _amount(r["tax_minor"], currency)
+    invoice: dict[str, Any] = {
+        "id": r["invoice_id"],
+        "object": "invoice",
+        "number": r["number"],
+        "customer": r["customer_id"],
+        "status": r["status"],
+        "currency": currency.lower(),
+        "created": r["created_at"],
+        "period_start": r["period_start"],
+        "period_end": r["period_end"],
+        "subtotal": _amount(r["subtotal_minor"], currency),
+        "total": _amount(r["total_minor"], currency),
+        "amount_paid": _amount(r["amount_paid_minor"], currency),
+        "amount_due": _amount(r["amount_due_minor"], currency),
+        "billing_reason": r["billing_reason"],
+    }
+    if shape == "legacy":
+        invoice["subscription"] = r["subscription_id"]
+        invoice["tax"] = tax
+        invoice["total_tax_amounts"] = [{"amount": tax, "inclusive": False}] if tax else []
+    else:
+        invoice["parent"] = (
+            {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": r["subscription_id"]},
+            }
+            if r["subscription_id"]
+            else None
+        )
+        invoice["total_taxes"] = (
+            [{"amount": tax, "tax_behavior": "exclusive", "type": "tax_rate_details"}]
+            if tax
+            else []
+        )
+    invoice["lines"] = {
+        "object": "list",
+        "data": [_line(line, currency, shape) for line in lines],
+        "has_more": False,
+        "url": f"/v1/invoices/{r['invoice_id']}/lines",
+    }
+    return invoice
+
+
 def _line(r: dict[str, Any], currency: str, shape: InvoiceShape) -> dict[str, Any]:
-    discount = _stripe_amount(r["discount_minor"], currency) or 0
-    obj: dict[str, Any] = {
+    discount = _amount(r["discount_minor"], currency)
+    unit = _amount(r["unit_amount_minor"], currency)
+    line: dict[str, Any] = {
         "id": r["line_id"],
         "object": "line_item",
-        "amount": _stripe_amount(r["amount_minor"], currency),
+        "invoice": r["invoice_id"],
+        "amount": _amount(r["amount_minor"], currency),
         "currency": currency.lower(),
         "description": r["description"],
         "quantity": r["quantity"],
-        "period": {"start": _unix(r["period_start"]), "end": _unix(r["period_end"])},
-        "discount_amounts": [{"amount": discount, "discount": "di_export"}] if discount else [],
+        "period": {"start": r["period_start"], "end": r["period_end"]},
+        "discount_amounts": [{"amount": discount, "discount": None}] if discount else [],
     }
-    unit = _stripe_amount(r["unit_amount_minor"], currency)
     subscription_line = r["line_type"] == "subscription"
     if shape == "legacy":
-        obj["type"] = "subscription" if subscription_line else "invoiceitem"
-        obj["subscription"] = r["subscription_id"]
-        obj["proration"] = bool(r["proration"])
-        obj["price"] = (
-            {"id": r["price_id"], "object": "price", "unit_amount": unit} if r["price_id"] else None
+        line["type"] = "subscription" if subscription_line else "invoiceitem"
+        line["subscription"] = r["subscription_id"]
+        line["proration"] = r["proration"]
+        line["price"] = (
+            {"id": r["price_id"], "object": "price", "unit_amount": unit}
+            if r["price_id"] is not None or unit is not None
+            else None
         )
-        obj["unit_amount_excluding_tax"] = None if unit is None else str(unit)
-        obj["tax_amounts"] = []
+        line["tax_amounts"] = []
     else:
-        details = {"subscription": r["subscription_id"], "proration": bool(r["proration"])}
-        obj["parent"] = (
-            {"type": "subscription_item_details", "subscription_item_details": details}
-            if subscription_line
-            else {"type": "invoice_item_details", "invoice_item_details": details}
-        )
-        obj["pricing"] = {
+        kind = "subscription_item_details" if subscription_line else "invoice_item_details"
+        line["parent"] = {
+            "type": kind,
+            kind: {"subscription": r["subscription_id"], "proration": r["proration"]},
+        }
+        line["pricing"] = {
             "type": "price_details",
             "price_details": {"price": r["price_id"]},
             "unit_amount_decimal": None if unit is None else str(unit),
         }
-        obj["taxes"] = []
-    return obj
+        line["taxes"] = []
+    return line
 
 
 def _charge(r: dict[str, Any]) -> dict[str, Any]:
@@ -301,27 +341,30 @@ def _charge(r: dict[str, Any]) -> dict[str, Any]:
         "object": "charge",
         "customer": r["customer_id"],
         "invoice": r["invoice_id"],
-        "amount": _stripe_amount(r["amount_minor"], currency),
-        "amount_refunded": _stripe_amount(r["amount_refunded_minor"], currency),
+        "amount": _amount(r["amount_minor"], currency),
+        "amount_refunded": _amount(r["amount_refunded_minor"], currency),
         "currency": currency.lower(),
         "status": r["status"],
         "failure_code": r["failure_code"],
-        "disputed": bool(r["disputed"]),
-        "created": _unix(r["created_at"]),
+        "disputed": r["disputed"],
+        "created": r["created_at"],
     }
 
 
 def _dispute(r: dict[str, Any]) -> dict[str, Any]:
     currency = r["currency"]
+    customer = r["customer_id"]
     return {
         "id": r["dispute_id"],
         "object": "dispute",
-        # Expanded, as `expand[]=data.charge` returns it: that is where the customer is.
-        "charge": {"id": r["charge_id"], "object": "charge", "customer": r["customer_id"]},
-        "amount": _stripe_amount(r["amount_minor"], currency),
+        # Expanded (`expand[]=data.charge`) when the customer is known: that is where it is.
+        "charge": {"id": r["charge_id"], "object": "charge", "customer": customer}
+        if customer
+        else r["charge_id"],
+        "amount": _amount(r["amount_minor"], currency),
         "currency": currency.lower(),
         "status": r["status"],
         "reason": r["reason"],
-        "created": _unix(r["created_at"]),
-        "evidence_details": {"due_by": _unix(r["evidence_due_by"])},
+        "created": r["created_at"],
+        "evidence_details": {"due_by": r["evidence_due_by"]},
     }

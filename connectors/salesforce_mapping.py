@@ -1,14 +1,15 @@
 """Salesforce records (keyed by API field name) to canonical frames. No I/O here.
 
 Shared by the files source (Data Loader CSV rows: every value a string, "" for null) and the
-live Salesforce connector (REST records: JSON types, an `attributes` key). Field names come
-from configs/fields.yaml. Parsing is per column and vectorised; every bad cell is reported
-with its row, the Salesforce column and the value, all at once.
+live Salesforce connector (REST query records: JSON types, an `attributes` key, which is
+ignored). Field names come from configs/fields.yaml. Cells are parsed column by column from
+their text; every bad cell is reported with its row, the Salesforce column and the value, all
+in one error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 from revops.config import FieldMapping
 from revops.errors import InputError, InputErrors
 from revops.frames import DATE, INSTANT, conform
-from revops.money import is_currency, major_to_minor, to_decimal
+from revops.money import ISO_4217_EXPONENTS, exponent, major_to_minor, to_decimal
 
 FRAME_OF = {
     "Account": "accounts",
@@ -25,7 +26,7 @@ FRAME_OF = {
     "Case": "cases",
     "Opportunity": "opportunities",
 }
-# How each canonical column is parsed; money columns are named here without `_minor`.
+# How a canonical column is parsed. Money columns are named without `_minor` in fields.yaml.
 _KIND: dict[str, str] = {
     "start_date": "date",
     "end_date": "date",
@@ -41,15 +42,23 @@ _KIND: dict[str, str] = {
     "currency": "currency",
     "billing_frequency": "frequency",
 }
-_TRUE = {"true", "1", "yes", "y"}
-_FALSE = {"false", "0", "no", "n", ""}
+MONEY_COLUMNS = {"unit_price": "unit_price_minor", "amount": "amount_minor"}
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+_DATE_TEXT = r"\d{4}-\d{2}-\d{2}"
+# Salesforce writes 2026-01-15T10:00:00.000Z or ...+0000; no offset means UTC (its storage).
+_INSTANT_TEXT = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?"
 
 
 class _Cells:
-    """Bad cells found while parsing one file, raised together."""
+    """Bad cells of one batch of records, raised together."""
 
     def __init__(
-        self, file: str | None, rows: np.ndarray, lines: np.ndarray | None, fields: dict[str, str]
+        self,
+        file: str | None,
+        rows: np.ndarray,
+        lines: np.ndarray | None,
+        fields: dict[str, str],
     ) -> None:
         self.file = file
         self.rows = rows
@@ -57,32 +66,22 @@ class _Cells:
         self.fields = fields
         self.errors: list[InputError] = []
 
-    def _line(self, position: int) -> int | None:
-        return None if self.lines is None else int(self.lines[position])
-
-    def add(self, column: str, positions: np.ndarray, values: Sequence[object], why: str) -> None:
-        for position, value in zip(positions, values, strict=True):
-            self.errors.append(
-                InputError(
-                    f"{value!r} {why}",
-                    file=self.file,
-                    row=int(self.rows[position]),
-                    column=self.fields.get(column, column),
-                    line=self._line(position),
-                )
+    def at(self, column: str, position: int, message: str) -> None:
+        """Report one cell, by its position in the batch."""
+        self.errors.append(
+            InputError(
+                message,
+                file=self.file,
+                row=int(self.rows[position]),
+                column=self.fields[column],
+                line=None if self.lines is None else int(self.lines[position]),
             )
+        )
 
-    def add_blank(self, column: str, positions: np.ndarray) -> None:
-        for position in positions:
-            self.errors.append(
-                InputError(
-                    "value is required but empty",
-                    file=self.file,
-                    row=int(self.rows[position]),
-                    column=self.fields.get(column, column),
-                    line=self._line(position),
-                )
-            )
+    def add(self, column: str, bad: np.ndarray, values: pd.Series, why: str) -> None:
+        """Report the cells of `values` where `bad` holds: '<value>' <why>."""
+        for position in np.flatnonzero(bad):
+            self.at(column, position, f"{values.iloc[position]!r} {why}")
 
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:
@@ -91,8 +90,8 @@ class _Cells:
             raise InputErrors(self.errors)
 
 
-def missing_fields(sobject: str, header: Sequence[str], mapping: FieldMapping) -> list[str]:
-    """Required API fields of `sobject` absent from `header`."""
+def missing_fields(sobject: str, header: Iterable[str], mapping: FieldMapping) -> list[str]:
+    """Required API fields of `sobject` (per configs/fields.yaml) absent from `header`."""
     present = set(header)
     return [
         spec.field
@@ -101,66 +100,17 @@ def missing_fields(sobject: str, header: Sequence[str], mapping: FieldMapping) -
     ]
 
 
-def _blank(raw: pd.Series) -> np.ndarray:
-    return (raw.isna() | (raw.astype(str).str.strip() == "")).to_numpy()
-
-
-def _text(raw: pd.Series) -> pd.Series:
-    values = raw.where(~_blank(raw), None)
-    return values.map(lambda v: v if v is None else str(v).strip()).astype("str")
-
-
-def _parse_each(
-    raw: pd.Series, cells: _Cells, column: str, parse: Callable[[object], object], why: str
-) -> list[object]:
-    """Apply `parse` to each non-blank cell; cells it rejects (ValueError) are reported."""
-    out: list[object] = [None] * len(raw)
-    bad_at, bad_values = [], []
-    for i, (value, blank) in enumerate(zip(raw.tolist(), _blank(raw), strict=True)):
-        if blank:
-            continue
-        try:
-            out[i] = parse(value)
-        except (ValueError, ArithmeticError):
-            bad_at.append(i)
-            bad_values.append(value)
-    cells.add(column, np.array(bad_at, dtype=int), bad_values, why)
-    return out
-
-
-def _dates(raw: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    text = raw.where(~_blank(raw), None).astype(object)
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    bad = ~_blank(raw) & parsed.isna().to_numpy()
-    cells.add(column, np.flatnonzero(bad), raw[bad].tolist(), "is not a date (YYYY-MM-DD)")
-    return parsed.astype(DATE)
-
-
-def _instants(raw: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    text = raw.where(~_blank(raw), None).astype(object)
-    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    bad = ~_blank(raw) & parsed.isna().to_numpy()
-    cells.add(column, np.flatnonzero(bad), raw[bad].tolist(), "is not a date-time (ISO 8601)")
-    return parsed.astype(INSTANT)
-
-
-def _bools(raw: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    def parse(value: object) -> bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError
-
-    values = _parse_each(raw, cells, column, parse, "is not true or false")
-    return pd.Series([bool(v) for v in values], index=raw.index, dtype=bool)
-
-
-def _decimals(raw: pd.Series, cells: _Cells, column: str) -> list[Decimal | None]:
-    return _parse_each(raw, cells, column, to_decimal, "is not a number")  # type: ignore[return-value]
+def check_fields(
+    sobject: str, header: Iterable[str], mapping: FieldMapping, file: str | None = None
+) -> None:
+    """Raise one InputError listing the required API fields absent from `header`."""
+    missing = missing_fields(sobject, header, mapping)
+    if missing:
+        raise InputError(
+            f"required column(s) missing: {', '.join(missing)} "
+            "(Salesforce field names are set in configs/fields.yaml)",
+            file=file,
+        )
 
 
 def records_frame(
@@ -171,119 +121,165 @@ def records_frame(
     file: str | None = None,
     lines: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Salesforce `sobject` records -> its canonical frame (accounts, contracts, cases...).
+    """Salesforce `sobject` records -> its canonical frame (FRAME_OF: accounts, contracts...).
 
-    `rows` are the records' 1-based data rows and `lines` their physical lines in `file`,
-    for error messages.
+    `rows` are the records' 1-based data rows (default: position + 1) and `lines`, optionally,
+    their physical lines in `file`; both only name places in error messages. Unit_Price__c and
+    Amount are major-unit decimals converted exactly to minor units of the row's currency.
     """
     specs = mapping.for_object(sobject)
-    fields = {column: spec.field for column, spec in specs.items()}
-    positions = np.asarray(rows if rows is not None else range(1, len(records) + 1))
+    raw = pd.DataFrame.from_records(list(records)) if len(records) else pd.DataFrame()
+    if len(records):
+        check_fields(sobject, raw.columns, mapping, file)
+    fields = {name: spec.field for name, spec in specs.items()}
     cells = _Cells(
         file,
-        positions,
+        np.asarray(rows if rows is not None else range(1, len(raw) + 1)),
         None if lines is None else np.asarray(lines),
-        {**fields, **{f"{c}_minor": f for c, f in fields.items()}},
+        fields,
     )
-    raw = pd.DataFrame.from_records(list(records)) if records else pd.DataFrame()
+    # Empty required values are left to the frame's validation, which reports them by row.
+    text = {name: _text(raw, field) for name, field in fields.items()}
 
-    def column_of(name: str) -> pd.Series:
-        field = fields[name]
-        if field in raw.columns:
-            return raw[field].astype(object)
-        return pd.Series([None] * len(raw), index=raw.index, dtype=object)
-
-    out: dict[str, object] = {}
-    for name, spec in specs.items():
+    currency = _currencies(text.get("currency"), len(raw), mapping.default_currency, cells)
+    out: dict[str, pd.Series] = {"currency": currency}
+    for name, values in text.items():
         kind = _KIND.get(name, "text")
-        source = column_of(name)
-        if not spec.optional and spec.field in raw.columns:
-            cells.add_blank(name, np.flatnonzero(_blank(source)))
         if kind == "text":
-            out[name] = _text(source)
+            out[name] = values
         elif kind == "date":
-            out[name] = _dates(source, cells, name)
+            out[name] = _dates(values, cells, name)
         elif kind == "instant":
-            out[name] = _instants(source, cells, name)
+            out[name] = _instants(values, cells, name)
         elif kind == "bool":
-            out[name] = _bools(source, cells, name)
-        elif kind == "currency":
-            text = _text(source).fillna(mapping.default_currency).str.upper()
-            bad = ~text.map(is_currency).to_numpy(dtype=bool)
-            cells.add(
-                name, np.flatnonzero(bad), source[bad].tolist(), "is not an ISO 4217 currency code"
-            )
-            out[name] = text.where(~bad, mapping.default_currency)
-        elif kind == "frequency":
-            values = _text(source)
-            known = values.map(mapping.billing_frequency_values)
-            bad = values.notna().to_numpy() & known.isna().to_numpy()
-            accepted = ", ".join(mapping.billing_frequency_values)
-            cells.add(
-                name,
-                np.flatnonzero(bad),
-                source[bad].tolist(),
-                f"is not a billing frequency ({accepted})",
-            )
-            out[name] = known.astype("str")
+            out[name] = _bools(values, cells, name)
         elif kind == "whole":
-            numbers = _decimals(source, cells, name)
-            fractional = [
-                i for i, d in enumerate(numbers) if d is not None and d != d.to_integral_value()
-            ]
-            cells.add(
-                name,
-                np.array(fractional, dtype=int),
-                source.iloc[fractional].tolist(),
-                "is not a whole number",
-            )
-            out[name] = pd.array([None if d is None else int(d) for d in numbers], dtype="Int64")
+            out[name] = _whole(values, cells, name)
         elif kind == "percent":
-            numbers = _decimals(source, cells, name)
-            off = [
-                i
-                for i, d in enumerate(numbers)
-                if d is not None and (d < 0 or d > 100 or d != d.quantize(Decimal("0.01")))
-            ]
-            cells.add(
-                name,
-                np.array(off, dtype=int),
-                source.iloc[off].tolist(),
-                "is not a percentage from 0 to 100 with at most 2 decimals",
-            )
-            out[name] = pd.Series(
-                [0.0 if d is None else float(d) for d in numbers], dtype="float64"
-            )
+            out[name] = _percent(values, cells, name)
+        elif kind == "frequency":
+            out[name] = _frequencies(values, mapping, cells, name)
         elif kind == "money":
-            out[f"{name}_minor"] = source  # converted once the currency is known
-    if "currency" not in out:
-        out["currency"] = pd.Series([mapping.default_currency] * len(raw), dtype="str")
-    for name in [n for n in specs if _KIND.get(n) == "money"]:
-        out[f"{name}_minor"] = _money(out[f"{name}_minor"], out["currency"], cells, f"{name}_minor")
+            out[MONEY_COLUMNS[name]] = _money(values, currency, cells, name)
     cells.raise_if_any()
-    frame = pd.DataFrame(out, index=range(len(raw)))
-    if sobject == "Case" and "is_closed" in specs and fields["is_closed"] not in raw.columns:
-        frame["is_closed"] = frame["status"].str.lower().isin(["closed"]).fillna(False)
-    if sobject == "Opportunity" and fields["is_closed"] not in raw.columns:
-        frame["is_closed"] = frame["stage"].str.startswith("Closed").fillna(False)
-    if "quantity" in frame and sobject == "Contract":
-        frame["quantity"] = frame["quantity"].astype("Int64")
+
+    frame = pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
+    # Exports without IsClosed: derive it the way Salesforce's standard statuses do.
+    closed_field = fields.get("is_closed")
+    if closed_field is not None and closed_field not in raw.columns:
+        if sobject == "Case":
+            frame["is_closed"] = frame["status"].str.lower().eq("closed").fillna(False)
+        elif sobject == "Opportunity":
+            frame["is_closed"] = frame["stage"].str.startswith("Closed").fillna(False)
     return conform(FRAME_OF[sobject], frame)
 
 
-def _money(source: pd.Series, currency: pd.Series, cells: _Cells, column: str) -> pd.Series:
+def _text(raw: pd.DataFrame, field: str) -> pd.Series:
+    """A column as stripped text with NA for null and empty cells."""
+    if field not in raw.columns:
+        return pd.Series(pd.NA, index=raw.index, dtype="str")
+    values = raw[field].astype("str").str.strip()
+    return values.mask(values == "")
+
+
+def _currencies(values: pd.Series | None, length: int, default: str, cells: _Cells) -> pd.Series:
+    """Row currencies: CurrencyIsoCode, or the org's single currency when absent or empty.
+
+    Unknown codes are reported and left NA, so no amount is converted with a wrong exponent.
+    """
+    if values is None:
+        return pd.Series([default] * length, dtype="str")
+    codes = values.str.upper()
+    bad = (values.notna() & ~codes.isin(list(ISO_4217_EXPONENTS))).to_numpy()
+    cells.add("currency", bad, values, "is not an ISO 4217 currency code")
+    return codes.mask(values.isna(), default).mask(bad, pd.NA)
+
+
+def strict_dates(values: pd.Series) -> pd.Series:
+    """YYYY-MM-DD text to calendar dates; NaT where empty or not exactly such a date."""
+    shaped = values.str.fullmatch(_DATE_TEXT).fillna(False).astype(bool)
+    parsed = pd.to_datetime(values.where(shaped), format="%Y-%m-%d", errors="coerce")
+    return parsed.astype(DATE)
+
+
+def _dates(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
+    parsed = strict_dates(values)
+    bad = (values.notna() & parsed.isna()).to_numpy()
+    cells.add(column, bad, values, "is not a date (YYYY-MM-DD)")
+    return parsed
+
+
+def _instants(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
+    shaped = values.str.fullmatch(_INSTANT_TEXT).fillna(False).astype(bool)
+    parsed = pd.to_datetime(values.where(shaped), format="ISO8601", utc=True, errors="coerce")
+    bad = (values.notna() & parsed.isna()).to_numpy()
+    cells.add(column, bad, values, "is not a date-time (like 2026-01-15T10:00:00.000Z)")
+    return parsed.astype(INSTANT)
+
+
+def _bools(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
+    lowered = values.str.lower()
+    true = lowered.isin(_TRUE).to_numpy()
+    bad = (values.notna() & ~lowered.isin(_TRUE + _FALSE)).to_numpy()
+    cells.add(column, bad, values, "is not true or false")
+    return pd.Series(true, index=values.index, dtype=bool)
+
+
+def _decimals(values: pd.Series, cells: _Cells, column: str) -> list[Decimal | None]:
+    """Exact decimals of the non-empty cells (never floats); unparseable cells are reported."""
+    out: list[Decimal | None] = [None] * len(values)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values.tolist()):
+        if isinstance(value, str):
+            try:
+                out[i] = to_decimal(value)
+            except ValueError:
+                bad[i] = True
+    cells.add(column, bad, values, "is not a number")
+    return out
+
+
+def _whole(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
+    numbers = _decimals(values, cells, column)
+    fractional = np.array([d is not None and d != d.to_integral_value() for d in numbers])
+    cells.add(column, fractional, values, "is not a whole number")
+    whole = [None if d is None or f else int(d) for d, f in zip(numbers, fractional, strict=True)]
+    return pd.Series(pd.array(whole, dtype="Int64"), index=values.index)
+
+
+def _percent(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
+    numbers = _decimals(values, cells, column)
+    off = np.array(
+        [
+            d is not None and not (0 <= d <= 100 and d == d.quantize(Decimal("0.01")))
+            for d in numbers
+        ]
+    )
+    cells.add(column, off, values, "is not a percentage from 0 to 100 with at most 2 decimals")
+    return pd.Series([0.0 if d is None else float(d) for d in numbers], index=values.index)
+
+
+def _frequencies(values: pd.Series, mapping: FieldMapping, cells: _Cells, column: str) -> pd.Series:
+    accepted = mapping.billing_frequency_values
+    known = values.str.lower().map({label.lower(): value for label, value in accepted.items()})
+    bad = (values.notna() & known.isna()).to_numpy()
+    cells.add(column, bad, values, f"is not a billing frequency (one of {', '.join(accepted)})")
+    return known.astype("str")
+
+
+def _money(values: pd.Series, currency: pd.Series, cells: _Cells, column: str) -> pd.Series:
     """Major-unit decimals to exact minor units of each row's currency."""
-    out: list[int | None] = []
-    for i, (value, code) in enumerate(zip(source.tolist(), currency.tolist(), strict=True)):
-        if value is None or (isinstance(value, str) and not value.strip()) or pd.isna(value):
-            out.append(None)
+    numbers = _decimals(values, cells, column)
+    minor: list[int | None] = [None] * len(numbers)
+    for i, (number, code) in enumerate(zip(numbers, currency.tolist(), strict=True)):
+        if number is None or not isinstance(code, str):  # no amount, or a reported currency
             continue
         try:
-            out.append(major_to_minor(value, code))
-        except ValueError as exc:
-            why = str(exc)
-            for prefix in (f"{value!r} ", f"{value} "):  # the cell value leads both messages
-                why = why.removeprefix(prefix)
-            cells.add(column, np.array([i]), [value], why)
-            out.append(None)
-    return pd.Series(pd.array(out, dtype="Int64"))
+            minor[i] = major_to_minor(number, code)
+        except ValueError:
+            cells.at(
+                column,
+                i,
+                f"{values.iloc[i]!r} has more decimal places than {code} allows ({exponent(code)})",
+            )
+    return pd.Series(pd.array(minor, dtype="Int64"), index=values.index)

@@ -1,12 +1,12 @@
-"""Native Stripe API objects (plain dicts) to canonical frames. No I/O here.
+"""Native Stripe API objects (plain dicts, as the API returns them) to canonical frames. No I/O.
 
 Shared by the files source (objects exported as JSONL) and the live Stripe connector. Both
-invoice shapes parse: the older one (`invoice.subscription`, `line.price`, `line.proration`,
-`line.type`; localstripe's `line.plan` too) and the current one
+invoice shapes parse: the older one (`invoice.subscription`, `line.price`, `line.type`,
+`line.proration`, `tax_amounts`; localstripe's `line.plan` too) and the current one
 (`invoice.parent.subscription_details`, `line.pricing.price_details`,
-`line.parent.subscription_item_details.proration`). Amounts become ISO minor units
-(`money.stripe_to_minor`), currencies upper case, timestamps UTC. Every problem is collected
-with its record's row and the field path, then raised together.
+`line.parent.subscription_item_details`, `taxes`). Amounts become ISO minor units
+(`money.stripe_to_minor`), currencies upper case, unix timestamps UTC instants. Every problem
+is collected with its record's row and the Stripe field path, then raised together.
 """
 
 from __future__ import annotations
@@ -17,14 +17,74 @@ from typing import Any
 import pandas as pd
 
 from revops.errors import InputError, InputErrors
-from revops.frames import conform
+from revops.frames import INSTANT, columns, conform, empty_frame
 from revops.money import is_currency, stripe_to_minor, to_decimal
 
-INVOICE_STATUSES = {"draft", "open", "paid", "uncollectible", "void"}
+INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+# The Stripe field each canonical column comes from, to name it in validation messages.
+STRIPE_FIELDS: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "id",
+        "salesforce_account_id": "metadata.salesforce_account_id",
+        "created_at": "created",
+    },
+    "subscriptions": {
+        "subscription_id": "id",
+        "item_id": "items.data[].id",
+        "customer_id": "customer",
+        "price_id": "items.data[].price.id",
+        "quantity": "items.data[].quantity",
+        "unit_amount_minor": "items.data[].price.unit_amount",
+        "interval": "items.data[].price.recurring.interval",
+        "interval_count": "items.data[].price.recurring.interval_count",
+        "created_at": "created",
+        "salesforce_contract_id": "metadata.salesforce_contract_id",
+    },
+    "invoices": {
+        "invoice_id": "id",
+        "customer_id": "customer",
+        "subscription_id": "subscription",
+        "created_at": "created",
+        "subtotal_minor": "subtotal",
+        "tax_minor": "total_taxes",
+        "total_minor": "total",
+        "amount_paid_minor": "amount_paid",
+        "amount_due_minor": "amount_due",
+    },
+    "invoice_lines": {
+        "line_id": "lines.data[].id",
+        "invoice_id": "id",
+        "subscription_id": "lines.data[].subscription",
+        "price_id": "lines.data[].price.id",
+        "description": "lines.data[].description",
+        "quantity": "lines.data[].quantity",
+        "amount_minor": "lines.data[].amount",
+        "discount_minor": "lines.data[].discount_amounts",
+        "period_start": "lines.data[].period.start",
+        "period_end": "lines.data[].period.end",
+    },
+    "charges": {
+        "charge_id": "id",
+        "customer_id": "customer",
+        "invoice_id": "invoice",
+        "amount_minor": "amount",
+        "amount_refunded_minor": "amount_refunded",
+        "created_at": "created",
+    },
+    "disputes": {
+        "dispute_id": "id",
+        "charge_id": "charge",
+        "customer_id": "charge.customer",
+        "amount_minor": "amount",
+        "created_at": "created",
+        "evidence_due_by": "evidence_details.due_by",
+    },
+}
 
 
 class _Problems:
-    """Problems found while mapping, each with row and field; raised together."""
+    """Problems found while mapping one batch of records, raised together."""
 
     def __init__(self, file: str | None) -> None:
         self.file = file
@@ -41,63 +101,78 @@ class _Problems:
 
 
 class _Record:
-    """Typed access to one Stripe object, recording problems against its row."""
+    """Typed reads from one Stripe object (or a nested part), recording problems by path."""
 
     def __init__(self, data: Any, row: int, problems: _Problems, prefix: str = "") -> None:
-        self.data = data if isinstance(data, dict) else {}
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
         self.row = row
         self.problems = problems
         self.prefix = prefix
 
     def child(self, key: str) -> _Record:
-        return _Record(self.data.get(key), self.row, self.problems, self._path(key) + ".")
+        return _Record(self.data.get(key), self.row, self.problems, f"{self.prefix}{key}.")
 
     def item(self, key: str, index: int, value: Any) -> _Record:
-        return _Record(value, self.row, self.problems, f"{self._path(key)}[{index}].")
-
-    def _path(self, key: str) -> str:
-        return f"{self.prefix}{key}"
+        return _Record(value, self.row, self.problems, f"{self.prefix}{key}[{index}].")
 
     def bad(self, key: str, message: str) -> None:
-        self.problems.add(self.row, self._path(key), message)
+        self.problems.add(self.row, f"{self.prefix}{key}", message)
 
     def text(self, key: str, required: bool = False) -> str | None:
         value = self.data.get(key)
+        if isinstance(value, dict):  # an expanded object in place of its id
+            value = value.get("id")
         if value is None or value == "":
             if required:
                 self.bad(key, "is required but missing")
             return None
-        if isinstance(value, dict):  # an expanded object in place of its id
-            value = value.get("id")
         if not isinstance(value, str):
-            self.bad(key, f"expected a string, got {value!r}")
+            self.bad(key, f"expected text, got {value!r}")
             return None
         return value
 
-    def integer(self, key: str, required: bool = False, default: int | None = None) -> int | None:
+    def integer(self, key: str, required: bool = False) -> int | None:
         value = self.data.get(key)
         if value is None:
             if required:
                 self.bad(key, "is required but missing")
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
             self.bad(key, f"expected a whole number, got {value!r}")
-            return default
+            return None
         return int(value)
 
     def amount(self, key: str, currency: str | None, required: bool = True) -> int | None:
+        """An integer amount in Stripe's unit for `currency`, as ISO minor units."""
         value = self.integer(key, required=required)
         if value is None or currency is None:  # a bad currency is reported already
             return value
         return stripe_to_minor(value, currency)
 
-    def flag(self, key: str, default: bool = False) -> bool:
+    def decimal_amount(self, key: str, currency: str | None) -> int | None:
+        """A decimal-string amount (`unit_amount_decimal`) as minor units when whole.
+
+        Sub-cent unit prices (metered usage) have no whole unit amount to compare: NA.
+        """
+        value = self.data.get(key)
+        if value is None or value == "":
+            return None
+        try:
+            number = to_decimal(value)
+        except ValueError:
+            self.bad(key, f"{value!r} is not a number")
+            return None
+        if number != number.to_integral_value() or currency is None:
+            return None
+        return stripe_to_minor(int(number), currency)
+
+    def flag(self, key: str) -> bool:
         value = self.data.get(key)
         if value is None:
-            return default
+            return False
         if not isinstance(value, bool):
             self.bad(key, f"expected true or false, got {value!r}")
-            return default
+            return False
         return value
 
     def currency(self, key: str = "currency", required: bool = True) -> str | None:
@@ -109,129 +184,185 @@ class _Record:
             return None
         return value.upper()
 
-    def list_data(self, key: str) -> list[Any]:
-        """The `data` of an embedded list object (or a plain list)."""
+    def entries(self, key: str) -> list[Any]:
+        """The `data` of an embedded list object (or a plain list); [] when absent."""
         value = self.data.get(key)
+        if isinstance(value, dict):
+            value = value.get("data")
         if value is None:
             return []
-        if isinstance(value, dict):
-            value = value.get("data", [])
         if not isinstance(value, list):
             self.bad(key, "expected a list")
             return []
         return value
 
-    def sum_amounts(
-        self, key: str, currency: str | None, keep: Callable[[dict], bool] | None = None
+    def complete(self, key: str, owner: str) -> None:
+        """Report an embedded list of which the export holds only the first page."""
+        page = self.data.get(key)
+        if not isinstance(page, dict) or not page.get("has_more"):
+            return
+        total = page.get("total_count")  # older API versions say how many there are
+        if isinstance(total, int) and len(self.entries(key)) >= total:
+            return
+        self.bad(
+            f"{key}.has_more",
+            f"the export is missing {key} of this {owner} (only the first page of them is "
+            f"embedded); export the {owner} with all its {key}",
+        )
+
+    def total(
+        self, key: str, currency: str | None, keep: Callable[[dict[str, Any]], bool] | None = None
     ) -> int:
+        """Sum of `amount` over a list of amount entries (taxes, discounts), 0 when none."""
         total = 0
-        for i, entry in enumerate(self.list_data(key)):
-            entry_record = self.item(key, i, entry)
-            if keep is not None and not keep(entry_record.data):
-                continue
-            amount = entry_record.amount("amount", currency)
-            total += amount or 0
+        for i, entry in enumerate(self.entries(key)):
+            part = self.item(key, i, entry)
+            if keep is None or keep(part.data):
+                total += part.amount("amount", currency) or 0
         return total
 
     def metadata(self, key: str) -> str | None:
-        meta = self.data.get("metadata") or {}
+        meta = self.data.get("metadata")
         value = meta.get(key) if isinstance(meta, dict) else None
-        return value if isinstance(value, str) and value.strip() else None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+class _Columns:
+    """Column lists of one canonical frame, filled one record at a time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.values: dict[str, list[Any]] = {column: [] for column in columns(name)}
+
+    def append(self, **row: Any) -> None:
+        for column, values in self.values.items():
+            values.append(row[column])
+
+    def frame(self) -> pd.DataFrame:
+        dtypes = empty_frame(self.name).dtypes
+        data = {
+            column: _instants(values)
+            if str(dtypes[column]) == INSTANT
+            else pd.Series(values, dtype=object)
+            for column, values in self.values.items()
+        }
+        return conform(self.name, pd.DataFrame(data, index=pd.RangeIndex(len(self))))
+
+    def __len__(self) -> int:
+        return len(next(iter(self.values.values())))
+
+
+def _instants(seconds: list[int | None]) -> pd.Series:
+    whole = pd.Series(seconds, dtype="Int64")
+    return pd.to_datetime(whole, unit="s", utc=True).astype(INSTANT)
 
 
 def _rows(records: Sequence[Any], rows: Sequence[int] | None) -> Sequence[int]:
-    return rows if rows is not None else range(1, len(records) + 1)
+    if rows is None:
+        return range(1, len(records) + 1)
+    if len(rows) != len(records):
+        raise ValueError(f"{len(rows)} row numbers for {len(records)} records")
+    return rows
 
 
-def _instants(values: list[int | None]) -> pd.Series:
-    return pd.to_datetime(pd.Series(values, dtype="Float64"), unit="s", utc=True).astype(
-        "datetime64[us, UTC]"
-    )
+def _page_length(record: Any, key: str) -> int:
+    page = record.get(key) if isinstance(record, dict) else None
+    data = page.get("data") if isinstance(page, dict) else page
+    return len(data) if isinstance(data, list) else 0
+
+
+def subscription_rows(records: Sequence[dict], rows: Sequence[int] | None = None) -> list[int]:
+    """The source row of each row `subscriptions_frame` returns (one per item, at least one)."""
+    return [
+        row
+        for record, row in zip(records, _rows(records, rows), strict=True)
+        for _ in range(max(1, _page_length(record, "items")))
+    ]
+
+
+def invoice_line_rows(records: Sequence[dict], rows: Sequence[int] | None = None) -> list[int]:
+    """The source row of each row of the `invoice_lines` frame `invoices_frames` returns."""
+    return [
+        row
+        for record, row in zip(records, _rows(records, rows), strict=True)
+        for _ in range(_page_length(record, "lines"))
+    ]
 
 
 def customers_frame(
     records: Sequence[dict], rows: Sequence[int] | None = None, file: str | None = None
 ) -> pd.DataFrame:
-    """Stripe customers -> canonical `customers`."""
+    """Stripe customers -> canonical `customers` (metadata.salesforce_account_id links the CRM)."""
     problems = _Problems(file)
-    out: dict[str, list] = {
-        k: []
-        for k in ("customer_id", "name", "email", "currency", "salesforce_account_id", "created_at")
-    }
+    out = _Columns("customers")
     for record, row in zip(records, _rows(records, rows), strict=True):
         r = _Record(record, row, problems)
-        out["customer_id"].append(r.text("id", required=True))
-        out["name"].append(r.text("name"))
-        out["email"].append(r.text("email"))
-        out["currency"].append(r.currency(required=False))
-        out["salesforce_account_id"].append(r.metadata("salesforce_account_id"))
-        out["created_at"].append(r.integer("created"))
+        out.append(
+            customer_id=r.text("id", required=True),
+            name=r.text("name"),
+            email=r.text("email"),
+            currency=r.currency(required=False),
+            salesforce_account_id=r.metadata("salesforce_account_id"),
+            created_at=r.integer("created"),
+        )
     problems.raise_if_any()
-    frame = pd.DataFrame({**out, "created_at": _instants(out["created_at"])})
-    return conform("customers", frame)
+    return out.frame()
 
 
-def _price_of(
+def _price(
     r: _Record, currency: str | None
 ) -> tuple[str | None, int | None, str | None, int | None]:
-    """(price id, unit amount, interval, interval count) of an item: `price` or older `plan`."""
-    price = r.data.get("price")
-    if isinstance(price, dict):
-        p = r.child("price")
-        recurring = p.child("recurring")
+    """(price id, unit amount, interval, interval count) of an item or older-shape line.
+
+    `price` is the current object; `plan` its older form (localstripe only returns plans).
+    """
+    if isinstance(r.data.get("price"), dict):
+        price = r.child("price")
+        recurring = price.child("recurring")
         return (
-            p.text("id"),
-            p.amount("unit_amount", currency, required=False),
+            price.text("id"),
+            price.amount("unit_amount", currency, required=False),
             recurring.text("interval"),
             recurring.integer("interval_count"),
         )
-    if isinstance(price, str):
-        return price, None, None, None
     if isinstance(r.data.get("plan"), dict):
-        p = r.child("plan")
+        plan = r.child("plan")
         return (
-            p.text("id"),
-            p.amount("amount", currency, required=False),
-            p.text("interval"),
-            p.integer("interval_count"),
+            plan.text("id"),
+            plan.amount("amount", currency, required=False),
+            plan.text("interval"),
+            plan.integer("interval_count"),
         )
-    return None, None, None, None
+    return r.text("price") or r.text("plan"), None, None, None
+
+
+def _subscription_currency(r: _Record, items: list[Any]) -> str | None:
+    if r.data.get("currency") is not None:
+        return r.currency()
+    # localstripe's subscriptions carry no currency: their plans do.
+    first = r.item("items.data", 0, items[0] if items else None)
+    for key in ("price", "plan"):
+        if isinstance(first.data.get(key), dict):
+            return first.child(key).currency()
+    r.bad("currency", "is required but missing")
+    return None
 
 
 def subscriptions_frame(
     records: Sequence[dict], rows: Sequence[int] | None = None, file: str | None = None
 ) -> pd.DataFrame:
-    """Stripe subscriptions -> canonical `subscriptions`, one row per item."""
+    """Stripe subscriptions -> canonical `subscriptions`, one row per item in `items.data`.
+
+    A subscription without items still gives one row, with NA item fields.
+    """
     problems = _Problems(file)
-    cols = (
-        "subscription_id",
-        "item_id",
-        "customer_id",
-        "status",
-        "currency",
-        "price_id",
-        "quantity",
-        "unit_amount_minor",
-        "interval",
-        "interval_count",
-        "created_at",
-        "current_period_end",
-        "cancel_at_period_end",
-        "salesforce_contract_id",
-    )
-    out: dict[str, list] = {k: [] for k in cols}
+    out = _Columns("subscriptions")
     for record, row in zip(records, _rows(records, rows), strict=True):
         r = _Record(record, row, problems)
-        items = r.list_data("items") or [None]
-        currency = r.currency(required=False)
-        if currency is None:  # localstripe omits it: take the first item's price currency
-            first = items[0] if isinstance(items[0], dict) else {}
-            price = first.get("price") or first.get("plan") or {}
-            code = price.get("currency") if isinstance(price, dict) else None
-            currency = code.upper() if isinstance(code, str) and is_currency(code) else None
-            if currency is None:
-                r.bad("currency", "is required but missing")
-        base = {
+        r.complete("items", "subscription")
+        items = r.entries("items")
+        currency = _subscription_currency(r, items)
+        subscription = {
             "subscription_id": r.text("id", required=True),
             "customer_id": r.text("customer", required=True),
             "status": r.text("status", required=True),
@@ -240,96 +371,66 @@ def subscriptions_frame(
             "cancel_at_period_end": r.flag("cancel_at_period_end"),
             "salesforce_contract_id": r.metadata("salesforce_contract_id"),
         }
-        for i, item in enumerate(items):
-            it = r.item("items.data", i, item) if item is not None else None
-            price_id, unit, interval, count = _price_of(it, currency) if it else (None,) * 4
-            period_end = r.integer("current_period_end")
-            if period_end is None and it is not None:  # newest API: per item
-                period_end = it.integer("current_period_end")
-            for key, value in {
-                **base,
-                "item_id": it.text("id") if it else None,
-                "price_id": price_id,
-                "quantity": it.integer("quantity") if it else None,
-                "unit_amount_minor": unit,
-                "interval": interval,
-                "interval_count": count,
-                "current_period_end": period_end,
-            }.items():
-                out[key].append(value)
+        period_end = r.integer("current_period_end")
+        for i, data in enumerate(items or [None]):
+            item = r.item("items.data", i, data)
+            price_id, unit, interval, count = _price(item, currency)
+            out.append(
+                **subscription,
+                item_id=item.text("id", required=data is not None),
+                price_id=price_id,
+                quantity=item.integer("quantity"),
+                unit_amount_minor=unit,
+                interval=interval,
+                interval_count=count,
+                # The newest API versions moved the billing period onto each item.
+                current_period_end=period_end
+                if period_end is not None
+                else item.integer("current_period_end"),
+            )
     problems.raise_if_any()
-    frame = pd.DataFrame(out)
-    frame["created_at"] = _instants(out["created_at"])
-    frame["current_period_end"] = _instants(out["current_period_end"])
-    frame["quantity"] = pd.array(out["quantity"], dtype="Int64")
-    frame["unit_amount_minor"] = pd.array(out["unit_amount_minor"], dtype="Int64")
-    frame["interval_count"] = pd.array(out["interval_count"], dtype="Int64")
-    return conform("subscriptions", frame)
+    return out.frame()
 
 
 def _invoice_subscription(r: _Record) -> str | None:
     if r.data.get("subscription"):
         return r.text("subscription")
-    details = r.child("parent").child("subscription_details")
-    return details.text("subscription")
+    return r.child("parent").child("subscription_details").text("subscription")
 
 
 def _invoice_tax(r: _Record, currency: str | None) -> int:
-    if r.data.get("tax") is not None:
+    if r.data.get("tax") is not None:  # older API versions
         return r.amount("tax", currency) or 0
-    if r.data.get("total_taxes"):
-        return r.sum_amounts("total_taxes", currency)
-    return r.sum_amounts("total_tax_amounts", currency)
-
-
-def _whole_decimal(r: _Record, key: str, currency: str | None) -> int | None:
-    """A decimal-string amount as minor units, or None when absent or not whole.
-
-    Sub-minor unit prices (metered usage) have no whole unit amount to compare.
-    """
-    text = r.data.get(key)
-    if text in (None, ""):
-        return None
-    try:
-        value = to_decimal(text)
-    except ValueError:
-        r.bad(key, f"{text!r} is not a number")
-        return None
-    if value != value.to_integral_value() or currency is None:
-        return None
-    return stripe_to_minor(int(value), currency)
+    if r.data.get("total_taxes") is not None:  # current
+        return r.total("total_taxes", currency)
+    return r.total("total_tax_amounts", currency)
 
 
 def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str, Any]:
+    """One invoice line item as a canonical row, from either shape."""
     parent = r.child("parent")
-    parent_type = parent.data.get("type")
-    sub_details = parent.child("subscription_item_details")
-    item_details = parent.child("invoice_item_details")
-    if parent_type:  # current shape
-        line_type = "subscription" if parent_type == "subscription_item_details" else "invoiceitem"
-        details = sub_details if line_type == "subscription" else item_details
-        subscription = details.text("subscription")
+    if "parent" in r.data or "pricing" in r.data:  # the current shape
+        kind = parent.data.get("type")
+        line_type = "subscription" if kind == "subscription_item_details" else "invoiceitem"
+        details = parent.child(kind) if isinstance(kind, str) else parent
+        subscription = details.text("subscription") or r.text("subscription")
         proration = details.flag("proration")
         pricing = r.child("pricing")
         price_id = pricing.child("price_details").text("price")
-        unit = _whole_decimal(pricing, "unit_amount_decimal", currency)
-    else:  # older shape (and localstripe)
-        line_type = (
-            "subscription"
-            if r.data.get("type", "subscription") == "subscription"
-            else "invoiceitem"
-        )
+        unit = pricing.decimal_amount("unit_amount_decimal", currency)
+    else:  # older shape, and localstripe's
+        line_type = "subscription" if r.data.get("type") == "subscription" else "invoiceitem"
         subscription = r.text("subscription")
         proration = r.flag("proration")
-        price_id, unit, _, _ = _price_of(r, currency)
-        if unit is None:
-            unit = _whole_decimal(r, "unit_amount_excluding_tax", currency)
-    amount = r.amount("amount", currency)
+        price_id, unit, _, _ = _price(r, currency)
+    # Canonical line amounts exclude tax and come before discounts (given separately).
     if r.data.get("amount_excluding_tax") is not None:
         amount = r.amount("amount_excluding_tax", currency)
-    elif amount is not None:
-        amount -= r.sum_amounts("taxes", currency, lambda t: t.get("tax_behavior") == "inclusive")
-        amount -= r.sum_amounts("tax_amounts", currency, lambda t: t.get("inclusive") is True)
+    else:
+        amount = r.amount("amount", currency)
+        if amount is not None:
+            amount -= r.total("taxes", currency, lambda t: t.get("tax_behavior") == "inclusive")
+            amount -= r.total("tax_amounts", currency, lambda t: t.get("inclusive") is True)
     period = r.child("period")
     return {
         "line_id": r.text("id", required=True),
@@ -341,7 +442,7 @@ def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str,
         "quantity": r.integer("quantity"),
         "unit_amount_minor": unit,
         "amount_minor": amount,
-        "discount_minor": r.sum_amounts("discount_amounts", currency),
+        "discount_minor": r.total("discount_amounts", currency),
         "currency": currency,
         "period_start": period.integer("start", required=True),
         "period_end": period.integer("end", required=True),
@@ -352,184 +453,88 @@ def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str,
 def invoices_frames(
     records: Sequence[dict], rows: Sequence[int] | None = None, file: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stripe invoices with embedded `lines.data` -> canonical `invoices` and `invoice_lines`.
+    """Stripe invoices with `lines.data` embedded -> canonical `invoices` and `invoice_lines`.
 
-    An invoice whose `lines.has_more` is true lacks lines: that is an error here (a live
-    connector pages the lines in before mapping).
+    An invoice whose embedded line page is incomplete (`lines.has_more`) is an error: a live
+    connector pages the lines in before mapping.
     """
     problems = _Problems(file)
-    invoices: list[dict[str, Any]] = []
-    lines: list[dict[str, Any]] = []
+    invoices, lines = _Columns("invoices"), _Columns("invoice_lines")
     for record, row in zip(records, _rows(records, rows), strict=True):
         r = _Record(record, row, problems)
         invoice_id = r.text("id", required=True)
         currency = r.currency()
         status = r.text("status", required=True)
         if status is not None and status not in INVOICE_STATUSES:
-            r.bad(
-                "status",
-                f"{status!r} is not an invoice status ({', '.join(sorted(INVOICE_STATUSES))})",
-            )
+            r.bad("status", f"{status!r} is not an invoice status ({', '.join(INVOICE_STATUSES)})")
         invoices.append(
-            {
-                "invoice_id": invoice_id,
-                "number": r.text("number"),
-                "customer_id": r.text("customer", required=True),
-                "subscription_id": _invoice_subscription(r),
-                "status": status,
-                "currency": currency,
-                "created_at": r.integer("created", required=True),
-                "period_start": r.integer("period_start"),
-                "period_end": r.integer("period_end"),
-                "subtotal_minor": r.amount("subtotal", currency, required=False) or 0,
-                "tax_minor": _invoice_tax(r, currency),
-                "total_minor": r.amount("total", currency, required=False) or 0,
-                "amount_paid_minor": r.amount("amount_paid", currency, required=False) or 0,
-                "amount_due_minor": r.amount("amount_due", currency, required=False) or 0,
-                "billing_reason": r.text("billing_reason"),
-            }
+            invoice_id=invoice_id,
+            number=r.text("number"),
+            customer_id=r.text("customer", required=True),
+            subscription_id=_invoice_subscription(r),
+            status=status,
+            currency=currency,
+            created_at=r.integer("created", required=True),
+            period_start=r.integer("period_start"),
+            period_end=r.integer("period_end"),
+            subtotal_minor=r.amount("subtotal", currency),
+            tax_minor=_invoice_tax(r, currency),
+            total_minor=r.amount("total", currency),
+            amount_paid_minor=r.amount("amount_paid", currency),
+            amount_due_minor=r.amount("amount_due", currency),
+            billing_reason=r.text("billing_reason"),
         )
-        embedded = r.data.get("lines") if isinstance(r.data.get("lines"), dict) else {}
-        if embedded.get("has_more"):
-            r.bad(
-                "lines.has_more",
-                "the invoice has more lines than this export holds; export it with all its lines",
-            )
-        for i, line in enumerate(r.list_data("lines")):
-            lines.append(_line(r.item("lines.data", i, line), invoice_id, currency))
+        r.complete("lines", "invoice")
+        for i, line in enumerate(r.entries("lines")):
+            lines.append(**_line(r.item("lines.data", i, line), invoice_id, currency))
     problems.raise_if_any()
-    inv = pd.DataFrame(
-        invoices,
-        columns=[
-            "invoice_id",
-            "number",
-            "customer_id",
-            "subscription_id",
-            "status",
-            "currency",
-            "created_at",
-            "period_start",
-            "period_end",
-            "subtotal_minor",
-            "tax_minor",
-            "total_minor",
-            "amount_paid_minor",
-            "amount_due_minor",
-            "billing_reason",
-        ],
-    )
-    for col in ("created_at", "period_start", "period_end"):
-        inv[col] = _instants(inv[col].tolist())
-    ln = pd.DataFrame(
-        lines,
-        columns=[
-            "line_id",
-            "invoice_id",
-            "subscription_id",
-            "line_type",
-            "price_id",
-            "description",
-            "quantity",
-            "unit_amount_minor",
-            "amount_minor",
-            "discount_minor",
-            "currency",
-            "period_start",
-            "period_end",
-            "proration",
-        ],
-    )
-    for col in ("period_start", "period_end"):
-        ln[col] = _instants(ln[col].tolist())
-    for col in ("quantity", "unit_amount_minor"):
-        ln[col] = pd.array(ln[col].tolist(), dtype="Int64")
-    ln["proration"] = ln["proration"].astype(bool)
-    return conform("invoices", inv), conform("invoice_lines", ln)
+    return invoices.frame(), lines.frame()
 
 
 def charges_frame(
     records: Sequence[dict], rows: Sequence[int] | None = None, file: str | None = None
 ) -> pd.DataFrame:
-    """Stripe charges -> canonical `charges`."""
+    """Stripe charges -> canonical `charges` (`invoice` is absent in newer API versions: NA)."""
     problems = _Problems(file)
-    out: list[dict[str, Any]] = []
+    out = _Columns("charges")
     for record, row in zip(records, _rows(records, rows), strict=True):
         r = _Record(record, row, problems)
         currency = r.currency()
         out.append(
-            {
-                "charge_id": r.text("id", required=True),
-                "customer_id": r.text("customer"),
-                "invoice_id": r.text("invoice"),
-                "amount_minor": r.amount("amount", currency),
-                "amount_refunded_minor": r.amount("amount_refunded", currency, required=False) or 0,
-                "currency": currency,
-                "status": r.text("status", required=True),
-                "failure_code": r.text("failure_code"),
-                "disputed": r.flag("disputed"),
-                "created_at": r.integer("created", required=True),
-            }
+            charge_id=r.text("id", required=True),
+            customer_id=r.text("customer"),
+            invoice_id=r.text("invoice"),
+            amount_minor=r.amount("amount", currency),
+            amount_refunded_minor=r.amount("amount_refunded", currency, required=False) or 0,
+            currency=currency,
+            status=r.text("status", required=True),
+            failure_code=r.text("failure_code"),
+            disputed=r.flag("disputed"),
+            created_at=r.integer("created", required=True),
         )
     problems.raise_if_any()
-    frame = pd.DataFrame(
-        out,
-        columns=[
-            "charge_id",
-            "customer_id",
-            "invoice_id",
-            "amount_minor",
-            "amount_refunded_minor",
-            "currency",
-            "status",
-            "failure_code",
-            "disputed",
-            "created_at",
-        ],
-    )
-    frame["created_at"] = _instants(frame["created_at"].tolist())
-    return conform("charges", frame)
+    return out.frame()
 
 
 def disputes_frame(
     records: Sequence[dict], rows: Sequence[int] | None = None, file: str | None = None
 ) -> pd.DataFrame:
-    """Stripe disputes -> canonical `disputes` (customer from an expanded `charge`)."""
+    """Stripe disputes -> canonical `disputes`; the customer comes from an expanded `charge`."""
     problems = _Problems(file)
-    out: list[dict[str, Any]] = []
+    out = _Columns("disputes")
     for record, row in zip(records, _rows(records, rows), strict=True):
         r = _Record(record, row, problems)
         currency = r.currency()
-        charge = r.data.get("charge")
         out.append(
-            {
-                "dispute_id": r.text("id", required=True),
-                "charge_id": r.text("charge", required=True),
-                "customer_id": r.child("charge").text("customer")
-                if isinstance(charge, dict)
-                else None,
-                "amount_minor": r.amount("amount", currency),
-                "currency": currency,
-                "status": r.text("status", required=True),
-                "reason": r.text("reason"),
-                "created_at": r.integer("created", required=True),
-                "evidence_due_by": r.child("evidence_details").integer("due_by"),
-            }
+            dispute_id=r.text("id", required=True),
+            charge_id=r.text("charge", required=True),
+            customer_id=r.child("charge").text("customer"),
+            amount_minor=r.amount("amount", currency),
+            currency=currency,
+            status=r.text("status", required=True),
+            reason=r.text("reason"),
+            created_at=r.integer("created", required=True),
+            evidence_due_by=r.child("evidence_details").integer("due_by"),
         )
     problems.raise_if_any()
-    frame = pd.DataFrame(
-        out,
-        columns=[
-            "dispute_id",
-            "charge_id",
-            "customer_id",
-            "amount_minor",
-            "currency",
-            "status",
-            "reason",
-            "created_at",
-            "evidence_due_by",
-        ],
-    )
-    for col in ("created_at", "evidence_due_by"):
-        frame[col] = _instants(frame[col].tolist())
-    return conform("disputes", frame)
+    return out.frame()

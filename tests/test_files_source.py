@@ -1,8 +1,14 @@
-"""The `files` source: exports round-trip, reconcile like the demo, and bad input fails loudly."""
+"""The `files` source: exports round-trip in both invoice shapes, and bad input fails loudly.
+
+Every bad-input test asserts the file, row (line) and column the message names. The CLI's
+handling of these errors (exit code 2, nothing written) belongs with the CLI tests.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -14,271 +20,541 @@ from connectors.base import BillingSource, CrmSource, UsageSource
 from connectors.demo import DemoSource
 from connectors.files import FilesSource
 from connectors.files_export import write_export
-from connectors.warehouse import Warehouse, reconciliation_runs
 from revops.cli import app
 from revops.config import reconciliation_config
-from revops.errors import InputError
+from revops.errors import InputError, InputErrors
+from revops.frames import conform, empty_frame, validate_frame
 from tasks.reconciliation import ReconciliationInput, reconcile
+from tests.builders import account, contract, customer, frame, invoice, line
 
+SHAPES = ["current", "legacy"]
 USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
+Frames = dict[str, pd.DataFrame]
 
 
-def export(demo: DemoSource, folder: Path, shape: str = "current") -> Path:
+def demo_frames(demo: DemoSource) -> Frames:
     invoices, lines = demo.invoices()
-    write_export(
-        folder,
-        accounts=demo.accounts(),
-        contracts=demo.contracts(),
-        customers=demo.customers(),
-        subscriptions=demo.subscriptions(),
-        invoices=invoices,
-        invoice_lines=lines,
-        charges=demo.charges(),
-        disputes=demo.disputes(),
-        cases=demo.cases(),
-        opportunities=demo.opportunities(),
-        usage=demo.usage(USAGE_FROM, USAGE_TO),
-        invoice_shape=shape,  # type: ignore[arg-type]
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def exported(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo_source, tmp_path_factory.mktemp("export"))
-
-
-@pytest.mark.parametrize("shape", ["current", "legacy"])
-def test_every_frame_round_trips_through_the_export(
-    demo_source: DemoSource, tmp_path: Path, shape: str
-) -> None:
-    files = FilesSource(export(demo_source, tmp_path, shape))
-    invoices, lines = demo_source.invoices()
-    file_invoices, file_lines = files.invoices()
-    pairs = {
-        "accounts": (demo_source.accounts(), files.accounts()),
-        "contracts": (demo_source.contracts(), files.contracts()),
-        "customers": (demo_source.customers(), files.customers()),
-        "subscriptions": (demo_source.subscriptions(), files.subscriptions()),
-        "invoices": (invoices, file_invoices),
-        "charges": (demo_source.charges(), files.charges()),
-        "disputes": (demo_source.disputes(), files.disputes()),
-        "cases": (demo_source.cases(), files.cases()),
-        "opportunities": (demo_source.opportunities(), files.opportunities()),
-        "usage": (demo_source.usage(USAGE_FROM, USAGE_TO), files.usage(USAGE_FROM, USAGE_TO)),
+    return {
+        "accounts": demo.accounts(),
+        "contracts": demo.contracts(),
+        "customers": demo.customers(),
+        "subscriptions": demo.subscriptions(),
+        "invoices": invoices,
+        "invoice_lines": lines,
+        "charges": demo.charges(),
+        "disputes": demo.disputes(),
+        "cases": demo.cases(),
+        "opportunities": demo.opportunities(),
+        "usage": demo.usage(USAGE_FROM, USAGE_TO),
     }
-    for name, (expected, got) in pairs.items():
+
+
+def read_back(folder: Path) -> Frames:
+    files = FilesSource(folder)
+    invoices, lines = files.invoices()
+    return {
+        "accounts": files.accounts(),
+        "contracts": files.contracts(),
+        "customers": files.customers(),
+        "subscriptions": files.subscriptions(),
+        "invoices": invoices,
+        "invoice_lines": lines,
+        "charges": files.charges(),
+        "disputes": files.disputes(),
+        "cases": files.cases(),
+        "opportunities": files.opportunities(),
+        "usage": files.usage(date(2000, 1, 1), date(2100, 1, 1)),
+    }
+
+
+def assert_round_trip(written: Frames, read: Frames) -> None:
+    for name, expected in written.items():
+        got = read[name]
+        if name == "invoice_lines":  # written inside their invoices
+            got, expected = (f.sort_values(["invoice_id", "line_id"]) for f in (got, expected))
         pd.testing.assert_frame_equal(
             got.reset_index(drop=True), expected.reset_index(drop=True), obj=name
         )
-    by_key = ["invoice_id", "line_id"]
-    pd.testing.assert_frame_equal(
-        file_lines.sort_values(by_key).reset_index(drop=True),
-        lines.sort_values(by_key).reset_index(drop=True),
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def subscriptions_frame(rows: list[dict]) -> pd.DataFrame:
+    """builders.frame would take `cancel_at_period_end` for a timestamp (it ends in period_end)."""
+    raw = pd.DataFrame(rows)
+    for column in ("created_at", "current_period_end"):
+        raw[column] = pd.to_datetime(raw[column], utc=True)
+    raw["cancel_at_period_end"] = raw["cancel_at_period_end"].astype(bool)
+    return validate_frame("subscriptions", conform("subscriptions", raw))
+
+
+def small_book() -> Frames:
+    """A hand-built book touching every column kind and both ways of linking a customer."""
+    return {
+        "accounts": frame(
+            "accounts",
+            [
+                account("001A", name='Acme, "the" Analytics Co.\nEMEA', segment="NA"),
+                account("001B", name="Globex", stripe_customer_id="cus_B", owner_id=None),
+                account("001C", name="Tokyo KK"),
+            ],
+        ),
+        "contracts": frame(
+            "contracts",
+            [
+                contract("800A", "001A", stripe_subscription_id="sub_A", discount_pct=12.5),
+                contract("800B", "001B", currency="KWD", unit_price_minor=12_345, quantity=3),
+                contract(
+                    "800C",
+                    "001C",
+                    currency="JPY",
+                    unit_price_minor=1_500,
+                    billing_frequency="annual",
+                    end_date=None,
+                    auto_renew=False,
+                    status="Draft",
+                ),
+            ],
+        ),
+        "customers": frame(
+            "customers",
+            [
+                customer("cus_A", "001A", name="Acme", email="ap@acme.example"),
+                customer("cus_B", None, currency="KWD"),  # linked by Account.Stripe_Customer_Id__c
+                customer("cus_C", "001C", currency="JPY", created_at=None),
+            ],
+        ),
+        "subscriptions": subscriptions_frame(
+            [
+                {
+                    "subscription_id": "sub_A",
+                    "item_id": item,
+                    "customer_id": "cus_A",
+                    "status": "active",
+                    "currency": "USD",
+                    "price_id": price,
+                    "quantity": quantity,
+                    "unit_amount_minor": unit,
+                    "interval": interval,
+                    "interval_count": 1,
+                    "created_at": "2026-01-01",
+                    "current_period_end": end,
+                    "cancel_at_period_end": False,
+                    "salesforce_contract_id": "800A",
+                }
+                for item, price, quantity, unit, interval, end in [
+                    ("si_A1", "price_seat", 10, 10_000, "month", "2026-11-01"),
+                    ("si_A2", "price_support", 1, 99_900, "year", "2027-01-01"),
+                ]
+            ]
+            + [
+                {
+                    "subscription_id": "sub_empty",
+                    "customer_id": "cus_C",
+                    "status": "canceled",
+                    "currency": "JPY",
+                    "cancel_at_period_end": True,
+                }
+            ],
+        ),
+        "invoices": frame(
+            "invoices",
+            [
+                invoice(
+                    "in_A",
+                    "cus_A",
+                    number="A-1",
+                    subscription_id="sub_A",
+                    period_start="2026-09-01",
+                    period_end="2026-10-01",
+                    subtotal_minor=150_000,
+                    tax_minor=11_344,
+                    total_minor=148_844,
+                    amount_paid_minor=148_844,
+                    amount_due_minor=148_844,
+                ),
+                invoice("in_B", "cus_B", currency="KWD", status="open", billing_reason=None),
+                invoice("in_C", "cus_C", currency="JPY", status="void", total_minor=4_500),
+                invoice("in_M", "cus_C", currency="MGA", subtotal_minor=500_000),
+                invoice("in_I", "cus_C", currency="ISK", subtotal_minor=1_234),
+            ],
+        ),
+        "invoice_lines": frame(
+            "invoice_lines",
+            [
+                line("in_A", subscription_id="sub_A", discount_minor=12_500, description="Seats"),
+                line(
+                    "in_A",
+                    "2026-10-01",
+                    "2026-10-01",
+                    n=2,
+                    line_type="invoiceitem",
+                    price_id="price_onboarding",
+                    quantity=1,
+                    unit_amount_minor=50_000,
+                ),
+                line(
+                    "in_A",
+                    "2026-10-15",
+                    "2026-11-01",
+                    n=3,
+                    subscription_id="sub_A",
+                    proration=True,
+                    unit_amount_minor=None,
+                    quantity=2,
+                    amount_minor=4_839,
+                ),
+                line("in_B", currency="KWD", quantity=3, unit_amount_minor=12_345, price_id=None),
+                line("in_C", currency="JPY", quantity=3, unit_amount_minor=1_500),
+                line("in_M", currency="MGA", quantity=1, unit_amount_minor=500_000),
+            ],
+        ),
+        "charges": frame(
+            "charges",
+            [
+                {
+                    "charge_id": "ch_A",
+                    "customer_id": "cus_A",
+                    "invoice_id": "in_A",
+                    "amount_minor": 148_844,
+                    "amount_refunded_minor": 844,
+                    "currency": "USD",
+                    "status": "succeeded",
+                    "disputed": True,
+                    "created_at": "2026-10-01",
+                },
+                {
+                    "charge_id": "ch_B",
+                    "amount_minor": 37_035,
+                    "amount_refunded_minor": 0,
+                    "currency": "KWD",
+                    "status": "failed",
+                    "failure_code": "card_declined",
+                    "disputed": False,
+                    "created_at": "2026-10-02",
+                },
+            ],
+        ),
+        "disputes": frame(
+            "disputes",
+            [
+                {
+                    "dispute_id": "dp_A",
+                    "charge_id": "ch_A",
+                    "customer_id": "cus_A",
+                    "amount_minor": 148_844,
+                    "currency": "USD",
+                    "status": "needs_response",
+                    "reason": "fraudulent",
+                    "created_at": "2026-10-05",
+                    "evidence_due_by": utc("2026-10-20 23:59:59"),
+                },
+                {
+                    "dispute_id": "dp_B",
+                    "charge_id": "ch_B",
+                    "amount_minor": 100,
+                    "currency": "KWD",
+                    "status": "won",
+                    "created_at": "2026-10-06",
+                },
+            ],
+        ),
+        "cases": frame(
+            "cases",
+            [
+                {
+                    "case_id": "500A",
+                    "account_id": "001A",
+                    "subject": "Invoice, wrong amount",
+                    "status": "Closed",
+                    "priority": "High",
+                    "is_closed": True,
+                    "created_at": "2026-10-01 09:30:00.123",
+                    "closed_at": "2026-10-02 17:00:00",
+                    "owner_id": "005U1",
+                },
+                {
+                    "case_id": "500B",
+                    "account_id": None,
+                    "status": "New",
+                    "is_closed": False,
+                    "created_at": "2026-10-03 00:00:00.000",
+                },
+            ],
+        ),
+        "opportunities": frame(
+            "opportunities",
+            [
+                {
+                    "opportunity_id": "006A",
+                    "account_id": "001C",
+                    "contract_id": "800C",
+                    "name": "Renewal Tokyo",
+                    "type": "Renewal",
+                    "stage": "Prospecting",
+                    "is_closed": False,
+                    "close_date": pd.Timestamp("2027-01-31"),
+                    "amount_minor": 18_000,
+                    "currency": "JPY",
+                    "revops_key": "renewal:800C",
+                },
+                {
+                    "opportunity_id": "006B",
+                    "account_id": "001A",
+                    "name": "Upsell",
+                    "stage": "Closed Won",
+                    "is_closed": True,
+                    "close_date": pd.Timestamp("2026-11-30"),
+                    "currency": "USD",
+                },
+            ],
+        ),
+        "usage": frame(
+            "usage",
+            [
+                {
+                    "account_id": "001A",
+                    "date": pd.Timestamp(day),
+                    "metric": metric,
+                    "quantity": quantity,
+                }
+                for day, metric, quantity in [
+                    ("2026-10-01", "active_seats", 9.0),
+                    ("2026-10-01", "api_calls", 12_345.5),
+                    ("2026-10-02", "active_seats", 0.1 + 0.2),
+                ]
+            ],
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def demo_book(demo_source: DemoSource) -> Frames:
+    return demo_frames(demo_source)
+
+
+@pytest.fixture(scope="module", params=SHAPES)
+def demo_export(
+    request: pytest.FixtureRequest, demo_book: Frames, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    folder = tmp_path_factory.mktemp(f"demo-{request.param}")
+    write_export(folder, **demo_book, invoice_shape=request.param)
+    return folder
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> Path:
+    """A small export folder (current shape), to break in one place."""
+    folder = tmp_path / "export"
+    write_export(folder, **small_book())
+    return folder
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+def test_the_demo_book_round_trips(demo_export: Path, demo_book: Frames) -> None:
+    assert_round_trip(demo_book, read_back(demo_export))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_column_kind_round_trips(tmp_path: Path, shape: str) -> None:
+    written = small_book()
+    paths = write_export(tmp_path, **written, invoice_shape=shape)  # type: ignore[arg-type]
+    assert sorted(p.name for p in paths) == sorted(p.name for p in tmp_path.iterdir())
+    assert_round_trip(written, read_back(tmp_path))
+
+
+def test_the_shapes_are_what_stripe_returns(tmp_path: Path) -> None:
+    book = small_book()
+    write_export(
+        tmp_path / "current", invoices=book["invoices"], invoice_lines=book["invoice_lines"]
     )
+    write_export(
+        tmp_path / "legacy",
+        invoices=book["invoices"],
+        invoice_lines=book["invoice_lines"],
+        invoice_shape="legacy",
+    )
+    current, legacy = (
+        json.loads((tmp_path / shape / "invoices.jsonl").read_text().splitlines()[0])
+        for shape in SHAPES
+    )
+    assert current["parent"]["subscription_details"]["subscription"] == "sub_A"
+    assert "subscription" not in current and "tax" not in current
+    assert current["total_taxes"] == [
+        {"amount": 11_344, "tax_behavior": "exclusive", "type": "tax_rate_details"}
+    ]
+    assert current["lines"] | {"data": []} == {
+        "object": "list",
+        "data": [],
+        "has_more": False,
+        "url": "/v1/invoices/in_A/lines",
+    }
+    seats, onboarding, proration = current["lines"]["data"]
+    assert seats["parent"]["subscription_item_details"] == {
+        "subscription": "sub_A",
+        "proration": False,
+    }
+    assert seats["pricing"]["price_details"]["price"] == "price_1"
+    assert seats["pricing"]["unit_amount_decimal"] == "10000"
+    assert onboarding["parent"]["type"] == "invoice_item_details"
+    assert proration["parent"]["subscription_item_details"]["proration"] is True
+    assert (legacy["subscription"], legacy["tax"], "parent" in legacy) == ("sub_A", 11_344, False)
+    seats = legacy["lines"]["data"][0]
+    assert (seats["type"], seats["subscription"], seats["proration"]) == (
+        "subscription",
+        "sub_A",
+        False,
+    )
+    assert seats["price"] == {"id": "price_1", "object": "price", "unit_amount": 10_000}
+    assert seats["discount_amounts"] == [{"amount": 12_500, "discount": None}]
+    # Stripe units and lower-case codes: ISK in hundredths, MGA without decimals.
+    by_id = {
+        obj["id"]: obj
+        for obj in map(
+            json.loads, (tmp_path / "current" / "invoices.jsonl").read_text().splitlines()
+        )
+    }
+    assert (by_id["in_I"]["currency"], by_id["in_I"]["subtotal"]) == ("isk", 123_400)
+    assert (by_id["in_M"]["currency"], by_id["in_M"]["subtotal"]) == ("mga", 5_000)
 
 
-def test_files_source_implements_every_protocol(exported: Path) -> None:
-    files = FilesSource(exported)
-    assert (
-        isinstance(files, BillingSource)
-        and isinstance(files, CrmSource)
-        and isinstance(files, UsageSource)
+def test_data_loader_csvs_use_api_names_and_major_units(book: Path) -> None:
+    contracts = pd.read_csv(book / "Contract.csv", dtype=str, keep_default_na=False)
+    assert contracts.columns.tolist()[:4] == ["Id", "AccountId", "Status", "StartDate"]
+    assert contracts["Unit_Price__c"].tolist() == ["100.00", "12.345", "1500"]
+    assert contracts["Billing_Frequency__c"].tolist() == ["Monthly", "Monthly", "Annual"]
+    assert contracts["Auto_Renew__c"].tolist() == ["true", "true", "false"]
+    assert contracts["EndDate"].tolist() == ["2026-12-31", "2026-12-31", ""]
+    assert contracts["Discount_Percent__c"].tolist() == ["12.5", "0", "0"]
+    cases = pd.read_csv(book / "Case.csv", dtype=str, keep_default_na=False)
+    assert cases["CreatedDate"].tolist() == ["2026-10-01T09:30:00.123Z", "2026-10-03T00:00:00.000Z"]
+    accounts = pd.read_csv(book / "Account.csv", dtype=str, keep_default_na=False)
+    assert accounts["Stripe_Customer_Id__c"].tolist() == ["", "cus_B", ""]
+
+
+def test_customers_link_by_metadata_or_by_account_field(book: Path) -> None:
+    files = FilesSource(book)
+    customers = files.customers().set_index("customer_id")
+    accounts = files.accounts().set_index("account_id")
+    assert customers.at["cus_A", "salesforce_account_id"] == "001A"
+    assert pd.isna(customers.at["cus_B", "salesforce_account_id"])
+    assert accounts.at["001B", "stripe_customer_id"] == "cus_B"
+
+
+def test_export_replaces_files_atomically_and_leaves_no_temporaries(book: Path) -> None:
+    before = sorted(p.name for p in book.iterdir())
+    write_export(book, accounts=small_book()["accounts"].head(1))
+    assert sorted(p.name for p in book.iterdir()) == before
+    assert len(FilesSource(book).accounts()) == 1
+
+
+def test_export_refuses_lines_without_their_invoice(tmp_path: Path) -> None:
+    book = small_book()
+    with pytest.raises(ValueError, match="in_B, in_C, in_M"):
+        write_export(
+            tmp_path, invoices=book["invoices"].head(1), invoice_lines=book["invoice_lines"]
+        )
+    assert not any(tmp_path.iterdir())
+
+
+# -- reading behaviour ------------------------------------------------------------------------
+
+
+def test_files_source_implements_every_protocol(book: Path) -> None:
+    files = FilesSource(book)
+    assert isinstance(files, BillingSource | CrmSource | UsageSource)
+    assert all(isinstance(files, p) for p in (BillingSource, CrmSource, UsageSource))
+    assert files.name == "files"
+
+
+def test_each_file_is_read_once(book: Path) -> None:
+    files = FilesSource(book)
+    first = (
+        files.accounts(),
+        files.customers(),
+        files.invoices(),
+        files.usage(USAGE_FROM, USAGE_TO),
+    )
+    for name in ("Account.csv", "customers.jsonl", "invoices.jsonl", "usage.csv"):
+        (book / name).unlink()
+    again = (
+        files.accounts(),
+        files.customers(),
+        files.invoices(),
+        files.usage(USAGE_FROM, USAGE_TO),
+    )
+    assert again[0] is first[0] and again[1] is first[1] and again[2] is first[2]
+    pd.testing.assert_frame_equal(again[3], first[3])
+
+
+def test_usage_is_filtered_to_the_window(book: Path) -> None:
+    usage = FilesSource(book).usage(date(2026, 10, 2), date(2026, 10, 3))
+    assert usage[["metric", "quantity"]].values.tolist() == [["active_seats", 0.1 + 0.2]]
+    assert usage["date"].dtype == "datetime64[us]"
+
+
+def test_optional_files_may_be_absent(tmp_path: Path, book: Path) -> None:
+    for name in ("Account.csv", "Contract.csv", "invoices.jsonl"):
+        shutil.copy(book / name, tmp_path / name)
+    files = FilesSource(tmp_path)
+    for name, got in [
+        ("cases", files.cases()),
+        ("opportunities", files.opportunities()),
+        ("customers", files.customers()),
+        ("subscriptions", files.subscriptions()),
+        ("charges", files.charges()),
+        ("disputes", files.disputes()),
+        ("usage", files.usage(USAGE_FROM, USAGE_TO)),
+    ]:
+        pd.testing.assert_frame_equal(got, empty_frame(name), obj=name)
+    assert len(files.contracts()) == 3
+
+
+def test_data_loader_quirks_bom_crlf_extra_columns_and_na_strings(tmp_path: Path) -> None:
+    text = (
+        "\ufeffId,Name,OwnerId,Stripe_Customer_Id__c,Segment__c,BillingCity\r\n"
+        '001A,"Acme, Inc.",005U1,cus_A,NA,"Berlin\r\nMitte"\r\n'
+        "\r\n"
+        "001B,NA,,,,\r\n"
+    )
+    (tmp_path / "Account.csv").write_bytes(text.encode("utf-8"))
+    accounts = FilesSource(tmp_path).accounts()
+    assert accounts["account_id"].tolist() == ["001A", "001B"]
+    assert accounts["name"].tolist() == ["Acme, Inc.", "NA"]  # "NA" is a name, not a null
+    assert accounts.at[0, "segment"] == "NA"
+    assert pd.isna(accounts.at[1, "owner_id"]) and pd.isna(accounts.at[1, "stripe_customer_id"])
+
+
+def test_jsonl_blank_lines_are_skipped_but_counted(tmp_path: Path, book: Path) -> None:
+    lines = (book / "charges.jsonl").read_text().splitlines()
+    broken = json.loads(lines[1]) | {"currency": "xyz"}
+    (tmp_path / "charges.jsonl").write_text(f"\n{lines[0]}\n\n{json.dumps(broken)}\n\n")
+    with pytest.raises(InputError) as problem:
+        FilesSource(tmp_path).charges()
+    assert (problem.value.file, problem.value.row, problem.value.column) == (
+        "charges.jsonl",
+        4,
+        "currency",
     )
 
 
 def test_reconciling_the_export_finds_what_the_demo_finds(
-    demo_source: DemoSource, exported: Path
+    demo_source: DemoSource, demo_export: Path
 ) -> None:
-    def findings(source: object) -> pd.DataFrame:
-        invoices, lines = source.invoices()  # type: ignore[attr-defined]
+    def findings(source: DemoSource | FilesSource) -> pd.DataFrame:
+        invoices, lines = source.invoices()
         data = ReconciliationInput(
             source.accounts(), source.contracts(), source.customers(), invoices, lines
-        )  # type: ignore[attr-defined]
+        )
         return reconcile(
             data, demo_source.window, demo_source.as_of, reconciliation_config()
         ).findings
 
-    pd.testing.assert_frame_equal(findings(FilesSource(exported)), findings(demo_source))
-
-
-def test_optional_files_may_be_absent(tmp_path: Path, exported: Path) -> None:
-    for name in ("Account.csv", "Contract.csv", "invoices.jsonl"):
-        shutil.copy(exported / name, tmp_path / name)
-    files = FilesSource(tmp_path)
-    assert files.cases().empty and files.charges().empty and files.customers().empty
-    assert files.usage(USAGE_FROM, USAGE_TO).empty
-    assert len(files.contracts()) == 240
-
-
-# -- bad input: a clear message naming file, row and column; exit 2; nothing written ---------
-
-
-def _edit_csv(path: Path, row: int, column: str, value: str) -> None:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame.loc[row - 1, column] = value
-    frame.to_csv(path, index=False)
-
-
-def _edit_jsonl(path: Path, line: int, text: str) -> None:
-    lines = path.read_text().splitlines()
-    lines[line - 1] = text
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _duplicate_row(path: Path, row: int, onto: int) -> None:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    frame.loc[onto - 1, "Id"] = frame.loc[row - 1, "Id"]
-    frame.to_csv(path, index=False)
-
-
-BAD_INPUTS = {
-    "missing column": (
-        lambda d: (
-            pd.read_csv(d / "Contract.csv", dtype=str, keep_default_na=False)
-            .drop(columns=["Unit_Price__c"])
-            .to_csv(d / "Contract.csv", index=False)
-        ),
-        "Contract.csv: required column(s) missing: Unit_Price__c",
-    ),
-    "unparseable date": (
-        lambda d: _edit_csv(d / "Contract.csv", 5, "StartDate", "05/01/2026"),
-        "Contract.csv, row 5 (line 6), column StartDate: '05/01/2026' is not a date (YYYY-MM-DD)",
-    ),
-    "unparseable amount": (
-        lambda d: _edit_csv(d / "Contract.csv", 7, "Unit_Price__c", "19,99"),
-        "Contract.csv, row 7 (line 8), column Unit_Price__c: '19,99' is not a number",
-    ),
-    "unknown currency": (
-        lambda d: _edit_csv(d / "Contract.csv", 2, "CurrencyIsoCode", "EURO"),
-        "Contract.csv, row 2 (line 3), column CurrencyIsoCode: 'EURO' is not an ISO 4217 currency",
-    ),
-    "too many decimals for JPY": (
-        lambda d: (
-            _edit_csv(d / "Contract.csv", 3, "CurrencyIsoCode", "JPY"),
-            _edit_csv(d / "Contract.csv", 3, "Unit_Price__c", "1500.5"),
-        ),
-        "Contract.csv, row 3 (line 4), column Unit_Price__c: '1500.5' has more decimal places",
-    ),
-    "unknown billing frequency": (
-        lambda d: _edit_csv(d / "Contract.csv", 4, "Billing_Frequency__c", "Weekly"),
-        "Contract.csv, row 4 (line 5), column Billing_Frequency__c: 'Weekly' is not a billing",
-    ),
-    "duplicate ids": (
-        lambda d: _duplicate_row(d / "Account.csv", 1, 9),
-        "Account.csv, row 9 (line 10), column Id: duplicate id '001DEMO00000000001'",
-    ),
-    "invalid JSON line": (
-        lambda d: _edit_jsonl(d / "invoices.jsonl", 12, '{"id": "in_broken", '),
-        "invoices.jsonl, row 12: is not valid JSON",
-    ),
-    "invoice with an unknown currency": (
-        lambda d: _edit_jsonl(
-            d / "invoices.jsonl",
-            3,
-            (d / "invoices.jsonl")
-            .read_text()
-            .splitlines()[2]
-            .replace('"currency":"usd"', '"currency":"usx"')
-            .replace('"currency":"eur"', '"currency":"usx"')
-            .replace('"currency":"gbp"', '"currency":"usx"')
-            .replace('"currency":"jpy"', '"currency":"usx"')
-            .replace('"currency":"kwd"', '"currency":"usx"'),
-        ),
-        "invoices.jsonl, row 3, column currency: 'usx' is not an ISO 4217 currency code",
-    ),
-    "missing required file": (
-        lambda d: (d / "invoices.jsonl").unlink(),
-        "invoices.jsonl is missing from the export folder",
-    ),
-}
-
-
-@pytest.mark.prefect
-@pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_exits_2_names_file_row_column_and_writes_nothing(
-    case: str,
-    exported: Path,
-    tmp_path: Path,
-    sqlite_url: str,
-    prefect_api: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    folder = tmp_path / "export"
-    shutil.copytree(exported, folder)
-    breaking, message = BAD_INPUTS[case]
-    breaking(folder)
-    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app,
-        [
-            "reconcile",
-            "--source",
-            "files",
-            "--input",
-            str(folder),
-            "--as-of",
-            "2026-11-23",
-            "--out",
-            str(out),
-        ],
-    )
-    assert result.exit_code == 2, result.output
-    assert message in " ".join(result.output.split()), result.output
-    assert not out.exists() or not any(out.iterdir())
-    assert Warehouse(sqlite_url).count(reconciliation_runs) == 0
-
-
-def test_all_bad_cells_of_a_file_are_reported_at_once(exported: Path, tmp_path: Path) -> None:
-    shutil.copytree(exported, tmp_path / "e")
-    _edit_csv(tmp_path / "e" / "Contract.csv", 2, "StartDate", "soon")
-    _edit_csv(tmp_path / "e" / "Contract.csv", 9, "Quantity__c", "many")
-    with pytest.raises(InputError) as problem:
-        FilesSource(tmp_path / "e").contracts()
-    assert "2 problems in the input" in str(problem.value)
-    assert "row 2 (line 3), column StartDate" in str(problem.value)
-    assert "row 9 (line 10), column Quantity__c" in str(problem.value)
-
-
-def test_a_missing_folder_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="does not exist"):
-        FilesSource(tmp_path / "nope")
-
-
-@pytest.mark.prefect
-def test_reconcile_from_files_end_to_end(
-    exported: Path,
-    tmp_path: Path,
-    sqlite_url: str,
-    prefect_api: str,
-    monkeypatch: pytest.MonkeyPatch,
-    demo_source: DemoSource,
-) -> None:
-    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
-    result = CliRunner().invoke(
-        app,
-        [
-            "reconcile",
-            "--source",
-            "files",
-            "--input",
-            str(exported),
-            "--as-of",
-            "2026-11-23",
-            "--out",
-            str(tmp_path),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert "source files" in result.output
-    findings = pd.read_csv(tmp_path / "reconciliation.csv", dtype=str)
-    planted = {(c, p.contract_id or p.invoice_id) for p in demo_source.planted for c in p.codes}
-    reported = {
-        (r.code, r.contract_id if isinstance(r.contract_id, str) else r.invoice_id)
-        for r in findings.itertuples()
-    }
-    assert reported == planted
+    pd.testing.assert_frame_equal(findings(FilesSource(demo_export)), findings(demo_source))
 
 
 def test_demo_export_command_writes_a_readable_folder(tmp_path: Path) -> None:
@@ -286,6 +562,224 @@ def test_demo_export_command_writes_a_readable_folder(tmp_path: Path) -> None:
         app, ["demo-export", "--out", str(tmp_path), "--as-of", "2026-11-23", "--shape", "legacy"]
     )
     assert result.exit_code == 0, result.output
-    files = FilesSource(tmp_path)
-    assert len(files.contracts()) == 240
+    assert len(FilesSource(tmp_path).contracts()) == 240
     assert '"type":"subscription"' in (tmp_path / "invoices.jsonl").read_text()
+
+
+# -- bad input: every message names the file, the row (line) and the column --------------------
+
+
+def edit_csv(path: Path, row: int, column: str, value: str) -> None:
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table.loc[row - 1, column] = value
+    table.to_csv(path, index=False)
+
+
+def edit_jsonl(path: Path, line: int, change: Callable[[dict], object]) -> None:
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[line - 1])
+    change(record)
+    lines[line - 1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def replace_line(path: Path, line: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+# case: (break the folder, the method to call, (file, row, line, column), message start)
+BAD_INPUTS: dict[str, tuple[Callable[[Path], object], str, tuple, str]] = {
+    "missing column": (
+        lambda d: (
+            pd.read_csv(d / "Contract.csv", dtype=str, keep_default_na=False)
+            .drop(columns=["Unit_Price__c", "Quantity__c"])
+            .to_csv(d / "Contract.csv", index=False)
+        ),
+        "contracts",
+        ("Contract.csv", None, None, None),
+        "required column(s) missing: Unit_Price__c, Quantity__c",
+    ),
+    "unparseable date": (
+        lambda d: edit_csv(d / "Contract.csv", 2, "StartDate", "05/01/2026"),
+        "contracts",
+        ("Contract.csv", 2, 3, "StartDate"),
+        "'05/01/2026' is not a date (YYYY-MM-DD)",
+    ),
+    "empty required value": (
+        lambda d: edit_csv(d / "Contract.csv", 3, "Status", ""),
+        "contracts",
+        ("Contract.csv", 3, 4, "Status"),
+        "value is required but empty",
+    ),
+    "unparseable amount": (
+        lambda d: edit_csv(d / "Contract.csv", 1, "Unit_Price__c", "19,99"),
+        "contracts",
+        ("Contract.csv", 1, 2, "Unit_Price__c"),
+        "'19,99' is not a number",
+    ),
+    "unknown currency in a CSV": (
+        lambda d: edit_csv(d / "Opportunity.csv", 2, "CurrencyIsoCode", "EURO"),
+        "opportunities",
+        ("Opportunity.csv", 2, 3, "CurrencyIsoCode"),
+        "'EURO' is not an ISO 4217 currency code",
+    ),
+    "unknown currency in a JSONL object": (
+        lambda d: edit_jsonl(d / "invoices.jsonl", 3, lambda r: r.update(currency="usx")),
+        "invoices",
+        ("invoices.jsonl", 3, None, "currency"),
+        "'usx' is not an ISO 4217 currency code",
+    ),
+    "too many decimals for JPY": (
+        lambda d: edit_csv(d / "Contract.csv", 3, "Unit_Price__c", "1500.5"),
+        "contracts",
+        ("Contract.csv", 3, 4, "Unit_Price__c"),
+        "'1500.5' has more decimal places than JPY allows (0)",
+    ),
+    "unknown billing frequency": (
+        lambda d: edit_csv(d / "Contract.csv", 2, "Billing_Frequency__c", "Weekly"),
+        "contracts",
+        ("Contract.csv", 2, 3, "Billing_Frequency__c"),
+        "'Weekly' is not a billing frequency (one of Monthly, Quarterly, Annual",
+    ),
+    "duplicate ids in a CSV": (
+        lambda d: edit_csv(d / "Account.csv", 3, "Id", "001A"),
+        "accounts",
+        ("Account.csv", 3, 4, "Id"),
+        "duplicate id '001A'",
+    ),
+    "duplicate ids in a JSONL file": (
+        lambda d: edit_jsonl(d / "charges.jsonl", 2, lambda r: r.update(id="ch_A")),
+        "charges",
+        ("charges.jsonl", 2, None, "id"),
+        "duplicate id 'ch_A'",
+    ),
+    "duplicate subscription items": (
+        # line 2 repeats an item of line 1, whose two items come first in the frame
+        lambda d: edit_jsonl(
+            d / "subscriptions.jsonl",
+            2,
+            lambda r: r.update(id="sub_A", items={"data": [{"id": "si_A2", "quantity": 1}]}),
+        ),
+        "subscriptions",
+        ("subscriptions.jsonl", 2, None, "items.data[].id"),
+        "duplicate id",
+    ),
+    "invalid JSON line": (
+        lambda d: replace_line(d / "invoices.jsonl", 4, '{"id": "in_broken", '),
+        "invoices",
+        ("invoices.jsonl", 4, None, None),
+        "is not valid JSON",
+    ),
+    "unparseable timestamp in a line": (
+        lambda d: edit_jsonl(
+            d / "invoices.jsonl", 1, lambda r: r["lines"]["data"][2]["period"].update(end="soon")
+        ),
+        "invoices",
+        ("invoices.jsonl", 1, None, "lines.data[2].period.end"),
+        "expected a whole number, got 'soon'",
+    ),
+    "negative usage": (
+        lambda d: edit_csv(d / "usage.csv", 2, "quantity", "-3"),
+        "usage",
+        ("usage.csv", 2, 3, "quantity"),
+        "'-3' is not a non-negative number",
+    ),
+    "missing required file": (
+        lambda d: (d / "Contract.csv").unlink(),
+        "contracts",
+        ("Contract.csv", None, None, None),
+        "is missing from the export folder",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_names_file_row_and_column(book: Path, case: str) -> None:
+    breaking, method, (file, row, line_number, column), message = BAD_INPUTS[case]
+    breaking(book)
+    files = FilesSource(book)
+    with pytest.raises(InputError) as raised:
+        if method == "usage":
+            files.usage(USAGE_FROM, USAGE_TO)
+        else:
+            getattr(files, method)()
+    problem = raised.value
+    if isinstance(problem, InputErrors):  # e.g. both rows of a duplicate: name the later one
+        problem = problem.errors[-1]
+    assert (problem.file, problem.row, problem.line, problem.column) == (
+        file,
+        row,
+        line_number,
+        column,
+    )
+    assert problem.reason.startswith(message), problem.reason
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [("Account.csv", "accounts"), ("Contract.csv", "contracts"), ("invoices.jsonl", "invoices")],
+)
+def test_required_files_must_be_there_when_asked_for(book: Path, name: str, method: str) -> None:
+    (book / name).unlink()
+    with pytest.raises(InputError) as problem:
+        getattr(FilesSource(book), method)()
+    assert str(problem.value) == f"{name}: is missing from the export folder {book}"
+
+
+def test_usage_needs_its_columns(book: Path) -> None:
+    (book / "usage.csv").write_text("account_id,day,metric,qty\n001A,2026-10-01,seats,1\n")
+    with pytest.raises(InputError) as problem:
+        FilesSource(book).usage(USAGE_FROM, USAGE_TO)
+    assert str(problem.value) == "usage.csv: required column(s) missing: date, quantity"
+
+
+def test_recorded_payloads_of_both_shapes_read_from_one_file(tmp_path: Path) -> None:
+    names = ["invoice_legacy_coupon_tax", "invoice_current_inclusive_proration"]
+    names += ["invoice_localstripe_plan", "invoice_jpy", "invoice_void"]
+    fixtures = Path(__file__).parent / "fixtures" / "stripe"
+    text = "\n".join(json.dumps(json.loads((fixtures / f"{n}.json").read_text())) for n in names)
+    (tmp_path / "invoices.jsonl").write_text(text + "\n")
+    invoices, lines = FilesSource(tmp_path).invoices()
+    assert invoices["currency"].tolist() == ["USD", "EUR", "USD", "JPY", "USD"]
+    assert invoices["tax_minor"].tolist() == [11_344, 26_179, 0, 4_500, 0]
+    assert lines.groupby("invoice_id", sort=False)["amount_minor"].sum().tolist() == [
+        150_000,
+        124_660,
+        4_500,
+        45_000,
+        100_000,
+    ]
+    assert lines["proration"].sum() == 1 and (lines["line_type"] == "invoiceitem").sum() == 3
+
+
+def test_all_bad_cells_of_a_file_are_reported_at_once(book: Path) -> None:
+    edit_csv(book / "Contract.csv", 1, "StartDate", "soon")
+    edit_csv(book / "Contract.csv", 3, "Quantity__c", "many")
+    with pytest.raises(InputErrors) as problem:
+        FilesSource(book).contracts()
+    assert "2 problems in the input" in str(problem.value)
+    assert "Contract.csv, row 1 (line 2), column StartDate: 'soon' is not a date" in str(
+        problem.value
+    )
+    assert "Contract.csv, row 3 (line 4), column Quantity__c: 'many' is not a number" in str(
+        problem.value
+    )
+
+
+def test_every_invalid_json_line_is_reported(book: Path) -> None:
+    replace_line(book / "customers.jsonl", 1, "not json")
+    replace_line(book / "customers.jsonl", 3, "[1, 2]")
+    with pytest.raises(InputErrors) as problem:
+        FilesSource(book).customers()
+    assert [(e.file, e.row) for e in problem.value.errors] == [
+        ("customers.jsonl", 1),
+        ("customers.jsonl", 3),
+    ]
+    assert str(problem.value.errors[1]) == "customers.jsonl, row 3: is not a JSON object"
+
+
+def test_a_missing_folder_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"export folder .*nope does not exist"):
+        FilesSource(tmp_path / "nope")
