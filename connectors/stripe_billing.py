@@ -19,7 +19,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +36,12 @@ from connectors.rate_limits import Limiter, limiter_for
 from connectors.warehouse import Warehouse, metadata
 from revops.config import _parse, _Strict
 from revops.errors import ConfigError, RateLimited, SourceError
-from revops.frames import validate_frame
+from revops.frames import SourceLocation, validate_frame
 
 OBJECT_TYPES = ("customers", "subscriptions", "invoices", "charges", "disputes")
+# Errors in fetched objects name the warehouse's raw store: row N is the Nth stored object of
+# its type, oldest first, the order `StripeStore.objects` returns.
+STORE_FILE = "Stripe objects (warehouse table stripe_objects)"
 
 stripe_objects = sa.Table(
     "stripe_objects",
@@ -93,6 +96,11 @@ class StripeSettings(BaseSettings):
     secret_block: str | None = Field(
         default=None, description="Name of a Prefect Secret block holding the API key."
     )
+    prefect_rate_limit: str | None = Field(
+        default=None,
+        description="Prefect global concurrency limit shared by every flow calling Stripe "
+        "(overrides configs/stripe.yaml; deployments set stripe-api).",
+    )
 
     def key(self) -> str:
         """The API key: STRIPE_API_KEY, else the Prefect Secret block. Never logged."""
@@ -108,6 +116,15 @@ class StripeSettings(BaseSettings):
         raise ConfigError(
             "the Stripe source needs STRIPE_API_KEY or STRIPE_SECRET_BLOCK (a Prefect Secret block)"
         )
+
+
+def _location(frame_name: str, rows: Sequence[int]) -> SourceLocation:
+    positions = list(rows)
+    return SourceLocation(
+        file=STORE_FILE,
+        columns=stripe_mapping.STRIPE_FIELDS.get(frame_name, {}),
+        rows=lambda i: positions[int(i)],
+    )
 
 
 class ResilientHTTPClient(stripe.RequestsClient):
@@ -326,12 +343,14 @@ class StripeBilling:
     def invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._invoice_frames is None:
             self._sync("invoices")
-            invoices, lines = stripe_mapping.invoices_frames(
-                self.store.objects("invoices"), file="Stripe invoices"
-            )
+            objects = self.store.objects("invoices")
+            invoices, lines = stripe_mapping.invoices_frames(objects, file=STORE_FILE)
+            line_rows = stripe_mapping.invoice_line_rows(objects)
             self._invoice_frames = (
-                validate_frame("invoices", invoices),
-                validate_frame("invoice_lines", lines),
+                validate_frame(
+                    "invoices", invoices, _location("invoices", range(1, len(objects) + 1))
+                ),
+                validate_frame("invoice_lines", lines, _location("invoice_lines", line_rows)),
             )
         return self._invoice_frames
 
@@ -410,8 +429,14 @@ class StripeBilling:
 
     def _frame(self, object_type: str, mapper: Callable[..., pd.DataFrame]) -> pd.DataFrame:
         self._sync(object_type)
-        frame = mapper(self.store.objects(object_type), file=f"Stripe {object_type}")
-        return validate_frame(object_type, frame)
+        objects = self.store.objects(object_type)
+        frame = mapper(objects, file=STORE_FILE)
+        rows = (
+            stripe_mapping.subscription_rows(objects)
+            if object_type == "subscriptions"
+            else range(1, len(objects) + 1)
+        )
+        return validate_frame(object_type, frame, _location(object_type, rows))
 
     def _sync(self, object_type: str) -> None:
         """Fetch what changed since the cursor (everything on a full refresh) into the store."""

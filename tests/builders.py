@@ -101,8 +101,9 @@ def line(invoice_id: str, start: str = "2026-10-01", end: str = "2026-11-01", **
 def frame(name: str, rows: list[dict]) -> pd.DataFrame:
     """A validated canonical frame from row dicts."""
     raw = pd.DataFrame(rows) if rows else pd.DataFrame()
+    instants = [c for c, t in conform(name, pd.DataFrame()).dtypes.items() if "UTC" in str(t)]
     for col in raw.columns:
-        if col.endswith(("_at", "period_start", "period_end")) and name != "usage":
+        if col in instants:
             raw[col] = pd.to_datetime(raw[col], utc=True)
     return validate_frame(name, conform(name, raw))
 
