@@ -6,12 +6,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.states import State
 from pydantic import Field
 
 from flows.handoff_leads import LeadsParams, handoff_leads
 from flows.params import ReconcileParams, SourceParams
 from flows.reconcile_invoices import reconcile_invoices
+from revops.errors import RevOpsError
 
 
 class NightlyParams(SourceParams):
@@ -25,17 +27,41 @@ class NightlyParams(SourceParams):
     )
 
 
+class NightlyFailed(RevOpsError):
+    """One or more parts of the nightly run failed; the others ran."""
+
+
 @flow(name="nightly", timeout_seconds=6 * 3600)
 def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
     """Reconcile last month's billing, then raise leads; each part writes under out_dir/<part>.
 
     Leads run after the reconciliation so every renewal carries its contract's billing status.
+    A part that fails does not stop the next one; the run then fails naming each failed part
+    and its message.
     """
     params = params or NightlyParams()
     common = params.model_dump(exclude={"out_dir"})
     out = Path(params.out_dir)
-    reconciliation = reconcile_invoices(
-        ReconcileParams(**common, out_dir=str(out / "reconciliation"))
+    parts: dict[str, State] = {
+        "reconciliation": reconcile_invoices(
+            ReconcileParams(**common, out_dir=str(out / "reconciliation")), return_state=True
+        )
+    }
+    parts["leads"] = handoff_leads(
+        LeadsParams(**common, out_dir=str(out / "leads")), return_state=True
     )
-    leads = handoff_leads(LeadsParams(**common, out_dir=str(out / "leads")))
-    return {"reconciliation": reconciliation, "leads": leads}
+    results: dict[str, Any] = {}
+    failures = []
+    for name, state in parts.items():
+        if state.is_completed():
+            results[name] = state.result()
+        else:
+            failures.append(f"{name}: {state.message or state.name}")
+    logger = get_run_logger()
+    for failure in failures:
+        logger.error("Nightly part failed: %s", failure)
+    if failures:
+        raise NightlyFailed(
+            "nightly run: " + "; ".join(failures) + f" (completed: {', '.join(results) or 'none'})"
+        )
+    return results

@@ -20,6 +20,9 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 "$BIN/prefect" work-pool inspect revops >/dev/null 2>&1 || "$BIN/prefect" work-pool create revops --type process >/dev/null
+# One request budget per outside system, shared by every flow run (see connectors/rate_limits.py).
+"$BIN/prefect" gcl inspect stripe-api >/dev/null 2>&1 || "$BIN/prefect" gcl create stripe-api --limit 20 --slot-decay-per-second 20 >/dev/null
+"$BIN/prefect" gcl inspect salesforce-api >/dev/null 2>&1 || "$BIN/prefect" gcl create salesforce-api --limit 10 --slot-decay-per-second 10 >/dev/null
 "$BIN/prefect" --no-prompt deploy --all >var/log/prefect-deploy.log 2>&1 \
   || { echo "deploy failed; see var/log/prefect-deploy.log" >&2; exit 1; }
 echo "Prefect UI: http://127.0.0.1:${PORT}  (deployments: reconcile-invoices, nightly; source demo)"

@@ -1,0 +1,105 @@
+"""How runs fail: transient faults are retried, permanent ones fail with their message, and the
+nightly run keeps going and names the part that failed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors.demo import DemoSource
+from connectors.files_export import write_export
+from flows.nightly import NightlyFailed, NightlyParams, nightly
+from flows.params import ReconcileParams
+from flows.reconcile_invoices import reconcile_invoices
+from revops.errors import SourceError
+from tasks.reconcile_tasks import extract_reconciliation_input
+from tests.conftest import DEMO_AS_OF
+from tests.fake_stripe import Fault, fake_stripe
+
+pytestmark = pytest.mark.prefect
+
+
+def test_nightly_runs_every_part_and_names_the_one_that_failed(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    (tmp_path / "reconciliation").write_text("a file where the output folder should be")
+    with pytest.raises(NightlyFailed, match=r"nightly run: reconciliation: .*\(completed: leads\)"):
+        nightly(NightlyParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+    assert (tmp_path / "leads" / "leads.csv").exists()
+
+
+@pytest.fixture
+def stripe_export(demo_source: DemoSource, tmp_path: Path) -> tuple[Path, dict[str, list[dict]]]:
+    """The demo book as a CRM export plus its Stripe objects, ready to serve."""
+    invoices, lines = demo_source.invoices()
+    write_export(tmp_path / "crm", accounts=demo_source.accounts(), contracts=demo_source.contracts())
+    write_export(
+        tmp_path / "stripe", customers=demo_source.customers(), invoices=invoices, invoice_lines=lines
+    )
+    served: dict[str, list[dict]] = {}
+    for name in ("customers", "invoices"):
+        text = (tmp_path / "stripe" / f"{name}.jsonl").read_text()
+        served[name] = [json.loads(t) for t in text.splitlines()]
+    for obj in served["invoices"]:
+        obj["_all_lines"] = obj.pop("lines")["data"]
+    return tmp_path / "crm", served
+
+
+def _params(crm: Path, out: Path) -> ReconcileParams:
+    return ReconcileParams(billing="stripe", crm="files", usage="demo", input_dir=str(crm),
+                           as_of=DEMO_AS_OF, out_dir=str(out))
+
+
+def test_a_transient_source_fault_is_retried_and_the_run_completes(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stripe_export: tuple[Path, dict],
+) -> None:
+    crm, served = stripe_export
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    monkeypatch.setattr(extract_reconciliation_input, "retry_delay_seconds", [0.1, 0.1, 0.1])
+    with fake_stripe(served) as server:
+        monkeypatch.setenv("STRIPE_API_KEY", "sk_test_revops")
+        monkeypatch.setenv("STRIPE_API_BASE", server.url)
+        # More 503s than the HTTP layer retries (5): the task itself must retry.
+        server.faults += [Fault("/v1/invoices", 503) for _ in range(6)]
+        summary = reconcile_invoices(_params(crm, tmp_path / "out"))
+    assert summary["counts"]["findings"] == 13
+    assert not server.faults
+
+
+def test_a_permanent_fault_fails_the_run_with_its_message_and_is_not_retried(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    stripe_export: tuple[Path, dict],
+) -> None:
+    crm, served = stripe_export
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    monkeypatch.setattr(extract_reconciliation_input, "retry_delay_seconds", [0.1, 0.1, 0.1])
+    with fake_stripe(served) as server:
+        monkeypatch.setenv("STRIPE_API_KEY", "sk_test_revoked")
+        monkeypatch.setenv("STRIPE_API_BASE", server.url)
+        server.faults.append(Fault("/v1/invoices", 401, body={"error": {
+            "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_***oked"}}))
+        with pytest.raises(SourceError, match=r"Stripe rejected the API key \(401\)"):
+            reconcile_invoices(_params(crm, tmp_path / "out"))
+        assert len(server.requests("/v1/invoices")) == 1, "a 401 is not retried"
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_shared_request_budget_is_a_prefect_limit_that_must_exist(prefect_api: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    from connectors.rate_limits import PrefectRateLimit
+
+    with get_client(sync_client=True) as client:
+        client.create_global_concurrency_limit(
+            GlobalConcurrencyLimitCreate(name="stripe-api-test", limit=50, slot_decay_per_second=50)
+        )
+    limit = PrefectRateLimit("stripe-api-test")
+    for _ in range(3):
+        limit.acquire()
+    with pytest.raises(Exception, match="must be created before acquiring slots"):
+        PrefectRateLimit("no-such-limit").acquire()
