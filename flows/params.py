@@ -52,6 +52,13 @@ class ReconcileParams(SourceParams):
     out_dir: str = Field(
         default="var/out/reconciliation", description="Folder for the output files."
     )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Split the book by account into this many parts reconciled in parallel "
+        "(on a Dask cluster when REVOPS_TASK_RUNNER=dask). Same findings either way.",
+    )
 
     @field_validator("period")
     @classmethod

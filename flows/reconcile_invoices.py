@@ -12,17 +12,24 @@ from connectors.registry import build_sources
 from connectors.warehouse import RunRecord
 from flows.params import ReconcileParams
 from revops.config import reconciliation_config
-from revops.settings import get_settings
+from revops.settings import get_settings, task_runner_from_settings
 from tasks.reconcile_tasks import (
+    combine_partitions,
     extract_reconciliation_input,
     publish_reconciliation,
     reconcile_window,
     reconciliation_artifacts,
     reconciliation_run_id,
+    split_book,
 )
 
 
-@flow(name="reconcile-invoices", timeout_seconds=3 * 3600, validate_parameters=True)
+@flow(
+    name="reconcile-invoices",
+    timeout_seconds=3 * 3600,
+    validate_parameters=True,
+    task_runner=task_runner_from_settings(),
+)
 def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
     """Extract contracts and invoices, reconcile the window, publish files, tables and artifacts."""
     params = params or ReconcileParams()
@@ -43,10 +50,15 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
     config = reconciliation_config()
 
     data, prints = extract_reconciliation_input(sources)
-    result = reconcile_window(data, window, as_of, config)
+    if params.partitions > 1:
+        parts = split_book(data, params.partitions)
+        futures = [reconcile_window.submit(part, window, as_of, config) for part in parts]
+        result = combine_partitions([future.result() for future in futures])
+    else:
+        result = reconcile_window(data, window, as_of, config)
 
     parameters = params.model_dump(
-        mode="json", exclude={"out_dir", "as_of", "period", "full_refresh"}
+        mode="json", exclude={"out_dir", "as_of", "period", "full_refresh", "partitions"}
     )
     parameters["config"] = config.model_dump(mode="json")
     run = RunRecord(

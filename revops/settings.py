@@ -6,6 +6,7 @@ Secrets are `SecretStr` and are read inside the flow run, never at import.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,8 +22,32 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the warehouse; PostgreSQL: postgresql+psycopg://...",
     )
     out_dir: Path = Field(default=Path("var/out"), description="Default output folder.")
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="Where partitioned work runs: local threads, or a Dask cluster (prefect-dask).",
+    )
+    dask_address: str | None = Field(
+        default=None, description="Scheduler address of an existing Dask cluster (tcp://host:8786)."
+    )
+    dask_workers: int = Field(default=2, ge=1, description="Workers of a local Dask cluster.")
 
 
 def get_settings() -> Settings:
     """Settings from the current environment (re-read on every call, for tests and flows)."""
     return Settings()
+
+
+def task_runner_from_settings(settings: Settings | None = None) -> object:
+    """The flow task runner the settings select (a Dask cluster needs the `dask` extra)."""
+    settings = settings or get_settings()
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(
+            cluster_kwargs={"n_workers": settings.dask_workers, "threads_per_worker": 1}
+        )
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner()

@@ -17,8 +17,14 @@ from connectors.warehouse import RunRecord, Warehouse
 from revops.config import ReconciliationConfig
 from revops.frames import fingerprint
 from tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from tasks.partitioning import split_by_account
 from tasks.periods import Window
-from tasks.reconciliation import ReconciliationInput, ReconciliationResult, reconcile
+from tasks.reconciliation import (
+    ReconciliationInput,
+    ReconciliationResult,
+    combine_results,
+    reconcile,
+)
 from tasks.retry_policy import retry_transient
 
 ARTIFACT_ROWS = 500
@@ -71,6 +77,24 @@ def reconcile_window(
         len(result.findings),
     )
     return result
+
+
+@task(name="split-book", cache_policy=NO_CACHE)
+def split_book(data: ReconciliationInput, partitions: int) -> list[ReconciliationInput]:
+    """Disjoint parts of the book by account (tasks.partitioning)."""
+    parts = split_by_account(data, partitions)
+    get_run_logger().info(
+        "Split into %d parts of %s invoice lines",
+        len(parts),
+        "/".join(str(len(p.invoice_lines)) for p in parts),
+    )
+    return parts
+
+
+@task(name="combine-partitions", cache_policy=NO_CACHE)
+def combine_partitions(results: list[ReconciliationResult]) -> ReconciliationResult:
+    """The whole book's result from its parts' (tasks.reconciliation.combine_results)."""
+    return combine_results(results)
 
 
 def reconciliation_run_id(

@@ -681,18 +681,59 @@ def _finish_findings(frames: list[pd.DataFrame], config: ReconciliationConfig) -
     findings = pd.concat(frames, ignore_index=True)
     findings["severity"] = findings["code"].map(config.severity).astype("str")
     findings["run_id"] = pd.array([""] * len(findings), dtype="str")
+    return _sorted_findings(findings)[[*FINDING_COLUMNS, "pkey"]]
+
+
+def _sorted_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """Worst first: severity, then code, then account, contract, period and invoice."""
     code_order = {code: i for i, code in enumerate(FINDING_CODES)}
     order = findings["severity"].map(SEVERITY_ORDER) * 100 + findings["code"].map(code_order)
-    findings = (
+    return (
         findings.assign(_order=order)
         .sort_values(
             ["_order", "account_id", "contract_id", "period_start", "invoice_id"],
             na_position="last",
+            kind="stable",
         )
         .drop(columns="_order")
         .reset_index(drop=True)
     )
-    return findings[[*FINDING_COLUMNS, "pkey"]]
+
+
+def combine_results(results: list[ReconciliationResult]) -> ReconciliationResult:
+    """One result from the results of disjoint partitions of a book (same window and as-of).
+
+    Partitions split contracts and invoices by account, so every finding, pair, count and
+    per-currency total belongs to exactly one partition and adds up.
+    """
+    first = results[0]
+    findings = _sorted_findings(pd.concat([r.findings for r in results], ignore_index=True))
+    matched = (
+        pd.concat([r.matched for r in results], ignore_index=True)
+        .sort_values(["account_id", "contract_id", "period_start", "invoice_id"], kind="stable")
+        .reset_index(drop=True)
+    )
+    by_currency = (
+        pd.concat([r.by_currency for r in results])
+        .groupby("currency", as_index=False)
+        .sum()
+        .sort_values("currency")
+        .reset_index(drop=True)
+    )
+    by_currency["currency"] = by_currency["currency"].astype("str")
+    counts: dict[str, int] = {}
+    for result in results:
+        for key, value in result.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    return ReconciliationResult(
+        window=first.window,
+        as_of=first.as_of,
+        findings=findings,
+        matched=matched,
+        by_code=_by_code(findings),
+        by_currency=by_currency,
+        counts=counts,
+    )
 
 
 def _matched_pairs(book: _Book, per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:

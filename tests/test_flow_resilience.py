@@ -35,10 +35,10 @@ def test_nightly_runs_every_part_and_names_the_one_that_failed(
 def stripe_export(demo_source: DemoSource, tmp_path: Path) -> tuple[Path, dict[str, list[dict]]]:
     """The demo book as a CRM export plus its Stripe objects, ready to serve."""
     invoices, lines = demo_source.invoices()
-    write_export(tmp_path / "crm", accounts=demo_source.accounts(), contracts=demo_source.contracts())
-    write_export(
-        tmp_path / "stripe", customers=demo_source.customers(), invoices=invoices, invoice_lines=lines
-    )
+    crm = {"accounts": demo_source.accounts(), "contracts": demo_source.contracts()}
+    write_export(tmp_path / "crm", **crm)
+    billing = {"customers": demo_source.customers(), "invoices": invoices, "invoice_lines": lines}
+    write_export(tmp_path / "stripe", **billing)
     served: dict[str, list[dict]] = {}
     for name in ("customers", "invoices"):
         text = (tmp_path / "stripe" / f"{name}.jsonl").read_text()
@@ -49,12 +49,21 @@ def stripe_export(demo_source: DemoSource, tmp_path: Path) -> tuple[Path, dict[s
 
 
 def _params(crm: Path, out: Path) -> ReconcileParams:
-    return ReconcileParams(billing="stripe", crm="files", usage="demo", input_dir=str(crm),
-                           as_of=DEMO_AS_OF, out_dir=str(out))
+    return ReconcileParams(
+        billing="stripe",
+        crm="files",
+        usage="demo",
+        input_dir=str(crm),
+        as_of=DEMO_AS_OF,
+        out_dir=str(out),
+    )
 
 
 def test_a_transient_source_fault_is_retried_and_the_run_completes(
-    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    prefect_api: str,
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     stripe_export: tuple[Path, dict],
 ) -> None:
     crm, served = stripe_export
@@ -71,7 +80,10 @@ def test_a_transient_source_fault_is_retried_and_the_run_completes(
 
 
 def test_a_permanent_fault_fails_the_run_with_its_message_and_is_not_retried(
-    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    prefect_api: str,
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     stripe_export: tuple[Path, dict],
 ) -> None:
     crm, served = stripe_export
@@ -80,8 +92,11 @@ def test_a_permanent_fault_fails_the_run_with_its_message_and_is_not_retried(
     with fake_stripe(served) as server:
         monkeypatch.setenv("STRIPE_API_KEY", "sk_test_revoked")
         monkeypatch.setenv("STRIPE_API_BASE", server.url)
-        server.faults.append(Fault("/v1/invoices", 401, body={"error": {
-            "type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_***oked"}}))
+        refusal = {
+            "type": "invalid_request_error",
+            "message": "Invalid API Key provided: sk_***oked",
+        }
+        server.faults.append(Fault("/v1/invoices", 401, body={"error": refusal}))
         with pytest.raises(SourceError, match=r"Stripe rejected the API key \(401\)"):
             reconcile_invoices(_params(crm, tmp_path / "out"))
         assert len(server.requests("/v1/invoices")) == 1, "a 401 is not retried"

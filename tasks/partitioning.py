@@ -1,0 +1,59 @@
+"""Split a book into disjoint partitions by account, for reconciliation on a task cluster.
+
+Contracts go with their account. An invoice goes with the contract carrying its subscription
+when there is one, else with the account its customer links to, else by its customer id; its
+lines follow it. Accounts and customers (small, and needed to link customers) go to every
+partition. So each contract period and each invoice is reconciled in exactly one partition.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tasks.matching import link_customers
+from tasks.reconciliation import ReconciliationInput
+
+
+def _bucket(keys: pd.Series, partitions: int) -> np.ndarray:
+    """A stable partition number per key (pandas' hash: the same on every run)."""
+    hashed = pd.util.hash_pandas_object(keys.astype("str"), index=False).to_numpy()
+    return (hashed % np.uint64(partitions)).astype(np.int64)
+
+
+def split_by_account(data: ReconciliationInput, partitions: int) -> list[ReconciliationInput]:
+    """`partitions` disjoint inputs whose reconciliations add up to the whole book's."""
+    if partitions <= 1:
+        return [data]
+    contract_part = _bucket(data.contracts["account_id"], partitions)
+    invoices = data.invoices
+    links = link_customers(
+        data.customers, data.accounts, pd.Index(invoices["customer_id"].unique())
+    )
+    account = invoices["customer_id"].map(links.set_index("customer_id")["account_id"])
+    by_account = _bucket(account.fillna(invoices["customer_id"]), partitions)
+    with_sub = data.contracts.dropna(subset=["stripe_subscription_id"]).drop_duplicates(
+        "stripe_subscription_id"
+    )
+    sub_part = pd.Series(
+        _bucket(with_sub["account_id"], partitions), index=with_sub["stripe_subscription_id"]
+    )
+    by_subscription = invoices["subscription_id"].map(sub_part)
+    invoice_part = by_subscription.fillna(pd.Series(by_account, index=invoices.index)).to_numpy(
+        dtype=np.int64
+    )
+    line_part = (
+        pd.Series(invoice_part, index=invoices["invoice_id"])
+        .reindex(data.invoice_lines["invoice_id"])
+        .to_numpy()
+    )
+    return [
+        ReconciliationInput(
+            accounts=data.accounts,
+            contracts=data.contracts[contract_part == p],
+            customers=data.customers,
+            invoices=invoices[invoice_part == p],
+            invoice_lines=data.invoice_lines[line_part == p],
+        )
+        for p in range(partitions)
+    ]
