@@ -83,6 +83,46 @@ reconciliation_matches = sa.Table(
 )
 
 
+risk_runs = sa.Table(
+    "risk_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per account and run: the score history "why it changed" compares against.
+RISK_SCORE_COLUMNS = (
+    "score",
+    "tier",
+    "reasons",
+    "data_gaps",
+    "usage_trend_score",
+    "seat_utilisation_score",
+    "disputes_score",
+    "payments_score",
+    "cases_score",
+    "renewal_score",
+)
+risk_scores = sa.Table(
+    "risk_scores",
+    metadata,
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("risk_runs.run_id"), primary_key=True),
+    sa.Column("account_id", sa.String(64), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("data_gaps", sa.Text, nullable=False),
+    *(sa.Column(c, sa.Integer, nullable=False) for c in RISK_SCORE_COLUMNS[4:]),
+    sa.Index("ix_risk_scores_account", "account_id", "as_of"),
+)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One reconciliation run's header row."""
@@ -185,6 +225,74 @@ class Warehouse:
         with self.engine.connect() as conn:
             run_id = conn.execute(latest).scalar_one_or_none()
         return None if run_id is None else self.findings(run_id)
+
+    def store_risk(
+        self,
+        run_id: str,
+        as_of: date,
+        source: str,
+        scores: pd.DataFrame,
+        counts: dict[str, int],
+        flow_run_id: str | None = None,
+    ) -> None:
+        """Replace risk run `run_id` and its scores, in one transaction."""
+        now = datetime.now(UTC)
+        with self.transaction() as conn:
+            existing = conn.execute(
+                sa.select(risk_runs.c.created_at).where(risk_runs.c.run_id == run_id)
+            ).scalar_one_or_none()
+            conn.execute(risk_scores.delete().where(risk_scores.c.run_id == run_id))
+            conn.execute(risk_runs.delete().where(risk_runs.c.run_id == run_id))
+            conn.execute(
+                risk_runs.insert(),
+                {
+                    "run_id": run_id,
+                    "flow_run_id": flow_run_id,
+                    "as_of": as_of,
+                    "source": source,
+                    "counts": json.dumps(counts, sort_keys=True),
+                    "created_at": existing or now,
+                    "updated_at": now,
+                },
+            )
+            rows = scores[["account_id", *RISK_SCORE_COLUMNS]].assign(run_id=run_id, as_of=as_of)
+            _insert_frame(conn, risk_scores, rows)
+
+    def previous_scores(self, source: str, as_of: date) -> pd.DataFrame | None:
+        """The scores of the newest risk run of `source` before `as_of`; None when none."""
+        runs = risk_runs.c
+        latest = (
+            sa.select(runs.run_id)
+            .where((runs.source == source) & (runs.as_of < as_of))
+            .order_by(runs.as_of.desc(), runs.updated_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            run_id = conn.execute(latest).scalar_one_or_none()
+            if run_id is None:
+                return None
+            query = sa.select(risk_scores).where(risk_scores.c.run_id == run_id)
+            return pd.DataFrame(conn.execute(query).mappings().all())
+
+    def latest_tiers(self, source: str, as_of: date) -> pd.DataFrame | None:
+        """account_id, tier of the newest risk run of `source` on or before `as_of`."""
+        runs = risk_runs.c
+        latest = (
+            sa.select(runs.run_id)
+            .where((runs.source == source) & (runs.as_of <= as_of))
+            .order_by(runs.as_of.desc(), runs.updated_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            run_id = conn.execute(latest).scalar_one_or_none()
+            if run_id is None:
+                return None
+            query = sa.select(risk_scores.c.account_id, risk_scores.c.tier).where(
+                risk_scores.c.run_id == run_id
+            )
+            return pd.DataFrame(
+                conn.execute(query).mappings().all(), columns=["account_id", "tier"]
+            )
 
     def count(self, table: sa.Table, run_id: str | None = None) -> int:
         """Row count of a table, optionally for one run."""

@@ -52,8 +52,8 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     )
     config = lead_config()
     inputs = extract_lead_inputs(sources, as_of, config)
-    reconciliation = load_lead_context(settings.database_url, sources.label, as_of)
-    leads = build_lead_table(inputs, as_of, config, reconciliation, None)
+    reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)
+    leads = build_lead_table(inputs, as_of, config, reconciliation, risk_tiers)
     dry_run = params.dry_run or not hasattr(sources.crm, "upsert")
     paths = publish_leads(leads, as_of, sources.label, dry_run, Path(params.out_dir))
     return {

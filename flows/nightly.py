@@ -1,4 +1,4 @@
-"""nightly: the scheduled run: reconcile, then hand off leads, as sub-flows."""
+"""nightly: the scheduled run: reconcile, score health, hand off leads, as sub-flows."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 from pydantic import Field
 
+from flows.flag_at_risk import RiskParams, flag_at_risk
 from flows.handoff_leads import LeadsParams, handoff_leads
 from flows.params import ReconcileParams, SourceParams
 from flows.reconcile_invoices import reconcile_invoices
@@ -33,9 +34,10 @@ class NightlyFailed(RevOpsError):
 
 @flow(name="nightly", timeout_seconds=6 * 3600)
 def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
-    """Reconcile last month's billing, then raise leads; each part writes under out_dir/<part>.
+    """Reconcile last month's billing, score health, raise leads; each under out_dir/<part>.
 
-    Leads run after the reconciliation so every renewal carries its contract's billing status.
+    Leads run last so every renewal carries its contract's billing status and no upsell goes
+    to an account that has just been flagged at risk.
     A part that fails does not stop the next one; the run then fails naming each failed part
     and its message.
     """
@@ -47,6 +49,7 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
             ReconcileParams(**common, out_dir=str(out / "reconciliation")), return_state=True
         )
     }
+    parts["risk"] = flag_at_risk(RiskParams(**common, out_dir=str(out / "risk")), return_state=True)
     parts["leads"] = handoff_leads(
         LeadsParams(**common, out_dir=str(out / "leads")), return_state=True
     )

@@ -122,6 +122,42 @@ def reconcile(
 
 
 @app.command()
+def risk(
+    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
+    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
+    input_dir: Path | None = typer.Option(
+        None, "--input", help="Export folder for the files source."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
+    out: Path = typer.Option(Path("var/out/risk"), help="Output folder."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the CRM write-back; write nothing."
+    ),
+    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
+    seed: int = typer.Option(7, help="Seed of the demo book."),
+) -> None:
+    """Score customer health, flag at-risk accounts, explain why (and what changed)."""
+    apply_local_defaults()
+
+    def action() -> dict:
+        from flows.flag_at_risk import RiskParams, flag_at_risk
+
+        params = RiskParams(
+            source=source.value,
+            crm=crm.value if crm else None,
+            input_dir=str(input_dir) if input_dir else None,
+            as_of=_parse_date(as_of, "--as-of"),
+            out_dir=str(out),
+            dry_run=dry_run,
+            demo_size=demo_size,
+            demo_seed=seed,
+        )
+        return flag_at_risk(params)
+
+    print_risk(_run(action))
+
+
+@app.command()
 def leads(
     source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
     crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
@@ -179,6 +215,7 @@ def demo(
 
     result = _run(action)
     print_reconciliation(result["reconciliation"])
+    print_risk(result["risk"])
     print_leads(result["leads"])
 
 
@@ -265,6 +302,19 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     console.print("Outputs:")
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)  # paths stay copyable
+
+
+def print_risk(summary: dict[str, Any]) -> None:
+    """Accounts per tier and the ones newly at risk."""
+    tiers = summary["tiers"]
+    console.print(
+        f"\n[bold]Customer health[/] as of {summary['as_of']} (source {summary['source']}): "
+        f"{tiers['at_risk']} at risk, {tiers['watch']} to watch, {tiers['healthy']} healthy; "
+        f"{len(summary['newly_at_risk'])} newly at risk",
+        soft_wrap=True,
+    )
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 def print_leads(summary: dict[str, Any]) -> None:

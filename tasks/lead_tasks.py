@@ -82,15 +82,20 @@ def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> Le
 
 
 @task(name="load-lead-context", cache_policy=NO_CACHE)
-def load_lead_context(database_url: str, source: str, as_of: date) -> pd.DataFrame | None:
-    """The latest reconciliation findings of this source: no renewal goes out on wrong billing."""
-    findings = Warehouse(database_url).latest_findings(source, as_of)
+def load_lead_context(
+    database_url: str, source: str, as_of: date
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The latest reconciliation findings (no renewal goes out on wrong billing) and the latest
+    risk tiers (no upsell to an account at risk) of this source, from the warehouse."""
+    warehouse = Warehouse(database_url)
+    findings = warehouse.latest_findings(source, as_of)
+    tiers = warehouse.latest_tiers(source, as_of)
     logger = get_run_logger()
     if findings is None:
         logger.warning("No reconciliation run for %s yet: leads carry no billing status", source)
-    else:
-        logger.info("Attaching billing status from %d reconciliation findings", len(findings))
-    return findings
+    if tiers is None:
+        logger.warning("No risk scores for %s yet: upsells are not checked against risk", source)
+    return findings, tiers
 
 
 @task(name="build-leads", cache_policy=NO_CACHE)

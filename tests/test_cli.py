@@ -55,6 +55,10 @@ def test_demo_command_runs_the_nightly_flow(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "reconciliation" / "reconciliation.xlsx").exists()
     assert str(tmp_path / "reconciliation" / "summary.md") in result.output
+    assert (tmp_path / "risk" / "at_risk.csv").exists() and (
+        tmp_path / "leads" / "leads.csv"
+    ).exists()
+    assert "Customer health" in result.output and "Leads" in result.output
     assert Warehouse(sqlite_url).count(reconciliation_runs) == 1
 
 
@@ -100,3 +104,13 @@ def test_the_installed_script_runs_against_a_prefect_api(
     assert "Reconciliation 2026-09" in done.stdout
     findings = pd.read_csv(tmp_path / "reconciliation.csv")
     assert findings["code"].tolist() == ["billed_outside_contract"]
+
+
+def test_risk_command(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    result = runner.invoke(app, ["risk", "--as-of", "2026-11-23", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Customer health as of 2026-11-23" in result.output
+    assert str(tmp_path / "at_risk.csv") in result.output

@@ -1,0 +1,79 @@
+"""flag_at_risk: explainable customer health scores, history, and (live) CRM write-back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from connectors.registry import build_sources
+from flows.params import SourceParams
+from revops.config import risk_config
+from revops.settings import get_settings
+from tasks.risk_tasks import (
+    TIERS,
+    extract_risk_inputs,
+    load_previous_scores,
+    publish_risk,
+    risk_run_id,
+    score_and_explain,
+)
+
+
+class RiskParams(SourceParams):
+    """Parameters of `flag_at_risk`."""
+
+    as_of: date | None = Field(
+        default=None, description="Score as of this date. Default: today (UTC)."
+    )
+    out_dir: str = Field(default="var/out/risk", description="Folder for at_risk.csv and risk.md.")
+    dry_run: bool = Field(
+        default=False,
+        description="Live CRM: show the Account fields and Tasks it would write; write none.",
+    )
+
+
+@flow(name="flag-at-risk", timeout_seconds=2 * 3600, validate_parameters=True)
+def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
+    """Score every account, explain the scores and their change, publish them."""
+    params = params or RiskParams()
+    settings = get_settings()
+    as_of = params.as_of or datetime.now(UTC).date()
+    sources = build_sources(
+        source=params.source,
+        billing=params.billing,
+        crm=params.crm,
+        usage=params.usage,
+        input_dir=params.input_dir,
+        as_of=as_of,
+        demo_size=params.demo_size,
+        demo_seed=params.demo_seed,
+        database_url=settings.database_url,
+        full_refresh=params.full_refresh,
+    )
+    config = risk_config()
+    inputs = extract_risk_inputs(sources, as_of, config)
+    previous = load_previous_scores(settings.database_url, sources.label, as_of)
+    scores = score_and_explain(inputs, as_of, config, previous)
+    run_id = risk_run_id(as_of, sources.label, config, inputs)
+    paths = publish_risk(
+        scores,
+        run_id,
+        as_of,
+        sources.label,
+        Path(params.out_dir),
+        settings.database_url,
+        flow_run.get_id(),
+    )
+    return {
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "source": sources.label,
+        "tiers": {t: int((scores["tier"] == t).sum()) for t in TIERS},
+        "newly_at_risk": scores.loc[scores["newly_at_risk"], "account_id"].tolist(),
+        "outputs": [str(p) for p in paths],
+    }

@@ -1,0 +1,196 @@
+"""Prefect tasks of the flag_at_risk flow, and its outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from connectors.registry import Sources
+from connectors.warehouse import Warehouse
+from revops.config import RiskConfig
+from revops.frames import fingerprint
+from tasks.outputs import staged_outputs
+from tasks.retry_policy import retry_transient
+from tasks.risk_scoring import explain_changes, score_accounts
+
+TIERS = ("at_risk", "watch", "healthy")
+SUB_SCORES = [
+    "usage_trend_score",
+    "seat_utilisation_score",
+    "disputes_score",
+    "payments_score",
+    "cases_score",
+    "renewal_score",
+]
+AT_RISK_COLUMNS = [
+    "account_id",
+    "account_name",
+    "owner_id",
+    "score",
+    "tier",
+    "previous_tier",
+    "reasons",
+    *SUB_SCORES,
+    "score_change",
+    "why_changed",
+    "data_gaps",
+]
+NO_USAGE_WINDOW_DAYS = 120  # "no usage data in the last 120 days" looks this far back
+
+
+@dataclass(frozen=True)
+class RiskInputs:
+    """The canonical frames health scores read."""
+
+    accounts: pd.DataFrame
+    contracts: pd.DataFrame
+    customers: pd.DataFrame
+    charges: pd.DataFrame
+    disputes: pd.DataFrame
+    cases: pd.DataFrame
+    usage: pd.DataFrame
+
+
+def usage_days(config: RiskConfig) -> int:
+    """Days of usage the scores need: the longest recent + baseline window of any segment."""
+    configs = [config, *(config.for_segment(s) for s in config.segments)]
+    return max(
+        NO_USAGE_WINDOW_DAYS, *(c.usage.recent_days + c.usage.baseline_days for c in configs)
+    )
+
+
+@task(
+    name="extract-risk-inputs",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def extract_risk_inputs(sources: Sources, as_of: date, config: RiskConfig) -> RiskInputs:
+    """Accounts, contracts and cases from the CRM; charges and disputes from billing; usage."""
+    inputs = RiskInputs(
+        accounts=sources.crm.accounts(),
+        contracts=sources.crm.contracts(),
+        customers=sources.billing.customers(),
+        charges=sources.billing.charges(),
+        disputes=sources.billing.disputes(),
+        cases=sources.crm.cases(),
+        usage=sources.usage.usage(as_of - timedelta(days=usage_days(config)), as_of),
+    )
+    get_run_logger().info(
+        "Read %d accounts, %d cases, %d charges, %d disputes and %d usage rows from %s",
+        len(inputs.accounts),
+        len(inputs.cases),
+        len(inputs.charges),
+        len(inputs.disputes),
+        len(inputs.usage),
+        sources.label,
+    )
+    return inputs
+
+
+@task(name="score-accounts", cache_policy=NO_CACHE)
+def score_and_explain(
+    inputs: RiskInputs, as_of: date, config: RiskConfig, previous: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Scores (tasks.risk_scoring) with the change since the previous run."""
+    scores = explain_changes(score_accounts(**vars(inputs), as_of=as_of, config=config), previous)
+    tiers = scores["tier"].value_counts().to_dict()
+    get_run_logger().info(
+        "Scored %d accounts: %s; %d newly at risk",
+        len(scores),
+        ", ".join(f"{t} {tiers.get(t, 0)}" for t in TIERS),
+        int(scores["newly_at_risk"].sum()),
+    )
+    return scores
+
+
+@task(name="load-previous-scores", cache_policy=NO_CACHE)
+def load_previous_scores(database_url: str, source: str, as_of: date) -> pd.DataFrame | None:
+    """The newest stored scores before `as_of`, for "why it changed"."""
+    return Warehouse(database_url).previous_scores(source, as_of)
+
+
+def risk_run_id(as_of: date, source: str, config: RiskConfig, inputs: RiskInputs) -> str:
+    """Same as-of, source, config and input content -> the same run id."""
+    payload = json.dumps(
+        {
+            "as_of": as_of.isoformat(),
+            "source": source,
+            "config": config.model_dump(mode="json"),
+            "inputs": {name: fingerprint(frame) for name, frame in vars(inputs).items()},
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return f"risk-{as_of.isoformat()}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def risk_markdown(
+    scores: pd.DataFrame, as_of: date, source: str, out_dir: Path | None = None
+) -> str:
+    """Counts per tier and the accounts newly at risk, for CSMs."""
+    counts = scores["tier"].value_counts()
+    lines = [
+        f"# Customer health as of {as_of}",
+        "",
+        f"Source `{source}`: {len(scores)} accounts scored.",
+        "",
+        "| Tier | Accounts |",
+        "|---|---:|",
+        *(f"| {tier} | {int(counts.get(tier, 0))} |" for tier in TIERS),
+    ]
+    newly = scores[scores["newly_at_risk"]]
+    lines += ["", f"## Newly at risk ({len(newly)})", ""]
+    if newly.empty:
+        lines.append("None since the previous run.")
+    else:
+        lines += ["| Account | Owner | Score | Was | Reasons |", "|---|---|---:|---|---|"]
+        for row in newly.head(50).itertuples(index=False):
+            was = row.previous_tier if isinstance(row.previous_tier, str) else "new"
+            lines.append(
+                f"| {row.account_name} ({row.account_id}) | {row.owner_id} | {row.score} "
+                f"| {was} | {row.reasons} |"
+            )
+    if out_dir is not None:
+        lines += ["", f"All scores: `{out_dir / 'at_risk.csv'}`"]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="publish-risk", cache_policy=NO_CACHE)
+def publish_risk(
+    scores: pd.DataFrame,
+    run_id: str,
+    as_of: date,
+    source: str,
+    out_dir: Path,
+    database_url: str,
+    flow_run_id: str | None,
+) -> list[Path]:
+    """at_risk.csv and risk.md, the score history, and the run's artifacts; all or nothing."""
+    markdown = risk_markdown(scores, as_of, source, out_dir)
+    counts = {f"tier_{t}": int((scores["tier"] == t).sum()) for t in TIERS}
+    counts["newly_at_risk"] = int(scores["newly_at_risk"].sum())
+    with staged_outputs(out_dir) as staging:
+        scores[AT_RISK_COLUMNS].to_csv(staging / "at_risk.csv", index=False, lineterminator="\n")
+        (staging / "risk.md").write_text(markdown, encoding="utf-8")
+        Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in source.lower()).strip("-")
+    create_markdown_artifact(
+        markdown=markdown, key=f"risk-{slug}-summary", description=f"Customer health as of {as_of}"
+    )
+    table = json.loads(scores[AT_RISK_COLUMNS].head(500).to_json(orient="records"))
+    create_table_artifact(
+        table=table, key=f"risk-{slug}-accounts", description=f"{len(scores)} accounts, worst first"
+    )
+    return [out_dir / "at_risk.csv", out_dir / "risk.md"]
