@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from revops.errors import SourceError
+from revops.errors import InputError, SourceError
 
 metadata = sa.MetaData()
 
@@ -121,6 +121,39 @@ risk_scores = sa.Table(
     *(sa.Column(c, sa.Integer, nullable=False) for c in RISK_SCORE_COLUMNS[4:]),
     sa.Index("ix_risk_scores_account", "account_id", "as_of"),
 )
+
+
+# Reviewers' decisions on findings, kept whole (history); the newest per finding key counts.
+finding_reviews = sa.Table(
+    "finding_reviews",
+    metadata,
+    sa.Column("review_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("reconciliation_runs.run_id"), nullable=False),
+    sa.Column("finding_key", sa.String(200), nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False),
+    sa.Column("owner", sa.String(120)),
+    sa.Column("reviewer", sa.String(120), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("expected_minor", sa.BigInteger),
+    sa.Column("billed_minor", sa.BigInteger),
+    sa.Column("variance_minor", sa.BigInteger),
+    sa.Index("ix_finding_reviews_key", "finding_key", "decided_at"),
+)
+
+run_signoffs = sa.Table(
+    "run_signoffs",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(64), sa.ForeignKey("reconciliation_runs.run_id"), primary_key=True
+    ),
+    sa.Column("reviewer", sa.String(120), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+DECISIONS = ("accepted", "fix", "false_positive")
 
 
 @dataclass(frozen=True)
@@ -293,6 +326,125 @@ class Warehouse:
             return pd.DataFrame(
                 conn.execute(query).mappings().all(), columns=["account_id", "tier"]
             )
+
+    def record_decision(
+        self,
+        run_id: str,
+        finding_key: str,
+        decision: str,
+        reviewer: str,
+        comment: str = "",
+        owner: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a reviewer's decision on one finding of a run, with the amounts it was about."""
+        if decision not in DECISIONS:
+            raise InputError(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        if decision == "fix" and not owner:
+            raise InputError("a `fix` decision needs an owner (who fixes it)")
+        if not reviewer.strip():
+            raise InputError("a decision needs the reviewer's name")
+        findings = reconciliation_findings.c
+        query = sa.select(
+            findings.currency,
+            findings.expected_minor,
+            findings.billed_minor,
+            findings.variance_minor,
+        ).where((findings.run_id == run_id) & (findings.finding_key == finding_key))
+        with self.transaction() as conn:
+            found = conn.execute(query).mappings().one_or_none()
+            if found is None:
+                raise InputError(f"run {run_id} has no finding {finding_key!r}")
+            row = {
+                "run_id": run_id,
+                "finding_key": finding_key,
+                "decision": decision,
+                "owner": owner,
+                "reviewer": reviewer.strip(),
+                "comment": comment,
+                "decided_at": datetime.now(UTC),
+                **found,
+            }
+            conn.execute(finding_reviews.insert(), row)
+        return row
+
+    def latest_decisions(self, finding_keys: list[str]) -> pd.DataFrame:
+        """The newest decision per finding key (any run), for carrying decisions forward."""
+        reviews = finding_reviews.c
+        frames = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(finding_keys), 500):
+                chunk = finding_keys[start : start + 500]
+                query = sa.select(finding_reviews).where(reviews.finding_key.in_(chunk))
+                frames.append(pd.DataFrame(conn.execute(query).mappings().all()))
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if frame.empty:
+            return pd.DataFrame(columns=[c.name for c in finding_reviews.columns])
+        return (
+            frame.sort_values(["decided_at", "review_id"])
+            .drop_duplicates("finding_key", keep="last")
+            .reset_index(drop=True)
+        )
+
+    def sign_off(self, run_id: str, reviewer: str, comment: str = "") -> None:
+        """Sign a run off as reviewed (again: the newest sign-off replaces the previous)."""
+        if not reviewer.strip():
+            raise InputError("a sign-off needs the reviewer's name")
+        with self.transaction() as conn:
+            exists = conn.execute(
+                sa.select(reconciliation_runs.c.run_id).where(
+                    reconciliation_runs.c.run_id == run_id
+                )
+            ).scalar_one_or_none()
+            if exists is None:
+                raise InputError(f"no reconciliation run {run_id!r}")
+            conn.execute(run_signoffs.delete().where(run_signoffs.c.run_id == run_id))
+            conn.execute(
+                run_signoffs.insert(),
+                {
+                    "run_id": run_id,
+                    "reviewer": reviewer.strip(),
+                    "comment": comment,
+                    "signed_at": datetime.now(UTC),
+                },
+            )
+
+    def signoff_of(self, run_id: str) -> dict[str, Any] | None:
+        """The run's sign-off (reviewer, comment, signed_at), or None."""
+        query = sa.select(run_signoffs).where(run_signoffs.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().one_or_none()
+        return dict(row) if row else None
+
+    def trend(self, source: str, limit: int = 12) -> pd.DataFrame:
+        """Money per currency of the newest run of each of the last `limit` windows."""
+        runs = reconciliation_runs.c
+        query = (
+            sa.select(runs.run_id, runs.period, runs.window_start, runs.totals, runs.updated_at)
+            .where(runs.source == source)
+            .order_by(runs.window_start.desc(), runs.updated_at.desc())
+        )
+        with self.engine.connect() as conn:
+            rows = pd.DataFrame(conn.execute(query).mappings().all())
+        columns = [
+            "period",
+            "window_start",
+            "currency",
+            "underbilled_minor",
+            "overbilled_minor",
+            "findings",
+        ]
+        if rows.empty:
+            return pd.DataFrame(columns=columns)
+        newest = rows.drop_duplicates("period").head(limit)
+        records = [
+            {"period": r.period, "window_start": r.window_start, **total}
+            for r in newest.itertuples(index=False)
+            for total in json.loads(r.totals)
+        ]
+        frame = pd.DataFrame(records)
+        if frame.empty:
+            return pd.DataFrame(columns=columns)
+        return frame[columns].sort_values(["window_start", "currency"]).reset_index(drop=True)
 
     def count(self, table: sa.Table, run_id: str | None = None) -> int:
         """Row count of a table, optionally for one run."""

@@ -16,6 +16,7 @@ from revops.settings import get_settings, task_runner_from_settings
 from tasks.reconcile_tasks import (
     combine_partitions,
     extract_reconciliation_input,
+    prepare_review,
     publish_reconciliation,
     reconcile_window,
     reconciliation_artifacts,
@@ -75,7 +76,8 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
         flow_run_id=flow_run.get_id(),
     )
     out_dir = Path(params.out_dir)
-    paths = publish_reconciliation(result, run, out_dir, settings.database_url)
+    review = prepare_review(result, data, run, settings.database_url)
+    paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     reconciliation_artifacts(result, run, out_dir)
     return {
         "run_id": run.run_id,
@@ -89,4 +91,5 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
         .to_dict("records"),
         "outputs": [str(p) for p in paths],
         "api_calls": sources.calls(),
+        "review": review.findings["review_status"].value_counts().to_dict(),
     }

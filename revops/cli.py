@@ -340,6 +340,15 @@ def _amount(amount_minor: int | None, currency: str) -> str:
     return "—" if amount_minor is None else format_money(amount_minor, currency).split(" ", 1)[1]
 
 
+def _mount_subcommands() -> None:
+    from revops.cli_review import review_app
+
+    app.add_typer(review_app, name="review")
+
+
+_mount_subcommands()
+
+
 def main() -> None:  # pragma: no cover - console script shim
     app()
 

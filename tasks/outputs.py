@@ -23,7 +23,15 @@ from openpyxl.worksheet.worksheet import Worksheet
 from revops.money import exponent, format_money, minor_to_major
 from tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 
-RECONCILIATION_FILES = ("reconciliation.csv", "matched.csv", "reconciliation.xlsx", "summary.md")
+RECONCILIATION_FILES = (
+    "reconciliation.csv",
+    "matched.csv",
+    "reconciliation.xlsx",
+    "summary.md",
+    "report.html",
+)
+# Review columns follow DESIGN.md's columns: the decision carried forward for each finding.
+REVIEW_COLUMNS = ["review_status", "review_note"]
 _HEADER = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3864")
 
@@ -42,16 +50,29 @@ def staged_outputs(out_dir: Path) -> Iterator[Path]:
 
 
 def write_reconciliation_files(
-    result: ReconciliationResult, run_id: str, summary_md: str, folder: Path
+    result: ReconciliationResult,
+    run_id: str,
+    summary_md: str,
+    folder: Path,
+    reviewed: pd.DataFrame | None = None,
+    report_html: str | None = None,
 ) -> list[Path]:
-    """Write reconciliation.csv, matched.csv, reconciliation.xlsx and summary.md to `folder`."""
-    findings = result.findings.assign(run_id=run_id)[FINDING_COLUMNS]
+    """Write reconciliation.csv, matched.csv, reconciliation.xlsx, summary.md, report.html.
+
+    `reviewed` is `result.findings` with the review columns (tasks.review.carry_forward).
+    """
+    findings = (reviewed if reviewed is not None else result.findings).assign(run_id=run_id)
+    columns = FINDING_COLUMNS + [c for c in REVIEW_COLUMNS if c in findings.columns]
+    findings = findings[columns]
     matched = result.matched.assign(run_id=run_id)[MATCHED_COLUMNS]
     paths = [folder / name for name in RECONCILIATION_FILES]
     _csv(findings, paths[0])
     _csv(matched, paths[1])
     _workbook(result, run_id, findings, paths[2])
     paths[3].write_text(summary_md, encoding="utf-8")
+    if report_html is None:
+        return paths[:4]
+    paths[4].write_text(report_html, encoding="utf-8")
     return paths
 
 
@@ -107,7 +128,7 @@ def _workbook(
 
     exceptions = book.create_sheet("Exceptions")
     money_cols = ("expected", "billed", "variance")
-    headers = [c for c in FINDING_COLUMNS if c != "run_id"] + [
+    headers = [c for c in findings.columns if c != "run_id"] + [
         f"{c} (major units)" for c in money_cols
     ]
     exceptions.append(_header(exceptions, headers))

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -25,7 +32,9 @@ from tasks.reconciliation import (
     combine_results,
     reconcile,
 )
+from tasks.report_html import finding_evidence, reconciliation_html
 from tasks.retry_policy import retry_transient
+from tasks.review import carry_forward
 
 ARTIFACT_ROWS = 500
 
@@ -115,9 +124,54 @@ def reconciliation_run_id(
     return f"rec-{window.label.lower()}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
+@dataclass(frozen=True)
+class ReviewContext:
+    """What the review report shows beside the findings."""
+
+    findings: pd.DataFrame  # result.findings + review_status, review_note, owner_id
+    evidence: dict[str, dict[str, Any]]
+    trend: pd.DataFrame
+    signoff: dict[str, Any] | None
+
+
+@task(name="prepare-review", cache_policy=NO_CACHE)
+def prepare_review(
+    result: ReconciliationResult, data: ReconciliationInput, run: RunRecord, database_url: str
+) -> ReviewContext:
+    """Decisions carried forward, each finding's owner and evidence, the trend, the sign-off."""
+    warehouse = Warehouse(database_url)
+    findings = result.findings
+    reviewed = carry_forward(findings, warehouse.latest_decisions(findings["finding_key"].tolist()))
+    contract_owner = data.contracts.set_index("contract_id")["owner_id"]
+    account_owner = data.accounts.set_index("account_id")["owner_id"]
+    owners = (
+        reviewed["contract_id"]
+        .map(contract_owner)
+        .fillna(reviewed["account_id"].map(account_owner))
+    )
+    reviewed = reviewed.assign(owner_id=owners.astype("str"))
+    trend = warehouse.trend(run.source)
+    current = result.by_currency.assign(period=run.period, window_start=run.window_start)
+    trend = pd.concat(
+        [trend[trend["period"] != run.period], current[trend.columns]], ignore_index=True
+    )
+    carried = reviewed["review_status"].value_counts().to_dict()
+    get_run_logger().info("Review status of the findings: %s", carried)
+    return ReviewContext(
+        findings=reviewed,
+        evidence=finding_evidence(findings, data.contracts, data.invoice_lines),
+        trend=trend,
+        signoff=warehouse.signoff_of(run.run_id),
+    )
+
+
 @task(name="publish-reconciliation", cache_policy=NO_CACHE)
 def publish_reconciliation(
-    result: ReconciliationResult, run: RunRecord, out_dir: Path, database_url: str
+    result: ReconciliationResult,
+    run: RunRecord,
+    out_dir: Path,
+    database_url: str,
+    review: ReviewContext | None = None,
 ) -> list[Path]:
     """Write the files and the warehouse rows; either all of it lands or none of it does.
 
@@ -126,8 +180,21 @@ def publish_reconciliation(
     """
     warehouse = Warehouse(database_url)
     markdown = summary_markdown(result, run.run_id, run.source, out_dir)
+    report = None
+    if review is not None:
+        report = reconciliation_html(
+            result,
+            review.findings,
+            run.run_id,
+            run.source,
+            evidence=review.evidence,
+            trend=review.trend,
+            signoff=review.signoff,
+            generated_at=datetime.now(UTC),
+        )
     with staged_outputs(out_dir) as staging:
-        staged = write_reconciliation_files(result, run.run_id, markdown, staging)
+        reviewed = review.findings if review is not None else None
+        staged = write_reconciliation_files(result, run.run_id, markdown, staging, reviewed, report)
         warehouse.store_reconciliation(run, result.findings, result.matched)
     paths = [out_dir / p.name for p in staged]
     get_run_logger().info(
@@ -143,6 +210,14 @@ def reconciliation_artifacts(result: ReconciliationResult, run: RunRecord, out_d
     The same keys every run, so the Prefect UI shows each key's history across runs.
     """
     slug = "".join(ch if ch.isalnum() else "-" for ch in run.source.lower()).strip("-")
+    report = out_dir / "report.html"
+    if report.exists():
+        create_link_artifact(
+            link=report.resolve().as_uri(),
+            link_text=f"Reconciliation report {result.window.label}",
+            key=f"reconciliation-{slug}-report",
+            description="Self-contained HTML report: totals, trend, exceptions with evidence.",
+        )
     create_markdown_artifact(
         markdown=summary_markdown(result, run.run_id, run.source, out_dir),
         key=f"reconciliation-{slug}-summary",

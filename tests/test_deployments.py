@@ -133,6 +133,7 @@ def test_a_run_triggered_like_the_ui_completes_on_a_worker(
     assert set(flow_run_artifacts(str(run.id))) == {
         "reconciliation-demo-summary",
         "reconciliation-demo-exceptions",
+        "reconciliation-demo-report",
     }
 
 

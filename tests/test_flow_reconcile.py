@@ -30,6 +30,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
         "matched.csv",
         "reconciliation.csv",
         "reconciliation.xlsx",
+        "report.html",
         "summary.md",
     ]
     findings = pd.read_csv(out / "reconciliation.csv")
@@ -48,7 +49,14 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     assert warehouse.count(reconciliation_findings, summary["run_id"]) == 13
 
     artifacts = flow_run_artifacts(runs.loc[0, "flow_run_id"])
-    assert set(artifacts) == {"reconciliation-demo-summary", "reconciliation-demo-exceptions"}
+    assert set(artifacts) == {
+        "reconciliation-demo-summary",
+        "reconciliation-demo-exceptions",
+        "reconciliation-demo-report",
+    }
+    assert artifacts["reconciliation-demo-report"].data.startswith(
+        "[Reconciliation report 2026-10](file://"
+    )
     table = artifacts["reconciliation-demo-exceptions"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert len(rows) == 13
