@@ -683,6 +683,13 @@ class DemoSource:
         closed = rng.random(n) < 0.7
         closed_at = created + pd.to_timedelta(rng.integers(3_600, 20 * 86_400, n), unit="s")
         closed = closed & (closed_at <= pd.Timestamp(self.as_of, tz="UTC"))
+        # A separate stream, so adding response times did not change the rest of the book.
+        responses = np.random.default_rng(self.seed + 2)
+        hours = responses.lognormal(np.log(3), 1.0, n)
+        first_response = created + pd.to_timedelta(np.rint(hours * 3_600), unit="s")
+        responded = (first_response <= pd.Timestamp(self.as_of, tz="UTC")) & (
+            closed | (responses.random(n) < 0.85)
+        )
         return pd.DataFrame(
             {
                 "case_id": _sf_ids("500", np.arange(n) + 1),
@@ -707,6 +714,9 @@ class DemoSource:
                 "created_at": created.astype("datetime64[us, UTC]"),
                 "closed_at": pd.Series(closed_at).where(closed).astype("datetime64[us, UTC]"),
                 "owner_id": np.array(_OWNERS)[rows % len(_OWNERS)],
+                "first_response_at": pd.Series(first_response)
+                .where(responded)
+                .astype("datetime64[us, UTC]"),
             }
         )
 

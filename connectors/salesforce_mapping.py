@@ -33,6 +33,7 @@ _KIND: dict[str, str] = {
     "close_date": "date",
     "created_at": "instant",
     "closed_at": "instant",
+    "first_response_at": "instant",
     "auto_renew": "bool",
     "is_closed": "bool",
     "quantity": "whole",

@@ -123,6 +123,18 @@ risk_scores = sa.Table(
 )
 
 
+lead_runs = sa.Table(
+    "lead_runs",
+    metadata,
+    sa.Column("run_key", sa.String(120), primary_key=True),
+    sa.Column("flow_run_id", sa.String(64)),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Reviewers' decisions on findings, kept whole (history); the newest per finding key counts.
 finding_reviews = sa.Table(
     "finding_reviews",
@@ -445,6 +457,46 @@ class Warehouse:
         if frame.empty:
             return pd.DataFrame(columns=columns)
         return frame[columns].sort_values(["window_start", "currency"]).reset_index(drop=True)
+
+    def store_lead_run(
+        self,
+        as_of: date,
+        source: str,
+        dry_run: bool,
+        counts: dict[str, int],
+        flow_run_id: str | None = None,
+    ) -> None:
+        """Record a lead handoff's counts per kind and action (one row per as-of and source)."""
+        key = f"{source}:{as_of.isoformat()}:{'dry' if dry_run else 'live'}"
+        with self.transaction() as conn:
+            conn.execute(lead_runs.delete().where(lead_runs.c.run_key == key))
+            conn.execute(
+                lead_runs.insert(),
+                {
+                    "run_key": key,
+                    "flow_run_id": flow_run_id,
+                    "as_of": as_of,
+                    "source": source,
+                    "dry_run": dry_run,
+                    "counts": json.dumps(counts, sort_keys=True),
+                    "updated_at": datetime.now(UTC),
+                },
+            )
+
+    def lead_runs_between(self, source: str, start: date, end: date) -> pd.DataFrame:
+        """Lead handoffs of `source` with start < as_of <= end, counts as columns."""
+        runs = lead_runs.c
+        query = sa.select(lead_runs).where(
+            (runs.source == source) & (runs.as_of > start) & (runs.as_of <= end)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return pd.DataFrame(
+            [
+                {"as_of": r["as_of"], "dry_run": r["dry_run"], **json.loads(r["counts"])}
+                for r in rows
+            ]
+        )
 
     def count(self, table: sa.Table, run_id: str | None = None) -> int:
         """Row count of a table, optionally for one run."""

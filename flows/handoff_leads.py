@@ -55,7 +55,9 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)
     leads = build_lead_table(inputs, as_of, config, reconciliation, risk_tiers)
     dry_run = params.dry_run or not hasattr(sources.crm, "upsert")
-    paths = publish_leads(leads, as_of, sources.label, dry_run, Path(params.out_dir))
+    paths = publish_leads(
+        leads, as_of, sources.label, dry_run, Path(params.out_dir), settings.database_url
+    )
     return {
         "as_of": as_of.isoformat(),
         "source": sources.label,

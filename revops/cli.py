@@ -192,6 +192,39 @@ def leads(
 
 
 @app.command()
+def weekly(
+    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
+    input_dir: Path | None = typer.Option(
+        None, "--input", help="Export folder for the files source."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="Last day of the week. Default: today."),
+    out: Path = typer.Option(Path("var/out/weekly"), help="Output folder."),
+) -> None:
+    """The weekly ops review: backlog, SLA breaches, disputes, risk, leads, leakage."""
+    apply_local_defaults()
+
+    def action() -> dict:
+        from flows.weekly_review import WeeklyParams, weekly_review
+
+        params = WeeklyParams(
+            source=source.value,
+            input_dir=str(input_dir) if input_dir else None,
+            as_of=_parse_date(as_of, "--as-of"),
+            out_dir=str(out),
+        )
+        return weekly_review(params)
+
+    summary = _run(action)
+    console.print(
+        f"\n[bold]Weekly ops review[/] to {summary['as_of']}: {summary['open_cases']} open cases, "
+        f"{summary['sla_breaches']} SLA breaches, {len(summary['new_at_risk'])} new at risk",
+        soft_wrap=True,
+    )
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("var/out/demo"), help="Output folder."),
     as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),

@@ -183,6 +183,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "created_at": _col(INSTANT),
             "closed_at": _col(INSTANT, True),
             "owner_id": _col("str", True),
+            "first_response_at": _col(INSTANT, True),
         },
         strict=True,
         ordered=True,

@@ -175,11 +175,19 @@ def leads_markdown(
 
 @task(name="publish-leads", cache_policy=NO_CACHE)
 def publish_leads(
-    leads: pd.DataFrame, as_of: date, source: str, dry_run: bool, out_dir: Path
+    leads: pd.DataFrame,
+    as_of: date,
+    source: str,
+    dry_run: bool,
+    out_dir: Path,
+    database_url: str | None = None,
 ) -> list[Path]:
-    """leads.csv and leads.md, landed together, plus the run's artifacts."""
+    """leads.csv and leads.md, landed together with the run's counts, plus artifacts."""
     markdown = leads_markdown(leads, as_of, source, dry_run, out_dir)
+    counts = {f"{k}_{a}": int(n) for (k, a), n in leads.groupby(["kind", "action"]).size().items()}
     with staged_outputs(out_dir) as staging:
+        if database_url:
+            Warehouse(database_url).store_lead_run(as_of, source, dry_run, counts)
         leads[LEADS_CSV_COLUMNS].to_csv(
             staging / "leads.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n"
         )
