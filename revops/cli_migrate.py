@@ -1,0 +1,309 @@
+"""`revops migrate`: dry-run, approve, apply, check and roll back plan migrations.
+
+Mounted by revops.cli as `app.add_typer(migrate_app, name="migrate")`; helpers shared with
+the main CLI are imported inside the commands (revops.cli imports this module).
+"""
+
+from __future__ import annotations
+
+import getpass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from revops.money import format_money
+
+migrate_app = typer.Typer(
+    help="Move customers between Stripe prices from a reviewed plan: dry run (default), "
+    "approval, batches, ledger, resume, verify, rollback.",
+    pretty_exceptions_enable=False,
+)
+
+PREVIEW_ROWS = 25
+
+
+class MigrateSource(StrEnum):
+    demo = "demo"
+    live = "live"
+
+
+class MigrateCrm(StrEnum):
+    none = "none"
+    salesforce = "salesforce"
+
+
+PLAN_HELP = "The plan file, CSV or YAML (account_id/customer_id, from_price, to_price, ...)."
+
+
+@migrate_app.callback(invoke_without_command=True)
+def migrate(
+    ctx: typer.Context,
+    plan: Path | None = typer.Option(None, "--plan", help=PLAN_HELP),
+    source: MigrateSource = typer.Option(
+        MigrateSource.demo,
+        help="demo (the built-in demo book: validate and dry-run only) or live (Stripe: "
+        "STRIPE_API_KEY, STRIPE_API_BASE for a test server).",
+    ),
+    crm: MigrateCrm = typer.Option(
+        MigrateCrm.none, help="Live: the CRM to read contracts from and mirror fields to."
+    ),
+    apply: bool = typer.Option(False, "--apply", help="Change Stripe after approval."),
+    yes: bool = typer.Option(False, "--yes", help="With --apply: approve without asking."),
+    batch_size: int | None = typer.Option(None, help="Accounts per batch (default 50)."),
+    reviewer: str | None = typer.Option(
+        None, help="Name recorded with the approval. Default: your login name."
+    ),
+    comment: str | None = typer.Option(None, help="Comment recorded with the approval."),
+    out: Path | None = typer.Option(None, help="Output folder (default var/out/migrations)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Demo: YYYY-MM-DD of the book."),
+    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
+    seed: int = typer.Option(7, help="Seed of the demo book."),
+) -> None:
+    """Dry-run a plan (default), or apply it with --apply after approval, then verify."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from revops.cli import _parse_date, _run, errors
+    from revops.prefect_env import apply_local_defaults
+
+    if plan is None:
+        errors.print("[bold red]Missing option[/] --plan FILE\n")
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    if apply and source == MigrateSource.demo:
+        errors.print(
+            "[bold red]Refused:[/] the demo book cannot be written, so --apply needs "
+            "--source live. To rehearse, point STRIPE_API_BASE at a Stripe test server "
+            "(e.g. localstripe) and use --source live.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    apply_local_defaults()
+    day = _parse_date(as_of, "--as-of")
+
+    def run(**extra: Any) -> dict[str, Any]:
+        from flows.migrate_accounts import MigrateParams, migrate_accounts
+
+        params = MigrateParams(
+            plan_path=str(plan),
+            source=source.value,
+            crm=crm.value,
+            batch_size=batch_size,
+            out_dir=str(out) if out else None,
+            as_of=day,
+            demo_size=demo_size,
+            demo_seed=seed,
+            **extra,
+        )
+        return migrate_accounts(params)
+
+    if not apply:
+        print_migration(_run(run))
+        return
+    who = reviewer or _login()
+    if yes:
+        from tasks.migration_plan import load_plan, migration_config
+
+        fingerprint = _run(lambda: load_plan(plan, migration_config()).fingerprint)
+        note = comment or "approved on the command line with --yes"
+    else:
+        dry = _run(run)
+        print_migration(dry)
+        changing = sum(n for k, n in dry["planned"].items() if k != "skip: applied")
+        if not typer.confirm(
+            f"Apply plan {dry['fingerprint'][:12]} to {changing} accounts in {dry['source']} "
+            f"as {who}?",
+            default=False,
+        ):
+            errors.print("Nothing applied.")
+            raise typer.Exit(1)
+        fingerprint = dry["fingerprint"]
+        note = comment or "confirmed on the command line"
+    result = _run(
+        lambda: run(
+            apply=True, approved_by=who, approved_fingerprint=fingerprint, approval_comment=note
+        )
+    )
+    print_migration(result)
+
+
+@migrate_app.command("status")
+def status(plan: Path = typer.Option(..., "--plan", help=PLAN_HELP)) -> None:
+    """What the warehouse ledger holds for a plan: per-account status and approvals."""
+    from revops.cli import _run, console
+
+    def action() -> dict[str, Any]:
+        from connectors.migration_ledger import MigrationLedger
+        from revops.settings import get_settings
+        from tasks.migration_plan import load_plan, migration_config
+        from tasks.migration_tasks import migration_status
+
+        parsed = load_plan(plan, migration_config())
+        return migration_status(parsed, MigrationLedger.at(get_settings().database_url))
+
+    result = _run(action)
+    console.print(
+        f"\n[bold]Plan {result['fingerprint'][:12]}[/] ({result['plan']}, "
+        f"{result['rows_in_plan']} rows)",
+        soft_wrap=True,
+    )
+    if not result["counts"]:
+        console.print("Nothing recorded in the ledger for this plan yet.")
+    else:
+        counts = Table("Operation", "Status", title="Ledger")
+        counts.add_column("Accounts", justify="right")
+        for key, n in sorted(result["counts"].items()):
+            operation, state = key.split(":")
+            counts.add_row(operation, state, str(n))
+        console.print(counts)
+    for approval in result["approvals"]:
+        console.print(
+            f"{approval['decided_at']}: [bold]{approval['decision']}[/] by "
+            f"{approval['reviewer']} ({approval['channel']})"
+            + (f": {approval['comment']}" if approval["comment"] else ""),
+            soft_wrap=True,
+            highlight=False,
+        )
+    problems = [r for r in result["ledger"] if r["error"]]
+    for row in problems[:PREVIEW_ROWS]:
+        console.print(
+            f"  {row['account_key']} ({row['subscription_id']}): {row['operation']} "
+            f"{row['status']}, {row['error']}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+@migrate_app.command("rollback")
+def rollback(
+    plan: Path = typer.Option(..., "--plan", help=PLAN_HELP),
+    apply: bool = typer.Option(False, "--apply", help="Restore (default: preview only)."),
+    crm: MigrateCrm = typer.Option(MigrateCrm.none, help="The CRM to restore fields in."),
+    batch_size: int | None = typer.Option(None, help="Accounts per batch (default 50)."),
+    out: Path | None = typer.Option(None, help="Output folder (default var/out/migrations)."),
+) -> None:
+    """Preview restoring every account of a plan to its before state; --apply restores."""
+    from revops.cli import _run, console
+    from revops.prefect_env import apply_local_defaults
+
+    apply_local_defaults()
+
+    def action() -> dict[str, Any]:
+        from flows.migrate_accounts import RollbackParams, rollback_migration
+
+        return rollback_migration(
+            RollbackParams(
+                plan_path=str(plan),
+                crm=crm.value,
+                apply=apply,
+                batch_size=batch_size,
+                out_dir=str(out) if out else None,
+            )
+        )
+
+    result = _run(action)
+    console.print(
+        f"\n[bold]{result['mode'].capitalize()}[/] of plan {result['fingerprint'][:12]} "
+        f"({result['plan']})",
+        soft_wrap=True,
+    )
+    table = Table("Account", "Subscription", "Now on", "Restore to", title=None)
+    table.add_column("Per period", justify="right")
+    table.add_column("Planned")
+    for row in result["rows"][:PREVIEW_ROWS]:
+        table.add_row(
+            row["account_key"],
+            row["subscription_id"] or "",
+            row["current_price"] or "",
+            row["restore_price"] or "",
+            _amount(row["delta_per_period_minor"], row["currency"]),
+            row["planned"],
+        )
+    console.print(table)
+    _print_outcome(result)
+
+
+def print_migration(summary: dict[str, Any]) -> None:
+    """The priced plan, and after an apply what happened and what verification found."""
+    from revops.cli import console
+
+    console.print(
+        f"\n[bold]Plan migration {summary['fingerprint'][:12]}[/] ({summary['plan']}, "
+        f"source {summary['source']}, {summary['mode']})",
+        soft_wrap=True,
+    )
+    console.print(f"Fingerprint: {summary['fingerprint']}", highlight=False, soft_wrap=True)
+    accounts = Table("Row", "Account", "Subscription", "From", "To", title=None)
+    for name in ("Qty", "Per period", "Preview due"):
+        accounts.add_column(name, justify="right")
+    accounts.add_column("Planned")
+    for row in summary["rows"][:PREVIEW_ROWS]:
+        accounts.add_row(
+            str(row["row"]),
+            row["account_key"],
+            row["subscription_id"],
+            row["from_price"],
+            row["to_price"],
+            str(row["quantity"]),
+            _amount(row["delta_per_period_minor"], row["currency"]),
+            _amount(row["preview_amount_due_minor"], row["currency"]),
+            row["planned"],
+        )
+    console.print(accounts)
+    if len(summary["rows"]) > PREVIEW_ROWS:
+        console.print(f"... and {len(summary['rows']) - PREVIEW_ROWS} more in migration_plan.csv")
+    money = Table("Currency", title="Per currency, per year")
+    for name in ("Accounts", "Changing", "Before", "After", "Difference"):
+        money.add_column(name, justify="right")
+    for t in summary["totals"]:
+        cur = t["currency"]
+        money.add_row(
+            cur,
+            str(t["accounts"]),
+            str(t["changing"]),
+            _amount(t["from_per_year_minor"], cur),
+            _amount(t["to_per_year_minor"], cur),
+            _amount(t["delta_per_year_minor"], cur),
+        )
+    console.print(money)
+    if summary.get("approval"):
+        a = summary["approval"]
+        console.print(f"Approved by {a['reviewer']} ({a['channel']})", highlight=False)
+    _print_outcome(summary)
+
+
+def _print_outcome(summary: dict[str, Any]) -> None:
+    from revops.cli import console
+
+    if "outcomes" in summary:
+        done = ", ".join(f"{k}: {n}" for k, n in sorted(summary["outcomes"].items()))
+        console.print(
+            f"Outcomes: {done or 'nothing to do'}; Stripe writes: {summary['stripe_writes']}",
+            soft_wrap=True,
+        )
+    if "verification" in summary:
+        v = summary["verification"]
+        console.print(
+            f"Verified {v['checked']} subscriptions: [bold]{len(v['mismatches'])} mismatches[/]"
+        )
+    if summary.get("api_calls"):
+        for system, calls in summary["api_calls"].items():
+            console.print(f"{system} API calls: {calls}")
+    console.print("Outputs:")
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+def _amount(amount_minor: int | None, currency: str | None) -> str:
+    if amount_minor is None or currency is None:
+        return "—"
+    return format_money(amount_minor, currency).split(" ", 1)[1]
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
