@@ -35,6 +35,7 @@ server: install
 
 bench: install
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/risk.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -405,15 +405,19 @@ class StripeBilling:
         item_id: str,
         new_price: str,
         proration_behavior: str = "create_prorations",
+        quantity: int | None = None,
     ) -> dict[str, Any]:
-        """The invoice Stripe would issue after the change (nothing is changed)."""
+        """The invoice Stripe would issue after the change (nothing is changed).
+
+        Give the quantity: without it a preview prices the item at quantity 1.
+        """
+        item: dict[str, Any] = {"id": item_id, self.config.item_price_param: new_price}
+        if quantity is not None:
+            item["quantity"] = quantity
         params = {
             "customer": customer_id,
             "subscription": subscription_id,
-            "subscription_details": {
-                "items": [{"id": item_id, "price": new_price}],
-                "proration_behavior": proration_behavior,
-            },
+            "subscription_details": {"items": [item], "proration_behavior": proration_behavior},
         }
         return self._call(
             f"preview for {subscription_id}", lambda: self.client.v1.invoices.create_preview(params)

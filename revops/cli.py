@@ -374,9 +374,11 @@ def _amount(amount_minor: int | None, currency: str) -> str:
 
 
 def _mount_subcommands() -> None:
+    from revops.cli_migrate import migrate_app
     from revops.cli_review import review_app
 
     app.add_typer(review_app, name="review")
+    app.add_typer(migrate_app, name="migrate")
 
 
 _mount_subcommands()
