@@ -75,6 +75,9 @@ class StripeConfig(_Strict):
     requests_per_second: float = Field(default=20, gt=0)
     prefect_rate_limit: str | None = None
     lookback_days: dict[str, int] = Field(default_factory=dict)
+    # Objects that change in place (a customer's metadata link, a subscription's price) and
+    # that Stripe cannot list by update time: read whole every run, never by `created`.
+    read_whole: list[str] = Field(default_factory=lambda: ["customers", "subscriptions"])
     # Subscription item updates name the new price under this key. Stripe takes `price`;
     # localstripe (tests) knows only `plan`, the older form (plan ids work as price ids).
     item_price_param: str = "price"
@@ -224,11 +227,21 @@ class StripeStore:
         with self.warehouse.engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
 
-    def save(self, object_type: str, objects: list[dict[str, Any]], cursor: int | None) -> None:
-        """Upsert objects and move the cursor, in one transaction."""
+    def save(
+        self,
+        object_type: str,
+        objects: list[dict[str, Any]],
+        cursor: int | None,
+        replace_all: bool = False,
+    ) -> None:
+        """Upsert objects (or replace all of this type) and move the cursor, in one transaction."""
         now = datetime.now(UTC)
         with self.warehouse.transaction() as conn:
-            ids = [o["id"] for o in objects]
+            if replace_all:
+                conn.execute(
+                    stripe_objects.delete().where(stripe_objects.c.object_type == object_type)
+                )
+            ids = [] if replace_all else [o["id"] for o in objects]
             for start in range(0, len(ids), 500):
                 conn.execute(
                     stripe_objects.delete().where(
@@ -264,16 +277,6 @@ class StripeStore:
                         "synced_at": now,
                     },
                 )
-
-    def clear(self, object_type: str) -> None:
-        with self.warehouse.transaction() as conn:
-            conn.execute(stripe_objects.delete().where(stripe_objects.c.object_type == object_type))
-            conn.execute(
-                sync_cursors.delete().where(
-                    (sync_cursors.c.source == "stripe")
-                    & (sync_cursors.c.object_type == object_type)
-                )
-            )
 
     def objects(self, object_type: str) -> list[dict[str, Any]]:
         query = (
@@ -446,9 +449,8 @@ class StripeBilling:
         """Fetch what changed since the cursor (everything on a full refresh) into the store."""
         if object_type in self._synced:
             return
-        if self.full_refresh:
-            self.store.clear(object_type)
-        cursor = self.store.cursor(object_type)
+        whole = self.full_refresh or object_type in self.config.read_whole
+        cursor = None if whole else self.store.cursor(object_type)
         params: dict[str, Any] = {"limit": self.config.page_size}
         if object_type == "disputes":
             params["expand"] = ["data.charge"]  # the customer is on the charge
@@ -465,9 +467,9 @@ class StripeBilling:
                 ):
                     fetched.update((o["id"], o) for o in page)
         newest = max((int(o.get("created") or 0) for o in fetched.values()), default=None)
-        self.store.save(
-            object_type, list(fetched.values()), max(filter(None, (cursor, newest)), default=None)
-        )
+        new_cursor = max(filter(None, (cursor, newest)), default=None)
+        self.store.save(object_type, list(fetched.values()), new_cursor, replace_all=whole)
+
         self._synced.add(object_type)
 
     def _pages(self, object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:

@@ -155,7 +155,8 @@ def _parse(model: type[M], name: str, directory: Path | None) -> M:
         return model.model_validate(load_yaml(name, directory))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "") + err["msg"]
+            for err in exc.errors()
         )
         raise ConfigError(f"{(directory or config_dir()) / name}: {problems}") from None
 

@@ -458,3 +458,15 @@ def test_the_flow_reconciles_live_stripe_billing_against_a_crm_export(
     assert reported == {
         (c, p.contract_id or p.invoice_id) for p in demo_source.planted for c in p.codes
     }
+
+
+def test_customers_are_read_whole_so_a_changed_link_is_seen(sqlite_url: str) -> None:
+    old = {"id": "cus_1Old", "object": "customer", "created": NOW - 400 * DAY, "metadata": {}}
+    with fake_stripe({"customers": [old]}) as server:
+        assert (
+            connector(server.url, sqlite_url, []).customers()["salesforce_account_id"].isna().all()
+        )
+        old["metadata"] = {"salesforce_account_id": "001A"}  # linked later, in place
+        again = connector(server.url, sqlite_url, [])
+        assert again.customers()["salesforce_account_id"].tolist() == ["001A"]
+    assert all("created[gte]" not in q for q in server.requests("/v1/customers"))
