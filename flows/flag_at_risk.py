@@ -10,7 +10,6 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from connectors.registry import build_sources
 from flows.params import SourceParams
 from revops.config import risk_config
 from revops.settings import get_settings
@@ -43,18 +42,7 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
     params = params or RiskParams()
     settings = get_settings()
     as_of = params.as_of or datetime.now(UTC).date()
-    sources = build_sources(
-        source=params.source,
-        billing=params.billing,
-        crm=params.crm,
-        usage=params.usage,
-        input_dir=params.input_dir,
-        as_of=as_of,
-        demo_size=params.demo_size,
-        demo_seed=params.demo_seed,
-        database_url=settings.database_url,
-        full_refresh=params.full_refresh,
-    )
+    sources = params.sources(as_of, settings.database_url)
     config = risk_config()
     inputs = extract_risk_inputs(sources, as_of, config)
     previous = load_previous_scores(settings.database_url, sources.label, as_of)

@@ -9,7 +9,6 @@ from typing import Any
 from prefect import flow
 from pydantic import Field
 
-from connectors.registry import build_sources
 from flows.params import SourceParams
 from revops.settings import get_settings
 from tasks.lead_rules import lead_config
@@ -38,18 +37,7 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     as_of = params.as_of or datetime.now(UTC).date()
-    sources = build_sources(
-        source=params.source,
-        billing=params.billing,
-        crm=params.crm,
-        usage=params.usage,
-        input_dir=params.input_dir,
-        as_of=as_of,
-        demo_size=params.demo_size,
-        demo_seed=params.demo_seed,
-        database_url=settings.database_url,
-        full_refresh=params.full_refresh,
-    )
+    sources = params.sources(as_of, settings.database_url)
     config = lead_config()
     inputs = extract_lead_inputs(sources, as_of, config)
     reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.registry import BillingKind, CrmKind, SourceKind, UsageKind
+from connectors.registry import (
+    BillingKind,
+    CrmKind,
+    SourceKind,
+    Sources,
+    UsageKind,
+    build_sources,
+)
 from tasks.periods import Window, parse_period, previous_month
 
 
@@ -36,6 +43,21 @@ class SourceParams(BaseModel):
         default=240, ge=200, le=200_000, description="Contracts in the demo book."
     )
     demo_seed: int = Field(default=7, description="Seed of the demo book.")
+
+    def sources(self, as_of: date, database_url: str) -> Sources:
+        """The billing, CRM and usage sources these parameters choose."""
+        return build_sources(
+            source=self.source,
+            billing=self.billing,
+            crm=self.crm,
+            usage=self.usage,
+            input_dir=self.input_dir,
+            as_of=as_of,
+            demo_size=self.demo_size,
+            demo_seed=self.demo_seed,
+            database_url=database_url,
+            full_refresh=self.full_refresh,
+        )
 
 
 class ReconcileParams(SourceParams):

@@ -8,7 +8,6 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from connectors.registry import build_sources
 from connectors.warehouse import RunRecord
 from flows.params import ReconcileParams
 from revops.config import reconciliation_config
@@ -36,18 +35,7 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
     params = params or ReconcileParams()
     as_of, window = params.resolved_as_of(), params.window()
     settings = get_settings()
-    sources = build_sources(
-        source=params.source,
-        billing=params.billing,
-        crm=params.crm,
-        usage=params.usage,
-        input_dir=params.input_dir,
-        as_of=as_of,
-        demo_size=params.demo_size,
-        demo_seed=params.demo_seed,
-        database_url=settings.database_url,
-        full_refresh=params.full_refresh,
-    )
+    sources = params.sources(as_of, settings.database_url)
     config = reconciliation_config()
 
     data, prints = extract_reconciliation_input(sources)

@@ -13,12 +13,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import Field
 
-from connectors.registry import Sources, build_sources
+from connectors.registry import Sources
 from connectors.warehouse import Warehouse
 from flows.params import SourceParams
 from revops.config import sla_config
 from revops.settings import get_settings
-from tasks.outputs import staged_outputs
+from tasks.outputs import source_slug, staged_outputs
 from tasks.retry_policy import retry_transient
 from tasks.weekly_review import (
     WeeklyReview,
@@ -98,7 +98,7 @@ def publish_review(review: WeeklyReview, out_dir: Path) -> list[Path]:
     with staged_outputs(out_dir) as staging:
         (staging / "weekly_review.md").write_text(markdown, encoding="utf-8")
         (staging / "weekly_review.html").write_text(weekly_html(review), encoding="utf-8")
-    slug = "".join(ch if ch.isalnum() else "-" for ch in review.source.lower()).strip("-")
+    slug = source_slug(review.source)
     create_markdown_artifact(
         markdown=markdown,
         key=f"weekly-review-{slug}",
@@ -113,18 +113,7 @@ def weekly_review(params: WeeklyParams | None = None) -> dict[str, Any]:
     params = params or WeeklyParams()
     settings = get_settings()
     as_of = params.as_of or datetime.now(UTC).date()
-    sources = build_sources(
-        source=params.source,
-        billing=params.billing,
-        crm=params.crm,
-        usage=params.usage,
-        input_dir=params.input_dir,
-        as_of=as_of,
-        demo_size=params.demo_size,
-        demo_seed=params.demo_seed,
-        database_url=settings.database_url,
-        full_refresh=params.full_refresh,
-    )
+    sources = params.sources(as_of, settings.database_url)
     cases, opportunities, disputes = extract_ops_data(sources)
     review = build_review(
         cases, opportunities, disputes, as_of, sources.label, settings.database_url

@@ -16,25 +16,12 @@ from prefect.tasks import exponential_backoff
 from connectors.registry import Sources
 from connectors.warehouse import Warehouse
 from revops.money import format_money
-from tasks.lead_rules import KINDS, LeadConfig, build_leads
-from tasks.outputs import staged_outputs
+from tasks.lead_rules import KINDS, LEAD_COLUMNS, LeadConfig, build_leads
+from tasks.outputs import source_slug, staged_outputs
 from tasks.retry_policy import retry_transient
 
-LEADS_CSV_COLUMNS = [
-    "lead_key",
-    "kind",
-    "account_id",
-    "contract_id",
-    "amount_minor",
-    "currency",
-    "close_date",
-    "owner_id",
-    "reason",
-    "billing_status",
-    "action",
-    "skip_reason",
-    "changed_fields",
-]
+# leads.csv: every lead column but the Salesforce payload.
+LEADS_CSV_COLUMNS = [c for c in LEAD_COLUMNS if c != "record"]
 
 
 @dataclass(frozen=True)
@@ -192,7 +179,7 @@ def publish_leads(
             staging / "leads.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n"
         )
         (staging / "leads.md").write_text(markdown, encoding="utf-8")
-    slug = "".join(ch if ch.isalnum() else "-" for ch in source.lower()).strip("-")
+    slug = source_slug(source)
     create_markdown_artifact(
         markdown=markdown, key=f"leads-{slug}-summary", description=f"Lead handoff as of {as_of}"
     )

@@ -36,6 +36,11 @@ _HEADER = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3864")
 
 
+def source_slug(source: str) -> str:
+    """A source label as an artifact-key part: lowercase letters, digits and dashes."""
+    return "".join(ch if ch.isalnum() else "-" for ch in source.lower()).strip("-")
+
+
 @contextmanager
 def staged_outputs(out_dir: Path) -> Iterator[Path]:
     """A staging folder whose files replace those in `out_dir` only if the block succeeds."""

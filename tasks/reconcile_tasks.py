@@ -23,7 +23,7 @@ from connectors.registry import Sources
 from connectors.warehouse import RunRecord, Warehouse
 from revops.config import ReconciliationConfig
 from revops.frames import fingerprint
-from tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from tasks.outputs import source_slug, staged_outputs, summary_markdown, write_reconciliation_files
 from tasks.partitioning import split_by_account
 from tasks.periods import Window
 from tasks.reconciliation import (
@@ -209,7 +209,7 @@ def reconciliation_artifacts(result: ReconciliationResult, run: RunRecord, out_d
 
     The same keys every run, so the Prefect UI shows each key's history across runs.
     """
-    slug = "".join(ch if ch.isalnum() else "-" for ch in run.source.lower()).strip("-")
+    slug = source_slug(run.source)
     report = out_dir / "report.html"
     if report.exists():
         create_link_artifact(

@@ -18,7 +18,7 @@ from connectors.registry import Sources
 from connectors.warehouse import Warehouse
 from revops.config import RiskConfig
 from revops.frames import fingerprint
-from tasks.outputs import staged_outputs
+from tasks.outputs import source_slug, staged_outputs
 from tasks.retry_policy import retry_transient
 from tasks.risk_scoring import explain_changes, score_accounts
 
@@ -185,7 +185,7 @@ def publish_risk(
         scores[AT_RISK_COLUMNS].to_csv(staging / "at_risk.csv", index=False, lineterminator="\n")
         (staging / "risk.md").write_text(markdown, encoding="utf-8")
         Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
-    slug = "".join(ch if ch.isalnum() else "-" for ch in source.lower()).strip("-")
+    slug = source_slug(source)
     create_markdown_artifact(
         markdown=markdown, key=f"risk-{slug}-summary", description=f"Customer health as of {as_of}"
     )

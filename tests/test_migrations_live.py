@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -64,6 +62,7 @@ from tasks.migration_tasks import (
     worklist,
 )
 from tests.conftest import DEMO_AS_OF
+from tests.local_servers import localstripe as run_localstripe
 from tests.prefect_helpers import flow_run_artifacts
 
 BIN = Path(sys.executable).parent
@@ -71,37 +70,11 @@ KEY = "sk_test_revops"
 pytestmark = pytest.mark.prefect
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def localstripe() -> Iterator[str]:
-    """A fresh localstripe (PyPI) on a free loopback port.
-
-    --from-scratch: without it localstripe reloads the state it pickles to /tmp at every change.
-    """
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("localstripe did not start")
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    """A fresh localstripe for this module (tests/local_servers.py)."""
+    with run_localstripe() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

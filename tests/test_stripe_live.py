@@ -3,10 +3,7 @@ Stripe server (tests/fake_stripe.py) for what localstripe lacks and for injected
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,42 +21,17 @@ from tasks.periods import parse_period
 from tasks.reconciliation import ReconciliationInput, reconcile
 from tests.builders import account, contract, frame
 from tests.fake_stripe import Fault, fake_stripe, invoice
+from tests.local_servers import localstripe as run_localstripe
 
 BIN = Path(sys.executable).parent
 DAY = 86_400
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def localstripe() -> Iterator[str]:
-    """A fresh localstripe (PyPI) on a free loopback port.
-
-    --from-scratch: without it localstripe reloads the state it pickles to /tmp at every change.
-    """
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("localstripe did not start")
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    """A fresh localstripe for this module (tests/local_servers.py)."""
+    with run_localstripe() as url:
+        yield url
 
 
 def connector(
