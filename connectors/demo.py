@@ -84,6 +84,27 @@ PLANT_CODES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _hashed_uniform(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
+    """Uniform (0, 1) numbers that depend only on (a, b, seed): a splitmix64 hash."""
+    with np.errstate(over="ignore"):
+        z = (
+            a * np.uint64(0x9E3779B97F4A7C15)
+            + b * np.uint64(0xBF58476D1CE4E5B9)
+            + np.uint64(seed) * np.uint64(0x94D049BB133111EB)
+        )
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
+
+
+def _hashed_normal(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
+    """Standard normal numbers that depend only on (a, b, seed) (Box-Muller)."""
+    u1 = _hashed_uniform(a, b, seed)
+    u2 = _hashed_uniform(a, b, seed + 7_919)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
     return prefix + pd.Series(numbers).astype(str).str.zfill(width)
 
@@ -761,12 +782,17 @@ class DemoSource:
             return conform("usage", pd.DataFrame())
         rng = np.random.default_rng(self.seed + 1)
         n_acc, n_days = len(current), len(days)
+        # Per-account draws first; the daily noise is a function of (seed, account, day), so a
+        # day's usage is the same whatever window is asked for.
         profile = rng.choice(["steady", "declining", "growing"], n_acc, p=[0.84, 0.08, 0.08])
         utilisation = np.where(profile == "growing", 0.97, rng.uniform(0.45, 0.9, n_acc))
+        calls_per_seat = rng.uniform(80, 120, n_acc)
         seats = current["quantity"].to_numpy()
         day_index = (days - pd.Timestamp(self.as_of)).days.to_numpy()  # negative in the past
         decline = np.where((profile == "declining")[:, None] & (day_index[None, :] > -30), 0.4, 1.0)
-        noise = rng.normal(1.0, 0.05, (n_acc, n_days))
+        account_number = current.index.to_numpy(dtype=np.uint64)[:, None]
+        epoch_day = (days - pd.Timestamp("1970-01-01")).days.to_numpy().astype(np.uint64)[None, :]
+        noise = 1.0 + 0.05 * _hashed_normal(account_number, epoch_day, self.seed)
         active = np.clip(np.rint(seats[:, None] * utilisation[:, None] * decline * noise), 0, None)
         active = np.minimum(active, np.ceil(seats[:, None] * 1.1))
         frame = pd.DataFrame(
@@ -778,7 +804,8 @@ class DemoSource:
             }
         )
         calls = frame.assign(
-            metric="api_calls", quantity=np.rint(frame["quantity"] * rng.uniform(80, 120))
+            metric="api_calls",
+            quantity=np.rint(frame["quantity"] * np.repeat(calls_per_seat, n_days)),
         )
         out = pd.concat([frame, calls], ignore_index=True)
         out["date"] = out["date"].astype(DATE)

@@ -92,9 +92,14 @@ def build_sources(
                     "the Stripe source keeps its cursors in the warehouse: set a database URL"
                 )
             made = StripeBilling.from_settings(Warehouse(database_url), full_refresh=full_refresh)
+        elif kind == "sql":
+            from connectors.usage_sql import SqlUsage
+
+            made = SqlUsage.from_settings()
         else:
             raise ConfigError(
-                f"the {kind} source is not available in this version; use demo, files or stripe"
+                f"the {kind} source is not available in this version; use demo, files, stripe "
+                "or sql"
             )
         shared[kind] = made
         return made
