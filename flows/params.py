@@ -14,6 +14,7 @@ from connectors.registry import (
     UsageKind,
     build_sources,
 )
+from revops.config import ReconciliationConfig, Tolerance, reconciliation_config
 from tasks.periods import Window, parse_period, previous_month
 
 
@@ -74,6 +75,18 @@ class ReconcileParams(SourceParams):
     out_dir: str = Field(
         default="var/out/reconciliation", description="Folder for the output files."
     )
+    tolerance_minor: int | None = Field(
+        default=None,
+        ge=0,
+        description="Override the absolute tolerance for this run, in minor units of every "
+        "currency (default: configs/reconciliation.yaml, 1 cent / 1 yen / 10 fils).",
+    )
+    tolerance_pct: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Override the relative tolerance for this run, in % of the expected amount.",
+    )
     partitions: int = Field(
         default=1,
         ge=1,
@@ -92,6 +105,22 @@ class ReconcileParams(SourceParams):
     def resolved_as_of(self) -> date:
         """as_of, defaulting to today's UTC date."""
         return self.as_of or datetime.now(UTC).date()
+
+    def reconciliation_config(self) -> ReconciliationConfig:
+        """configs/reconciliation.yaml with this run's tolerance overrides."""
+        config = reconciliation_config()
+        if self.tolerance_minor is None and self.tolerance_pct is None:
+            return config
+        tolerance = config.tolerance
+        absolute = (
+            tolerance.absolute_minor
+            if self.tolerance_minor is None
+            else {"default": self.tolerance_minor}
+        )
+        relative = tolerance.relative_pct if self.tolerance_pct is None else self.tolerance_pct
+        return config.model_copy(
+            update={"tolerance": Tolerance(absolute_minor=absolute, relative_pct=relative)}
+        )
 
     def window(self) -> Window:
         """The reconciliation window these parameters select."""

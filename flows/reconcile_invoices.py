@@ -10,7 +10,6 @@ from prefect.runtime import flow_run
 
 from connectors.warehouse import RunRecord
 from flows.params import ReconcileParams
-from revops.config import reconciliation_config
 from revops.settings import get_settings, task_runner_from_settings
 from tasks.reconcile_tasks import (
     combine_partitions,
@@ -36,7 +35,7 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
     as_of, window = params.resolved_as_of(), params.window()
     settings = get_settings()
     sources = params.sources(as_of, settings.database_url)
-    config = reconciliation_config()
+    config = params.reconciliation_config()
 
     data, prints = extract_reconciliation_input(sources)
     if params.partitions > 1:

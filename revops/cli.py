@@ -96,6 +96,12 @@ def reconcile(
     demo_size: int = typer.Option(240, help="Contracts in the demo book."),
     seed: int = typer.Option(7, help="Seed of the demo book."),
     full_refresh: bool = typer.Option(False, help="Live sources: re-read everything."),
+    tolerance_minor: int | None = typer.Option(
+        None, help="Absolute tolerance in minor units, overriding configs/ for this run."
+    ),
+    tolerance_pct: float | None = typer.Option(
+        None, help="Relative tolerance in percent, overriding configs/ for this run."
+    ),
 ) -> None:
     """Reconcile Stripe invoices against CRM contracts for one window."""
     apply_local_defaults()
@@ -115,6 +121,8 @@ def reconcile(
             demo_size=demo_size,
             demo_seed=seed,
             full_refresh=full_refresh,
+            tolerance_minor=tolerance_minor,
+            tolerance_pct=tolerance_pct,
         )
         return reconcile_invoices(params)
 

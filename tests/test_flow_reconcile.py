@@ -98,3 +98,18 @@ def test_parameters_are_validated_before_the_run() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 200"):
         ReconcileParams(demo_size=10)
     assert ReconcileParams(as_of=date(2026, 1, 10)).window().label == "2025-12"
+
+
+def test_a_run_can_widen_the_tolerance(
+    prefect_api: str, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    strict = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path / "a")))
+    # 25% either way hides the -20% credit and old price, not the missing invoice
+    loose = reconcile_invoices(
+        ReconcileParams(as_of=DEMO_AS_OF, tolerance_pct=25, out_dir=str(tmp_path / "b"))
+    )
+    assert loose["run_id"] != strict["run_id"]
+    assert strict["counts"]["findings_underbilled"] == 2
+    assert loose["counts"]["findings_underbilled"] == 0
+    assert loose["counts"]["findings_missing_invoice"] == 1
