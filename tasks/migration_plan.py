@@ -274,7 +274,9 @@ def parse_csv_plan(text: str, file: str, config: MigrationConfig) -> MigrationPl
 def parse_yaml_plan(text: str, file: str, config: MigrationConfig) -> MigrationPlan:
     """Parse a YAML plan: a list of rows, or a mapping with `migrations`, `name`, `defaults`."""
     try:
-        data = yaml.safe_load(text)
+        # Every scalar stays the text written, as in a CSV plan: an all-digit id such as
+        # 0011831245 must not become the number 11831245.
+        data = yaml.load(text, Loader=yaml.BaseLoader)
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {exc}", file=file) from None

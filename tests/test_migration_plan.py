@@ -412,3 +412,16 @@ def test_crm_values_compare_as_numbers_when_they_are() -> None:
     assert same_field_value("110.00", "110")
     assert not same_field_value("110.00", "110.01")
     assert same_field_value("Annual", "Annual") and not same_field_value("Annual", "Monthly")
+
+
+def test_yaml_values_stay_the_text_written() -> None:
+    # Unquoted, 0011831245 would be the YAML integer 11831245: ids must stay as written.
+    plan = yaml_plan(
+        """
+migrations:
+  - {account_id: 0011831245, from_price: price_old, to_price: price_new, change_interval: true}
+"""
+    )
+    assert plan.rows[0].account_id == "0011831245"
+    assert plan.rows[0].change_interval is True
+    assert not plan.problems

@@ -257,7 +257,7 @@ def test_a_dry_run_prices_the_plan_and_changes_nothing(
     assert changes_made(stripe_client, accounts) == {a["account_id"]: 0 for a in accounts}
     assert subscription_posts(stripe_log) == 0
     assert summary["mode"] == "dry run" and summary["planned"] == {"change": 2}
-    rows = pd.read_csv(summary["outputs"][0]).set_index("account_key")
+    rows = pd.read_csv(summary["outputs"][0], dtype={"account_key": str}).set_index("account_key")
     first, second = accounts[0]["account_id"], accounts[1]["account_id"]
     assert rows.loc[first, "delta_per_period_minor"] == (11_000 - 10_000) * 3
     assert rows.loc[second, "delta_per_period_minor"] == (11_000 - 10_000) * 4
@@ -464,7 +464,9 @@ def test_verification_catches_a_subscription_changed_behind_the_flows_back(
     with pytest.raises(MigrationIncomplete, match=rf"1 of 2 subscriptions .*{tampered}"):
         migrate_accounts(approved(plan, tmp_path / "out"))
     short = load_plan(plan, migration_config()).short
-    report = pd.read_csv(tmp_path / "out" / short / "verification.csv").set_index("subscription_id")
+    report = pd.read_csv(
+        tmp_path / "out" / short / "verification.csv", dtype={"subscription_id": str}
+    ).set_index("subscription_id")
     assert report.loc[tampered, "status"] == "mismatch"
     assert report.loc[tampered, "actual_prices"] == "plan_seat_usd_legacy"
     assert report.loc[accounts[0]["subscription_id"], "status"] == "ok"
