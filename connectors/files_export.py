@@ -76,7 +76,7 @@ def write_export(
     crm = {"Account": accounts, "Contract": contracts, "Case": cases, "Opportunity": opportunities}
     for sobject, frame in crm.items():
         if frame is not None:
-            texts[f"{sobject}.csv"] = _crm_csv(sobject, frame, mapping)
+            texts[f"{sobject}.csv"] = crm_csv(sobject, frame, mapping)
     if customers is not None:
         texts["customers.jsonl"] = _jsonl(map(_customer, _records(customers)))
     if subscriptions is not None:
@@ -115,7 +115,7 @@ def _write_atomically(path: Path, text: str) -> Path:
 # -- Salesforce Data Loader CSVs -------------------------------------------------------------
 
 
-def _crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
+def crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
     """The frame as a Data Loader CSV with the API field names of `sobject` as header."""
     labels: dict[str, str] = {}
     for label, frequency in mapping.billing_frequency_values.items():

@@ -83,6 +83,16 @@ reconciliation_matches = sa.Table(
 )
 
 
+# Incremental read cursors of the live sources (Stripe `created`, Salesforce SystemModstamp).
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("source", sa.String(32), primary_key=True),
+    sa.Column("object_type", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 risk_runs = sa.Table(
     "risk_runs",
     metadata,
