@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors import stripe_mapping
 from connectors.rate_limits import Limiter, limiter_for
-from connectors.warehouse import Warehouse, metadata
+from connectors.warehouse import Warehouse, metadata, sync_cursors
 from revops.config import _parse, _Strict
 from revops.errors import ConfigError, RateLimited, SourceError
 from revops.frames import SourceLocation, validate_frame
@@ -50,15 +50,6 @@ stripe_objects = sa.Table(
     sa.Column("object_id", sa.String(255), primary_key=True),
     sa.Column("created", sa.BigInteger, nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-sync_cursors = sa.Table(
-    "sync_cursors",
-    metadata,
-    sa.Column("source", sa.String(32), primary_key=True),
-    sa.Column("object_type", sa.String(64), primary_key=True),
-    sa.Column("cursor", sa.BigInteger, nullable=False),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -323,7 +314,9 @@ class StripeBilling:
         config = config or stripe_config()
         http = ResilientHTTPClient(
             config=config,
-            limiter=limiter_for(config.requests_per_second, config.prefect_rate_limit),
+            limiter=limiter_for(
+                config.requests_per_second, settings.prefect_rate_limit or config.prefect_rate_limit
+            ),
             sleep=sleep,
         )
         client = stripe.StripeClient(
