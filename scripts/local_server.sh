@@ -27,4 +27,6 @@ done
   || { echo "deploy failed; see var/log/prefect-deploy.log" >&2; exit 1; }
 echo "Prefect UI: http://127.0.0.1:${PORT}  (deployments: reconcile-invoices, nightly; source demo)"
 echo "Run one now: PREFECT_API_URL=$PREFECT_API_URL $BIN/prefect deployment run nightly/nightly"
+# Flow runs started by this worker share those budgets.
+export STRIPE_PREFECT_RATE_LIMIT=stripe-api SALESFORCE_PREFECT_RATE_LIMIT=salesforce-api
 "$BIN/prefect" worker start --pool revops
