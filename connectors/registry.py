@@ -92,14 +92,23 @@ def build_sources(
                     "the Stripe source keeps its cursors in the warehouse: set a database URL"
                 )
             made = StripeBilling.from_settings(Warehouse(database_url), full_refresh=full_refresh)
+        elif kind == "salesforce":
+            from connectors.salesforce_crm import SalesforceCrm
+            from connectors.warehouse import Warehouse
+
+            if not database_url:
+                raise ConfigError(
+                    "the Salesforce source keeps its records and cursors in the warehouse: set "
+                    "a database URL"
+                )
+            made = SalesforceCrm.from_settings(Warehouse(database_url), full_refresh=full_refresh)
         elif kind == "sql":
             from connectors.usage_sql import SqlUsage
 
             made = SqlUsage.from_settings()
         else:
             raise ConfigError(
-                f"the {kind} source is not available in this version; use demo, files, stripe "
-                "or sql"
+                f"unknown source {kind!r}: use demo, files, stripe, salesforce or sql"
             )
         shared[kind] = made
         return made

@@ -1,0 +1,509 @@
+"""The live Salesforce connector over real HTTPS: the real simple-salesforce client against the
+fake org in tests/fake_salesforce.py (test CA, request log, fault queue)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+
+from connectors.demo import DemoSource
+from connectors.salesforce_crm import (
+    SalesforceCrm,
+    SalesforceSettings,
+    describe_diff,
+    salesforce_config,
+)
+from connectors.warehouse import Warehouse
+from revops.errors import ConfigError, InputError, SourceError
+from tests.fake_salesforce import FakeOrg, Fault, fake_org, seed_from_frame, stamp
+
+FAST = {"max_retries": 2, "backoff_seconds": 0, "bulk_poll_seconds": 0, "requests_per_second": 1e3}
+HTML_503 = "<html><body><h1>Service Unavailable</h1>Maintenance in progress.</body></html>"
+FRAMES = {
+    "Account": "accounts",
+    "Contract": "contracts",
+    "Case": "cases",
+    "Opportunity": "opportunities",
+}
+
+
+@pytest.fixture
+def org(tmp_path: Path) -> Iterator[FakeOrg]:
+    with fake_org(tmp_path) as served:
+        yield served
+
+
+def settings_for(org: FakeOrg, **values: Any) -> SalesforceSettings:
+    """OAuth client credentials on the fake org's "My Domain" unless told otherwise."""
+    login = {
+        "consumer_key": org.consumer_key,
+        "consumer_secret": SecretStr(org.consumer_secret),
+        "domain": org.domain,
+    }
+    return SalesforceSettings(_env_file=None, ca_bundle=org.ca_path, **(values or login))
+
+
+def connector(
+    org: FakeOrg,
+    warehouse_url: str,
+    settings: SalesforceSettings | None = None,
+    full_refresh: bool = False,
+    **config: Any,
+) -> SalesforceCrm:
+    return SalesforceCrm.from_settings(
+        Warehouse(warehouse_url),
+        settings or settings_for(org),
+        salesforce_config().model_copy(update={**FAST, **config}),
+        full_refresh=full_refresh,
+    )
+
+
+def seed_demo(org: FakeOrg, demo: DemoSource, when: datetime | None = None) -> None:
+    for sobject, name in FRAMES.items():
+        seed_from_frame(org, sobject, getattr(demo, name)(), when)
+
+
+def add_accounts(org: FakeOrg, n: int) -> None:
+    for i in range(n):
+        org.add("Account", Name=f"Account {i:05d}", OwnerId="005FAKEOWNER", Segment__c="SMB")
+
+
+def by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(frame.columns[0]).reset_index(drop=True)
+
+
+def query_pages(crm: SalesforceCrm, objects: int = 1) -> int:
+    """REST query pages read: first pages (queryAll, less one COUNT() per object) plus
+    nextRecordsUrl pages."""
+    calls = crm.calls
+    return calls.get("GET queryAll", 0) - objects + calls.get("GET query", 0)
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_demo_book_round_trips_through_the_rest_api(
+    org: FakeOrg, demo_source: DemoSource, warehouse_url: str
+) -> None:
+    seed_demo(org, demo_source)
+    crm = connector(org, warehouse_url)
+
+    for name in FRAMES.values():
+        expected = getattr(demo_source, name)()
+        got = getattr(crm, name)()
+        pd.testing.assert_frame_equal(by_id(got), by_id(expected[got.columns]), check_dtype=False)
+
+    # One login, one limits check, one describe + COUNT() + one page per object.
+    assert crm.calls == {
+        "POST oauth2/token": 1,
+        "GET limits": 1,
+        "GET sobjects": 4,
+        "GET queryAll": 8,
+    }
+    assert all("FROM" in q for q in org.queries)
+
+
+def test_query_pages_follow_next_records_url_at_the_floor(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 4_500)
+    crm = connector(org, sqlite_url)
+
+    accounts = crm.accounts()
+
+    assert len(accounts) == 4_500
+    assert accounts["account_id"].is_unique
+    assert query_pages(crm) == math.ceil(4_500 / 2_000)
+    assert org.calls("GET", "/query/") == 2  # pages 2 and 3, by nextRecordsUrl
+
+
+def test_bulk_api_above_the_threshold_gives_the_same_frame(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 4_500)
+    org.records["Account"][10]["IsDeleted"] = True
+    rest = connector(org, sqlite_url, full_refresh=True).accounts()
+
+    crm = connector(
+        org, sqlite_url, full_refresh=True, bulk_threshold_rows=1_000, bulk_page_rows=2_000
+    )
+    bulk = crm.accounts()
+
+    pd.testing.assert_frame_equal(by_id(bulk), by_id(rest))
+    assert len(bulk) == 4_499  # the deleted one, read through queryAll, is dropped
+    assert crm.calls["POST jobs/query"] == 1
+    results = [p for m, p in org.log if m == "GET" and p.endswith("/results")]
+    assert len(results) == math.ceil(4_500 / 2_000)  # CSV pages by Sforce-Locator
+    assert query_pages(crm) == 0
+
+
+def test_a_failed_bulk_job_is_a_clear_transient_error(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 30)
+    org.fail_bulk = True
+    crm = connector(org, sqlite_url, bulk_threshold_rows=10)
+
+    with pytest.raises(SourceError, match=r"Bulk 2\.0 query of Account.*QUERY_TIMEOUT") as caught:
+        crm.accounts()
+    assert caught.value.transient
+
+
+def test_incremental_reads_changed_and_deleted_records_only(
+    org: FakeOrg, demo_source: DemoSource, warehouse_url: str
+) -> None:
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    seed_demo(org, demo_source, when=yesterday)
+    first = connector(org, warehouse_url).accounts()
+    accounts = org.records["Account"]
+    accounts[0].update(Name="Renamed Ltd", SystemModstamp=stamp())
+    accounts[1].update(IsDeleted=True, SystemModstamp=stamp())
+    new = org.add("Account", Name="Newco", OwnerId="005FAKEOWNER")
+    org.queries.clear()
+
+    second = connector(org, warehouse_url).accounts().set_index("account_id")
+
+    assert all("WHERE SystemModstamp > " in q for q in org.queries)
+    assert len(second) == len(first)  # one deleted, one new
+    assert second.loc[accounts[0]["Id"], "name"] == "Renamed Ltd"
+    assert accounts[1]["Id"] not in second.index
+    assert second.loc[new["Id"], "name"] == "Newco"
+    untouched = first.set_index("account_id").iloc[5]
+    assert second.loc[untouched.name, "name"] == untouched["name"]
+
+    org.queries.clear()
+    refreshed = connector(org, warehouse_url, full_refresh=True).accounts()
+    assert not any("WHERE" in q for q in org.queries)
+    pd.testing.assert_frame_equal(by_id(refreshed).set_index("account_id"), second.sort_index())
+
+
+def test_session_expiry_mid_paging_logs_in_once_and_continues(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    add_accounts(org, 4_500)
+    org.faults.append(Fault("/query/", expire_session=True))
+    crm = connector(org, sqlite_url)
+
+    accounts = crm.accounts()
+
+    assert len(accounts) == 4_500 and accounts["account_id"].is_unique
+    assert crm.logins == 2 and org.logins == 2
+    assert org.calls("GET", "/queryAll") == 2  # the COUNT() and page 1, not read again
+    assert org.calls("GET", "/query/") == 3  # page 2 twice (401, then again), page 3
+
+
+def test_a_session_expiring_again_after_the_new_login_fails_clearly(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    add_accounts(org, 10)
+    org.faults += [Fault("/limits", expire_session=True), Fault("/limits", expire_session=True)]
+
+    with pytest.raises(SourceError, match="expired again right after a new login"):
+        connector(org, sqlite_url).accounts()
+    assert org.logins == 2
+
+
+def test_a_session_id_client_cannot_log_in_again_and_says_so(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 10)
+    settings = settings_for(org, session_id=SecretStr("00DFAKE!session"), instance_url=org.url)
+    assert settings.mode() == "session"
+    assert len(connector(org, sqlite_url, settings).accounts()) == 10
+
+    org.faults.append(Fault("/limits", expire_session=True))
+    with pytest.raises(SourceError, match="session-id client cannot log in again"):
+        connector(org, sqlite_url, settings).accounts()
+
+
+def test_username_password_and_token_log_in_through_soap(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 3)
+    settings = settings_for(
+        org,
+        username=org.username,
+        password=SecretStr("hunter2"),
+        security_token=SecretStr("TOKEN"),
+        domain=org.domain,
+    )
+    assert settings.mode() == "password"
+
+    assert len(connector(org, sqlite_url, settings).accounts()) == 3
+    assert org.calls("POST", "/services/Soap/u/62.0") == 1
+
+    wrong = settings.model_copy(update={"password": SecretStr("not-it")})
+    with pytest.raises(SourceError, match=r"refused the login \(password\)") as caught:
+        connector(org, sqlite_url, wrong)
+    assert "not-it" not in str(caught.value) and "TOKEN" not in str(caught.value)
+
+
+def test_jwt_bearer_login_with_a_private_key_file(
+    org: FakeOrg, sqlite_url: str, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "revops.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    org.jwt_public_key = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    add_accounts(org, 3)
+    settings = settings_for(
+        org,
+        username=org.username,
+        consumer_key=org.consumer_key,
+        private_key_file=str(key_file),
+        domain=org.domain,
+    )
+    assert settings.mode() == "jwt"
+
+    crm = connector(org, sqlite_url, settings)
+
+    assert len(crm.accounts()) == 3
+    assert crm.calls["POST oauth2/token"] == 1
+
+
+def test_bad_client_credentials_are_refused_without_echoing_the_secret(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    settings = settings_for(
+        org,
+        consumer_key=org.consumer_key,
+        consumer_secret=SecretStr("wrong-secret"),
+        domain=org.domain,
+    )
+    with pytest.raises(SourceError, match=r"refused the login \(client_credentials\)") as caught:
+        connector(org, sqlite_url, settings)
+    assert "wrong-secret" not in str(caught.value)
+    assert "wrong-secret" not in repr(settings)
+
+
+def test_no_credentials_is_a_config_error_naming_the_variables() -> None:
+    with pytest.raises(ConfigError, match="SALESFORCE_INSTANCE_URL"):
+        SalesforceSettings(_env_file=None).mode()
+
+
+def test_request_limit_exceeded_stops_without_retrying(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 3)
+    body = [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+    org.faults.append(Fault("/queryAll", status=403, body=body))
+
+    with pytest.raises(SourceError, match="REQUEST_LIMIT_EXCEEDED") as caught:
+        connector(org, sqlite_url).accounts()
+    assert not caught.value.transient
+    assert org.calls("GET", "/queryAll") == 1
+
+
+def test_a_503_html_page_with_retry_after_is_retried_on_reads(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    add_accounts(org, 3)
+    org.faults.append(Fault("/limits", status=503, body=HTML_503, headers={"Retry-After": "0"}))
+    crm = connector(org, sqlite_url)
+
+    assert len(crm.accounts()) == 3
+    assert org.calls("GET", "/limits") == 2  # the adapter retried once
+    assert crm.calls["GET limits"] == 1  # one call as the connector sees it
+
+
+def test_a_create_is_never_retried(org: FakeOrg, sqlite_url: str) -> None:
+    org.faults.append(Fault("/composite/sobjects", status=503, body=HTML_503, method="POST"))
+    crm = connector(org, sqlite_url)
+
+    with pytest.raises(SourceError, match="Task create") as caught:
+        crm.create_tasks([{"_key": "risk:001A:2026-11-23", "Subject": "Call them"}])
+    assert caught.value.transient
+    assert org.calls("POST", "/composite/sobjects") == 1
+    assert "Task" not in org.records
+
+
+def test_a_400_field_error_names_the_error(org: FakeOrg, sqlite_url: str) -> None:
+    add_accounts(org, 3)
+    body = [{"errorCode": "INVALID_FIELD", "message": "No such column 'Segment__c' on Account"}]
+    org.faults.append(Fault("/queryAll", status=400, body=body))
+
+    with pytest.raises(SourceError, match="INVALID_FIELD: No such column 'Segment__c'"):
+        connector(org, sqlite_url).accounts()
+
+
+def test_a_run_stops_before_reading_when_the_daily_budget_is_below_the_reserve(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    add_accounts(org, 3)
+    org.remaining = 1_200
+
+    with pytest.raises(SourceError, match="only 1200 Salesforce API requests are left"):
+        connector(org, sqlite_url, daily_api_reserve=5_000).accounts()
+    assert not any("/describe" in p or "query" in p for _, p in org.log)
+
+
+def test_a_required_field_missing_from_the_org_names_the_config_file(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    org.add("Contract", AccountId="001X", Status="Activated", StartDate="2026-01-01")
+
+    with pytest.raises(ConfigError, match=r"Contract\.Billing_Frequency__c.*configs/fields.yaml"):
+        connector(org, sqlite_url).contracts()
+
+
+def test_a_bad_value_names_the_record_and_field(
+    org: FakeOrg, demo_source: DemoSource, sqlite_url: str
+) -> None:
+    seed_demo(org, demo_source)
+    bad = org.records["Contract"][3]
+    bad["Quantity__c"] = "many"
+
+    with pytest.raises(InputError) as caught:
+        connector(org, sqlite_url).contracts()
+    message = str(caught.value)
+    assert message.startswith("Salesforce records")
+    assert "column Quantity__c: 'many' is not a number" in message
+    assert f"(Contract {bad['Id']})" in message
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def opportunity(i: int, stage: str = "Prospecting", amount: float = 1200.0) -> dict[str, Any]:
+    return {
+        "RevOps_Key__c": f"renewal:800FAKE{i:05d}:2027-01",
+        "Name": f"Renewal {i}",
+        "AccountId": "001FAKEACCOUNT",
+        "StageName": stage,
+        "CloseDate": "2027-01-31",
+        "Amount": amount,
+    }
+
+
+def reject_bad_stage(sobject: str, values: dict[str, Any]) -> dict[str, Any] | None:
+    if values.get("StageName") == "Closing":
+        return {
+            "statusCode": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "message": "Stage: bad value for restricted picklist field: Closing",
+            "fields": ["StageName"],
+        }
+    return None
+
+
+def test_upserts_go_200_a_call_keep_the_rest_on_a_record_error_and_rerun_to_nothing(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    org.reject = reject_bad_stage
+    records = [opportunity(i) for i in range(450)]
+    records[7]["StageName"] = "Closing"
+    crm = connector(org, sqlite_url)
+
+    first = crm.upsert("Opportunity", records)
+
+    assert org.calls("PATCH", "/composite/sobjects/Opportunity/RevOps_Key__c") == math.ceil(
+        450 / 200
+    )
+    assert (first["action"] == "created").sum() == 449
+    failed = first[first["action"] == "failed"].iloc[0]
+    assert failed["key"] == records[7]["RevOps_Key__c"]
+    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in failed["error"]
+    assert "(StageName)" in failed["error"]
+    assert len(org.records["Opportunity"]) == 449
+
+    records[7]["StageName"] = "Prospecting"
+    records[8]["Amount"] = 1500.0
+    org.log.clear()
+    second = crm.upsert("Opportunity", records)
+
+    assert org.calls("PATCH", "/composite/sobjects") == 1
+    assert second["action"].value_counts().to_dict() == {
+        "unchanged": 448,
+        "created": 1,
+        "updated": 1,
+    }
+    assert second.set_index("key").loc[records[8]["RevOps_Key__c"], "changed_fields"] == "Amount"
+
+    org.log.clear()
+    third = crm.upsert("Opportunity", records)
+
+    assert (third["action"] == "unchanged").all()
+    assert org.calls("PATCH", "/composite/sobjects") == 0
+    assert org.calls("GET", "/query") == math.ceil(450 / 200)  # reading what is there
+
+
+def test_a_dry_run_writes_nothing_and_shows_the_diff(org: FakeOrg, sqlite_url: str) -> None:
+    crm = connector(org, sqlite_url)
+    crm.upsert("Opportunity", [opportunity(1), opportunity(2)])
+    org.log.clear()
+
+    planned = crm.upsert(
+        "Opportunity",
+        [opportunity(1), opportunity(2, amount=990.0), opportunity(3)],
+        dry_run=True,
+    )
+
+    assert planned["action"].tolist() == ["unchanged", "update", "create"]
+    assert not [entry for entry in org.log if entry[0] != "GET"]
+    diff = describe_diff(planned)
+    assert "update    renewal:800FAKE00002:2027-01  (Amount)" in diff
+    assert "create    renewal:800FAKE00003:2027-01" in diff
+    assert "unchanged: 1" in diff
+
+
+def test_updates_by_id_and_a_missing_record(org: FakeOrg, sqlite_url: str) -> None:
+    kept = org.add("Account", Name="Acme", Health_Score__c=80)
+    crm = connector(org, sqlite_url)
+
+    result = crm.upsert(
+        "Account",
+        [{"Id": kept["Id"], "Health_Score__c": 35}, {"Id": "001GONE", "Health_Score__c": 10}],
+        external_id_field="Id",
+    )
+
+    assert result["action"].tolist() == ["updated", "failed"]
+    assert "no Account with Id 001GONE" in result["error"].iloc[1]
+    assert kept["Health_Score__c"] == 35
+    assert org.calls("PATCH", "/composite/sobjects") == 1
+
+
+def test_a_duplicate_external_id_is_reported_per_record(org: FakeOrg, sqlite_url: str) -> None:
+    for _ in range(2):
+        org.add("Opportunity", **opportunity(1, amount=1.0))
+    crm = connector(org, sqlite_url)
+
+    result = crm.upsert("Opportunity", [opportunity(1), opportunity(2)])
+
+    assert result["action"].tolist() == ["failed", "created"]
+    assert "DUPLICATE_EXTERNAL_ID" in result["error"].iloc[0]
+
+
+def test_a_300_answer_for_an_ambiguous_external_id_is_a_clear_error(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    urls = [f"/services/data/v62.0/sobjects/Opportunity/006FAKE{i}" for i in (1, 2)]
+    org.faults.append(Fault("/composite/sobjects/Opportunity", status=300, body=urls))
+    crm = connector(org, sqlite_url)
+
+    with pytest.raises(SourceError, match="more than one record has that external id"):
+        crm.upsert("Opportunity", [opportunity(1)])
+
+
+def test_tasks_are_created_once_per_key(org: FakeOrg, sqlite_url: str) -> None:
+    keys = ["risk:001FAKE_1:2026-11-23", "csm:O'Brien & Co_50%"]
+    tasks = [{"_key": k, "Subject": "Account at risk", "OwnerId": "005FAKE"} for k in keys]
+    crm = connector(org, sqlite_url)
+
+    first = crm.create_tasks(tasks)
+    assert first["action"].tolist() == ["created", "created"]
+    assert org.calls("POST", "/composite/sobjects") == 1
+    subjects = [t["Subject"] for t in org.records["Task"]]
+    assert subjects == [f"Account at risk [{k}]" for k in keys]
+
+    org.log.clear()
+    second = crm.create_tasks([*tasks, {"_key": "risk:001FAKE_10:2026-11-23", "Subject": "x"}])
+
+    assert second["action"].tolist() == ["unchanged", "unchanged", "created"]
+    assert org.calls("POST", "/composite/sobjects") == 1
+    assert len(org.records["Task"]) == 3
+
+    assert crm.create_tasks(tasks, dry_run=True)["action"].tolist() == ["unchanged"] * 2
