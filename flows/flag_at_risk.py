@@ -13,6 +13,8 @@ from pydantic import Field
 from flows.params import SourceParams
 from revops.config import risk_config
 from revops.settings import get_settings
+from tasks.crm_writeback import can_write, write_risk_to_crm
+from tasks.outputs import source_slug
 from tasks.risk_tasks import (
     TIERS,
     extract_risk_inputs,
@@ -57,6 +59,16 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
         settings.database_url,
         flow_run.get_id(),
     )
+    written = None
+    if can_write(sources.crm):
+        # After the outputs and history have landed: a CRM outage does not lose the scores.
+        written = write_risk_to_crm(
+            sources.crm,
+            scores,
+            as_of,
+            params.dry_run,
+            f"risk-{source_slug(sources.label)}-crm-writeback",
+        )
     return {
         "run_id": run_id,
         "as_of": as_of.isoformat(),
@@ -64,4 +76,11 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
         "tiers": {t: int((scores["tier"] == t).sum()) for t in TIERS},
         "newly_at_risk": scores.loc[scores["newly_at_risk"], "account_id"].tolist(),
         "outputs": [str(p) for p in paths],
+        "crm_writeback": None
+        if written is None
+        else {
+            "dry_run": params.dry_run,
+            **{name: frame["action"].value_counts().to_dict() for name, frame in written.items()},
+        },
+        "api_calls": sources.calls(),
     }

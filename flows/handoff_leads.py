@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,10 @@ from pydantic import Field
 
 from flows.params import SourceParams
 from revops.settings import get_settings
+from tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
 from tasks.lead_rules import lead_config
 from tasks.lead_tasks import build_lead_table, extract_lead_inputs, load_lead_context, publish_leads
+from tasks.outputs import source_slug
 
 
 class LeadsParams(SourceParams):
@@ -34,15 +36,25 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     """Raise renewal and upsell leads, diff them against the CRM, write or show the changes."""
     params = params or LeadsParams()
     settings = get_settings()
-    from datetime import UTC, datetime
-
     as_of = params.as_of or datetime.now(UTC).date()
     sources = params.sources(as_of, settings.database_url)
     config = lead_config()
     inputs = extract_lead_inputs(sources, as_of, config)
     reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)
     leads = build_lead_table(inputs, as_of, config, reconciliation, risk_tiers)
-    dry_run = params.dry_run or not hasattr(sources.crm, "upsert")
+    dry_run = params.dry_run or not can_write(sources.crm)
+    if can_write(sources.crm):
+        # Diffed again against Salesforce by key at write time; its answer is what leads.csv says.
+        results = write_leads_to_crm(
+            sources.crm,
+            leads,
+            dry_run,
+            config.opportunity_fields.revops_key,
+            config.task_fields.subject,
+            config.task_fields.revops_key,
+            f"leads-{source_slug(sources.label)}-crm-writeback",
+        )
+        leads = merge_write_results(leads, results)
     paths = publish_leads(
         leads, as_of, sources.label, dry_run, Path(params.out_dir), settings.database_url
     )
@@ -54,4 +66,5 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
             f"{k}_{a}": int(n) for (k, a), n in leads.groupby(["kind", "action"]).size().items()
         },
         "outputs": [str(p) for p in paths],
+        "api_calls": sources.calls(),
     }

@@ -56,6 +56,7 @@ LEAD_COLUMNS: list[str] = [
     "action",
     "skip_reason",
     "changed_fields",
+    "write_error",
     "record",
 ]
 TEMPLATE_FIELDS: tuple[str, ...] = (
@@ -254,6 +255,7 @@ def build_leads(
     leads = _against_crm(leads, opportunities, config)
     leads["reason"] = _reasons(leads)
     leads["record"] = _records(leads, day, config)
+    leads["write_error"] = None  # what Salesforce answered, once written (tasks.crm_writeback)
     rank = leads["kind"].map({kind: i for i, kind in enumerate(KINDS)})
     leads = leads.assign(_rank=rank).sort_values(["_rank", "close_date", "lead_key"])
     return _typed(leads[LEAD_COLUMNS].reset_index(drop=True))

@@ -117,6 +117,7 @@ def leads_markdown(
 ) -> str:
     """Counts per kind and action, and the leads that were (or would be) written."""
     mode = "dry run: nothing was written to the CRM" if dry_run else "written to the CRM"
+    failed = leads[leads["action"] == "failed"]
     lines = [
         f"# Lead handoff as of {as_of}",
         "",
@@ -155,6 +156,9 @@ def leads_markdown(
                 f"| {row.kind} | {row.account_id} | {contract} | {amount} | {close} "
                 f"| {row.reason} |"
             )
+    if not failed.empty:
+        lines += ["", f"## Refused by the CRM ({len(failed)})", ""]
+        lines += [f"- `{row.lead_key}`: {row.write_error}" for row in failed.head(50).itertuples()]
     if out_dir is not None:
         lines += ["", f"All leads: `{out_dir / 'leads.csv'}`"]
     return "\n".join(lines) + "\n"

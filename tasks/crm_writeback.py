@@ -1,0 +1,248 @@
+"""What the risk and lead flows write to a live CRM, and the tasks that write it.
+
+Records are built here from the flows' frames (pure); writing goes through the CRM source's
+`upsert` (sObject Collections on an external id or Id; a re-run writes nothing that is already
+right) and `create_tasks` (de-duplicated by the key in the subject). Sources without them (demo,
+files) are never written to: the flows then report a dry run.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from pydantic import Field, field_validator
+
+from revops.config import _parse, _Strict
+from tasks.retry_policy import retry_transient
+
+# What a dry run's diff says, in the words of a real run (leads.csv speaks past tense).
+_DONE = {"create": "created", "update": "updated"}
+RESULT_COLUMNS = ["key", "action", "id", "changed_fields", "error"]
+
+
+class AtRiskTask(_Strict):
+    subject: str = "Account at risk: {account_name}"
+    due_days: int = Field(default=3, ge=0)
+    priority: str = "High"
+    status: str = "Not Started"
+
+
+class WritebackConfig(_Strict):
+    """configs/crm_writeback.yaml."""
+
+    account_fields: dict[str, str]
+    at_risk_task: AtRiskTask = AtRiskTask()
+
+    @field_validator("account_fields")
+    @classmethod
+    def _known(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - {"score", "tier", "reasons", "scored_on"}
+        missing = {"score", "tier"} - set(value)
+        if unknown or missing:
+            raise ValueError(
+                "account_fields takes score and tier (required), reasons and scored_on; "
+                f"unknown: {sorted(unknown)}, missing: {sorted(missing)}"
+            )
+        return value
+
+
+@lru_cache(maxsize=4)
+def writeback_config(directory: Path | None = None) -> WritebackConfig:
+    """configs/crm_writeback.yaml, validated."""
+    return _parse(WritebackConfig, "crm_writeback.yaml", directory)
+
+
+def can_write(crm: object) -> bool:
+    """Whether a CRM source writes (live Salesforce) or is read-only (demo, files)."""
+    return callable(getattr(crm, "upsert", None)) and callable(getattr(crm, "create_tasks", None))
+
+
+def account_health_records(
+    scores: pd.DataFrame, as_of: date, config: WritebackConfig
+) -> list[dict[str, Any]]:
+    """Account updates (by Id) carrying each account's score, tier and reasons."""
+    fields = config.account_fields
+    records = []
+    for row in scores.itertuples(index=False):
+        record: dict[str, Any] = {
+            "Id": row.account_id,
+            fields["score"]: int(row.score),
+            fields["tier"]: row.tier,
+        }
+        if "reasons" in fields:
+            # A Salesforce text field holds 255 characters; the reasons lead with the worst.
+            record[fields["reasons"]] = (row.reasons if isinstance(row.reasons, str) else "")[:255]
+        if "scored_on" in fields:
+            record[fields["scored_on"]] = as_of.isoformat()
+        records.append(record)
+    return records
+
+
+def at_risk_task_records(
+    scores: pd.DataFrame, as_of: date, config: WritebackConfig
+) -> list[dict[str, Any]]:
+    """A Task for the owner of each account that newly became at risk, keyed per episode."""
+    spec = config.at_risk_task
+    due = (as_of + timedelta(days=spec.due_days)).isoformat()
+    records = []
+    for row in scores[scores["newly_at_risk"]].itertuples(index=False):
+        key = f"risk:{row.account_id}:{as_of.isoformat()}"
+        record = {
+            "Subject": spec.subject.format(
+                account_name=row.account_name, account_id=row.account_id
+            ),
+            "WhatId": row.account_id,
+            "ActivityDate": due,
+            "Priority": spec.priority,
+            "Status": spec.status,
+            "Description": f"Health score {row.score} ({row.tier}): {row.reasons}\n\n"
+            f"RevOps key: {key}",
+            "_key": key,
+        }
+        if isinstance(row.owner_id, str) and row.owner_id:
+            record["OwnerId"] = row.owner_id  # else Salesforce assigns the integration user
+        records.append(record)
+    return records
+
+
+def lead_writes(
+    leads: pd.DataFrame, task_subject_field: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The Opportunity records and the Task records (with `_key`) of the leads to write.
+
+    A Task record always has its subject (tasks are only ever created); an Opportunity record
+    never has one.
+    """
+    todo = leads[leads["action"].isin(["created", "updated"])]
+    is_task = [task_subject_field in record for record in todo["record"]]
+    opportunities = [r for r, t in zip(todo["record"], is_task, strict=True) if not t]
+    tasks = [
+        dict(record, _key=key)
+        for record, key, t in zip(todo["record"], todo["lead_key"], is_task, strict=True)
+        if t
+    ]
+    return opportunities, tasks
+
+
+def merge_write_results(leads: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Leads with the CRM's answer per lead key: action (a dry run's in past tense, as
+    leads.csv speaks) and write_error for records Salesforce refused."""
+    if results.empty:
+        return leads
+    by_key = results.drop_duplicates("key", keep="last").set_index("key")
+    found = leads["lead_key"].map(by_key["action"].replace(_DONE))
+    errors = leads["lead_key"].map(by_key["error"].where(by_key["error"] != ""))
+    out = leads.copy()
+    out["action"] = found.where(found.notna(), leads["action"])
+    out["write_error"] = errors.where(errors.notna(), leads["write_error"]).astype(object)
+    return out
+
+
+def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bool) -> str:
+    """Counts per object and action, and the records that changed (or would change)."""
+    from connectors.salesforce_crm import describe_diff
+
+    mode = "dry run: nothing was written" if dry_run else "written to Salesforce"
+    lines = [f"# {title}", "", f"{mode.capitalize()}.", ""]
+    for name, frame in results.items():
+        diff = describe_diff(frame).splitlines()
+        shown = diff[:-1][:200] + (["..."] if len(diff) > 201 else [])
+        lines += [f"## {name}", "", f"{diff[-1]}", ""]
+        if shown:
+            lines += ["```", *shown, "```", ""]
+        failed = frame[frame["action"] == "failed"]
+        for row in failed.head(50).itertuples(index=False):
+            lines.append(f"- failed `{row.key}`: {row.error}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@task(
+    name="write-risk-to-crm",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def write_risk_to_crm(
+    crm: Any, scores: pd.DataFrame, as_of: date, dry_run: bool, artifact_key: str
+) -> dict[str, pd.DataFrame]:
+    """Account health fields (updated by Id) and at-risk Tasks (once per episode).
+
+    Safe to retry: the upsert writes only what differs and Tasks are looked up by key first.
+    """
+    config = writeback_config()
+    results = {
+        "Account health": crm.upsert(
+            "Account",
+            account_health_records(scores, as_of, config),
+            external_id_field="Id",
+            dry_run=dry_run,
+        ),
+        "At-risk tasks": crm.create_tasks(
+            at_risk_task_records(scores, as_of, config), dry_run=dry_run
+        ),
+    }
+    _publish(f"CRM write-back of health scores as of {as_of}", results, dry_run, artifact_key)
+    return results
+
+
+@task(
+    name="write-leads-to-crm",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    cache_policy=NO_CACHE,
+)
+def write_leads_to_crm(
+    crm: Any,
+    leads: pd.DataFrame,
+    dry_run: bool,
+    opportunity_key_field: str,
+    task_subject_field: str,
+    task_key_field: str | None,
+    artifact_key: str,
+) -> pd.DataFrame:
+    """Opportunities upserted on the lead key; Tasks upserted on a Task key field when one is
+    configured, else created once per key. Returns the write results (key, action, ...)."""
+    opportunities, tasks = lead_writes(leads, task_subject_field)
+    if task_key_field:
+        written_tasks = crm.upsert(
+            "Task",
+            [{k: v for k, v in t.items() if k != "_key"} for t in tasks],
+            external_id_field=task_key_field,
+            dry_run=dry_run,
+        )
+    else:
+        written_tasks = crm.create_tasks(tasks, dry_run=dry_run)
+    results = {
+        "Opportunities": crm.upsert(
+            "Opportunity", opportunities, external_id_field=opportunity_key_field, dry_run=dry_run
+        ),
+        "Tasks": written_tasks,
+    }
+    _publish("CRM write-back of leads", results, dry_run, artifact_key)
+    frames = [f.reindex(columns=RESULT_COLUMNS) for f in results.values() if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+
+
+def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: str) -> None:
+    logger = get_run_logger()
+    for name, frame in results.items():
+        counts = frame["action"].value_counts().to_dict()
+        logger.info("%s%s: %s", name, " (dry run)" if dry_run else "", counts or "nothing")
+        failed = frame[frame["action"] == "failed"]
+        for row in failed.head(20).itertuples(index=False):
+            logger.warning("%s: %s was refused: %s", name, row.key, row.error)
+    create_markdown_artifact(
+        markdown=writeback_markdown(title, results, dry_run), key=key, description=title
+    )

@@ -1,0 +1,140 @@
+"""flag_at_risk and handoff_leads writing to Salesforce (the fake org over HTTPS), under a Prefect
+API: what lands in the CRM, and that a second run writes nothing (asserted on the request log)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors.demo import DemoSource
+from flows.flag_at_risk import RiskParams, flag_at_risk
+from flows.handoff_leads import LeadsParams, handoff_leads
+from tests.conftest import DEMO_AS_OF
+from tests.fake_salesforce import FakeOrg, fake_org, seed_from_frame
+from tests.prefect_helpers import flow_run_artifacts
+
+pytestmark = pytest.mark.prefect
+
+FRAMES = {"Account": "accounts", "Contract": "contracts", "Case": "cases"}
+
+
+@pytest.fixture
+def org(
+    tmp_path: Path, demo_source: DemoSource, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> Iterator[FakeOrg]:
+    """The demo book's CRM side in a fake org; the SALESFORCE_* environment pointing at it."""
+    with fake_org(tmp_path) as served:
+        for sobject, name in FRAMES.items():
+            seed_from_frame(served, sobject, getattr(demo_source, name)())
+        seed_from_frame(served, "Opportunity", demo_source.opportunities())
+        monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+        monkeypatch.setenv("SALESFORCE_CONSUMER_KEY", served.consumer_key)
+        monkeypatch.setenv("SALESFORCE_CONSUMER_SECRET", served.consumer_secret)
+        monkeypatch.setenv("SALESFORCE_DOMAIN", served.domain)
+        monkeypatch.setenv("SALESFORCE_CA_BUNDLE", served.ca_path)
+        yield served
+
+
+def writes(org: FakeOrg) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in org.log if m in ("POST", "PATCH") and "/oauth2/" not in p]
+
+
+def test_health_scores_and_at_risk_tasks_land_once(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    params = RiskParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path / "risk"))
+
+    first = flag_at_risk(params)
+
+    scores = pd.read_csv(tmp_path / "risk" / "at_risk.csv", dtype={"score": "int64"})
+    accounts = {r["Id"]: r for r in org.records["Account"]}
+    assert len(scores) == len(accounts)
+    for row in scores.itertuples():
+        assert accounts[row.account_id]["Health_Score__c"] == row.score
+        assert accounts[row.account_id]["Health_Tier__c"] == row.tier
+    at_risk = set(scores.loc[scores["tier"] == "at_risk", "account_id"])
+    assert at_risk, "the demo book plants at-risk accounts"
+    tasks = org.records["Task"]
+    assert {t["WhatId"] for t in tasks} == set(first["newly_at_risk"]) == at_risk
+    assert all(f"[risk:{t['WhatId']}:{DEMO_AS_OF}]" in t["Subject"] for t in tasks)
+    # Near the floor: 200 records a collection call.
+    assert org.calls("PATCH", "/composite/sobjects") == math.ceil(len(accounts) / 200)
+    assert org.calls("POST", "/composite/sobjects") == math.ceil(len(tasks) / 200)
+    assert first["crm_writeback"]["Account health"] == {"updated": len(accounts)}
+
+    org.log.clear()
+    second = flag_at_risk(params)
+
+    assert writes(org) == []
+    assert len(org.records["Task"]) == len(tasks)
+    assert second["crm_writeback"]["Account health"] == {"unchanged": len(accounts)}
+
+
+def test_a_risk_dry_run_shows_the_diff_and_writes_nothing(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    params = RiskParams(
+        crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path / "risk"), dry_run=True
+    )
+    state = flag_at_risk(params, return_state=True)
+    summary = state.result()
+
+    assert writes(org) == []
+    assert "Task" not in org.records
+    accounts = len(org.records["Account"])
+    assert summary["crm_writeback"]["Account health"] == {"update": accounts}
+    key = "risk-billing-demo-crm-salesforce-usage-demo-crm-writeback"
+    shown = flow_run_artifacts(str(state.state_details.flow_run_id))[key].data
+    assert "Dry run: nothing was written." in shown
+    assert f"update: {accounts}" in shown
+    assert "update    001DEMO" in shown and "(Health_Score__c;Health_Tier__c" in shown
+
+
+def test_leads_are_upserted_once_and_a_rerun_reports_every_lead_unchanged(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    before = len(org.records["Opportunity"])
+
+    first = handoff_leads(LeadsParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+
+    assert first["dry_run"] is False
+    leads = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
+    written = leads[leads["action"].isin(["created", "updated"])]
+    assert len(written) > 0 and (leads["write_error"] == "").all()
+    ours = {o["RevOps_Key__c"]: o for o in org.records["Opportunity"] if o.get("RevOps_Key__c")}
+    opportunities = written[written["lead_key"].isin(ours)]
+    assert len(org.records["Opportunity"]) == before + len(opportunities)
+    assert set(opportunities["kind"]) == {"renewal", "upsell"}
+    for row in opportunities.itertuples():
+        assert ours[row.lead_key]["AccountId"] == row.account_id
+        assert ours[row.lead_key]["CloseDate"] == row.close_date
+    tasks = [t for t in org.records.get("Task", []) if "[" in t["Subject"]]
+    assert len(tasks) == len(written) - len(opportunities)
+    assert org.calls("PATCH", "/composite/sobjects/Opportunity/RevOps_Key__c") == math.ceil(
+        len(opportunities) / 200
+    )
+
+    org.log.clear()
+    handoff_leads(LeadsParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+
+    again = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
+    assert writes(org) == []
+    assert set(again["action"]) <= {"unchanged", "skipped"}
+    assert set(again.loc[again["action"] == "unchanged", "lead_key"]) == set(written["lead_key"])
+
+
+def test_a_leads_dry_run_against_salesforce_writes_nothing(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    summary = handoff_leads(
+        LeadsParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path), dry_run=True)
+    )
+
+    assert summary["dry_run"] is True
+    assert writes(org) == []
+    leads = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
+    assert (leads["action"] == "created").any()
