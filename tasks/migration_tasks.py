@@ -587,9 +587,13 @@ def _write_crm(
         )
         return None
     record = {config.crm_external_id_field: contract_id, **fields}
-    sources.crm_writer.upsert(
+    result = sources.crm_writer.upsert(
         config.crm_object, [record], external_id_field=config.crm_external_id_field, dry_run=False
     )
+    # allOrNone=false: a refused record is an answer, not an exception.
+    if isinstance(result, pd.DataFrame) and (result["action"] == "failed").any():
+        error = result.loc[result["action"] == "failed", "error"].iloc[0]
+        raise SourceError(f"{config.crm_object} {contract_id} was not updated: {error}")
     return fields
 
 
@@ -669,6 +673,9 @@ def verify_accounts(
     contracts = None
     crm_readable = sources.crm_writer is not None and sources.crm is not None
     if crm_readable and any(e["expected_crm"] for e in expectations):
+        refresh = getattr(sources.crm, "refresh", None)
+        if callable(refresh):
+            refresh()  # read the contracts as they are now, after this run's writes
         contracts = sources.crm.contracts()
     mapping = field_mapping()
     rows = []

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -568,35 +567,7 @@ def test_a_rejected_run_stops_with_nothing_applied(
     ]
 
 
-# -- CRM mirroring (a recording CRM writer) and the demo source ------------------------------
-
-
-class RecordingCrm:
-    """A CRM with contracts in memory and Salesforce-style upserts on an external id."""
-
-    name = "fake-crm"
-
-    def __init__(self, contracts: pd.DataFrame) -> None:
-        self.frame = contracts
-        self.upserts: list[tuple[str, list[dict], str, bool]] = []
-
-    def accounts(self) -> pd.DataFrame:
-        from revops.frames import empty_frame
-
-        return empty_frame("accounts")
-
-    def contracts(self) -> pd.DataFrame:
-        return self.frame.copy()
-
-    def upsert(
-        self, sobject: str, records: list[dict], external_id_field: str, dry_run: bool
-    ) -> None:
-        self.upserts.append((sobject, records, external_id_field, dry_run))
-        for record in records:
-            mask = self.frame["contract_id"] == record[external_id_field]
-            if "Unit_Price__c" in record:
-                minor = int(Decimal(record["Unit_Price__c"]) * 100)
-                self.frame.loc[mask, "unit_price_minor"] = minor
+# -- CRM mirroring (the fake Salesforce org) and the demo source --------------------------
 
 
 def test_crm_fields_are_upserted_verified_and_restored(
@@ -606,18 +577,12 @@ def test_crm_fields_are_upserted_verified_and_restored(
     sqlite_url: str,
     tmp_path: Path,
 ) -> None:
-    from tests.builders import contract, frame
+    from pydantic import SecretStr as Secret
+
+    from connectors.salesforce_crm import SalesforceCrm, SalesforceSettings
+    from tests.fake_salesforce import fake_org, stamp
 
     accounts = seed(stripe_client, 2)
-    crm = RecordingCrm(
-        frame(
-            "contracts",
-            [
-                contract(f"800{n}", a["account_id"], unit_price_minor=10_000)
-                for n, a in enumerate(accounts)
-            ],
-        )
-    )
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(
         "".join(
@@ -627,39 +592,85 @@ def test_crm_fields_are_upserted_verified_and_restored(
             for n, a in enumerate(accounts)
         )
     )
-    billing = StripeBilling.from_settings(
-        Warehouse(sqlite_url),
-        settings=StripeSettings(api_key=SecretStr(KEY), api_base=localstripe),
-        full_refresh=True,
-    )
-    sources = MigrationSources("stripe+crm", billing, crm=crm, crm_writer=crm, writable=True)
-    config = migration_config()
-    ledger = MigrationLedger(Warehouse(sqlite_url))
-    plan = load_plan(plan_path, config)
-    resolved = resolve_plan(plan, read_book(sources, plan), config, field_mapping())
-    report = dry_run_report(
-        plan, resolved, sources, config, ledger.rows(plan.fingerprint), tmp_path
-    )
-    assert report.table["crm_before"].tolist() == ['{"Unit_Price__c":"100.00"}'] * 2
+    with fake_org(tmp_path) as org:
+        for n, a in enumerate(accounts):
+            org.records.setdefault("Account", []).append(
+                {"Id": a["account_id"], "Name": f"Customer {n}", "SystemModstamp": stamp()}
+            )
+            org.records.setdefault("Contract", []).append(
+                {
+                    "Id": f"800{n}",
+                    "AccountId": a["account_id"],
+                    "Status": "Activated",
+                    "StartDate": "2026-01-01",
+                    "Billing_Frequency__c": "Monthly",
+                    "Unit_Price__c": 100.0,
+                    "Quantity__c": 3.0 + n,
+                    "CurrencyIsoCode": "USD",
+                    "SystemModstamp": stamp(),
+                }
+            )
+        crm = SalesforceCrm.from_settings(
+            Warehouse(sqlite_url),
+            SalesforceSettings(
+                _env_file=None,
+                consumer_key=org.consumer_key,
+                consumer_secret=Secret(org.consumer_secret),
+                domain=org.domain,
+                ca_bundle=org.ca_path,
+            ),
+        )
+        contracts = {c["Id"]: c for c in org.records["Contract"]}
+        billing = StripeBilling.from_settings(
+            Warehouse(sqlite_url),
+            settings=StripeSettings(api_key=SecretStr(KEY), api_base=localstripe),
+            full_refresh=True,
+        )
+        sources = MigrationSources("live", billing, crm=crm, crm_writer=crm, writable=True)
+        config = migration_config()
+        ledger = MigrationLedger(Warehouse(sqlite_url))
+        plan = load_plan(plan_path, config)
+        resolved = resolve_plan(plan, read_book(sources, plan), config, field_mapping())
+        report = dry_run_report(
+            plan, resolved, sources, config, ledger.rows(plan.fingerprint), tmp_path
+        )
+        assert report.table["crm_before"].tolist() == ['{"Unit_Price__c":"100.00"}'] * 2
+        assert org.calls("PATCH", "/composite/sobjects") == 0
 
-    outcomes = apply_accounts(worklist(report.table), plan.fingerprint, sources, ledger, config)
-    assert [o["outcome"] for o in outcomes] == ["applied", "applied"]
-    assert crm.upserts[0] == ("Contract", [{"Id": "8000", "Unit_Price__c": "110.00"}], "Id", False)
-    expectations = migration_expectations(report.table, ledger.rows(plan.fingerprint))
-    assert (verify_accounts(expectations, plan.fingerprint, sources)["status"] == "ok").all()
+        outcomes = apply_accounts(worklist(report.table), plan.fingerprint, sources, ledger, config)
+        assert [o["outcome"] for o in outcomes] == ["applied", "applied"]
+        assert [c["Unit_Price__c"] for c in contracts.values()] == [110.0, 110.0]
+        assert org.calls("PATCH", "/composite/sobjects") == 2
+        expectations = migration_expectations(report.table, ledger.rows(plan.fingerprint))
+        assert (verify_accounts(expectations, plan.fingerprint, sources)["status"] == "ok").all()
 
-    crm.frame.loc[crm.frame["contract_id"] == "8001", "unit_price_minor"] = 10_500
-    checked = verify_accounts(expectations, plan.fingerprint, sources).set_index("account_key")
-    assert checked.loc[accounts[1]["account_id"], "crm_mismatches"] == (
-        "Unit_Price__c='105.00' (expected '110.00')"
-    )
+        # Someone edits the contract in Salesforce: verification reads it as it is now.
+        contracts["8001"].update(Unit_Price__c=105.0, SystemModstamp=stamp())
+        checked = verify_accounts(expectations, plan.fingerprint, sources).set_index("account_key")
+        assert checked.loc[accounts[1]["account_id"], "crm_mismatches"] == (
+            "Unit_Price__c='105.00' (expected '110.00')"
+        )
 
-    restored = rollback_accounts(
-        [a["account_id"] for a in accounts], plan.fingerprint, sources, ledger, config
-    )
-    assert [o["outcome"] for o in restored] == ["rolled back", "rolled back"]
-    assert crm.frame["unit_price_minor"].tolist() == [10_000, 10_000]
-    assert {p for p, _ in on_stripe(stripe_client, accounts).values()} == {"plan_seat_usd"}
+        # Salesforce refuses the write (a validation rule): the account fails, Stripe stays.
+        org.reject = lambda sobject, values: {
+            "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "message": "Contract is locked for editing",
+            "fields": [],
+        }
+        refused = rollback_accounts(
+            [accounts[0]["account_id"]], plan.fingerprint, sources, ledger, config
+        )
+        assert refused[0]["outcome"] == "failed"
+        assert "Contract is locked for editing" in refused[0]["error"]
+        org.reject = None
+
+        restored = rollback_accounts(
+            [a["account_id"] for a in accounts], plan.fingerprint, sources, ledger, config
+        )
+        # The first account's Stripe side was restored by the refused attempt.
+        assert [o["outcome"] for o in restored] == ["rolled back (no write)", "rolled back"]
+        assert [c["Unit_Price__c"] for c in contracts.values()] == [100.0, 100.0]
+        assert {p for p, _ in on_stripe(stripe_client, accounts).values()} == {"plan_seat_usd"}
 
 
 def test_the_demo_source_dry_runs_and_refuses_to_apply(
