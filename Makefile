@@ -36,6 +36,7 @@ server: install
 bench: install
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/salesforce.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

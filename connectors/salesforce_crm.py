@@ -591,12 +591,13 @@ class SalesforceCrm:
                     "error": "",
                 }
             )
-        result = pd.DataFrame(plan, columns=["key", "action", "id", "changed_fields", "error"])
-        if dry_run or result.empty:
-            return result
+        columns = ["key", "action", "id", "changed_fields", "error"]
+        if dry_run or not plan:
+            return pd.DataFrame(plan, columns=columns)
         todo = [i for i, row in enumerate(plan) if row["action"] in ("create", "update")]
-        for i in (i for i, row in enumerate(plan) if row["action"] == "missing"):
-            result.loc[i, ["action", "error"]] = ["failed", f"no {sobject} with Id {keys[i]}"]
+        for row in plan:
+            if row["action"] == "missing":
+                row.update(action="failed", error=f"no {sobject} with Id {row['key']}")
         path = "composite/sobjects" if field == "Id" else f"composite/sobjects/{sobject}/{field}"
         for start in range(0, len(todo), self.config.batch_size):
             chunk = todo[start : start + self.config.batch_size]
@@ -619,14 +620,10 @@ class SalesforceCrm:
             for i, answer in zip(chunk, answers, strict=True):
                 if answer.get("success"):
                     created = answer.get("created", plan[i]["action"] == "create")
-                    result.loc[i, ["action", "id"]] = [
-                        "created" if created else "updated",
-                        answer.get("id"),
-                    ]
+                    plan[i].update(action="created" if created else "updated", id=answer.get("id"))
                 else:
-                    result.loc[i, ["action", "error"]] = ["failed", _record_errors(answer)]
-        result.loc[result["action"] == "update", "action"] = "updated"
-        return result
+                    plan[i].update(action="failed", error=_record_errors(answer))
+        return pd.DataFrame(plan, columns=columns)
 
     def _existing(
         self, sobject: str, field: str, keys: list[str], fields: list[str]
@@ -677,20 +674,18 @@ class SalesforceCrm:
                 for key in keys:
                     if f"[{key}]" in (found.get("Subject") or ""):
                         existing[key] = found["Id"]
-        result = pd.DataFrame(
-            [
-                {
-                    "key": k,
-                    "action": "unchanged" if k in existing else "create",
-                    "id": existing.get(k),
-                    "error": "",
-                }
-                for k, _ in rows
-            ],
-            columns=["key", "action", "id", "error"],
-        )
+        plan = [
+            {
+                "key": k,
+                "action": "unchanged" if k in existing else "create",
+                "id": existing.get(k),
+                "error": "",
+            }
+            for k, _ in rows
+        ]
+        columns = ["key", "action", "id", "error"]
         if dry_run:
-            return result
+            return pd.DataFrame(plan, columns=columns)
         todo = [i for i, (k, _) in enumerate(rows) if k not in existing]
         for start in range(0, len(todo), self.config.batch_size):
             chunk = todo[start : start + self.config.batch_size]
@@ -706,10 +701,10 @@ class SalesforceCrm:
             )
             for i, answer in zip(chunk, answers, strict=True):
                 if answer.get("success"):
-                    result.loc[i, ["action", "id"]] = ["created", answer.get("id")]
+                    plan[i].update(action="created", id=answer.get("id"))
                 else:
-                    result.loc[i, ["action", "error"]] = ["failed", _record_errors(answer)]
-        return result
+                    plan[i].update(action="failed", error=_record_errors(answer))
+        return pd.DataFrame(plan, columns=columns)
 
 
 def _naming_records(exc: InputError, sobject: str, records: list[dict[str, Any]]) -> InputError:

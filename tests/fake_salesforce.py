@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _collections(self, method: str, parts: list[str], body: dict[str, Any]) -> None:
         answers = []
+        key_field = parts[1] if len(parts) == 2 else "Id"
+        wanted = {r.get(key_field) for r in body["records"]}
+        by_key: dict[Any, list[dict[str, Any]]] = {}
+        for stored_record in self.org.records.get(body["records"][0]["attributes"]["type"], []):
+            value = stored_record.get(key_field)
+            if value in wanted and not stored_record.get("IsDeleted"):
+                by_key.setdefault(value, []).append(stored_record)
         for record in body["records"]:
             sobject = record["attributes"]["type"]
             values = {k: v for k, v in record.items() if k != "attributes"}
@@ -369,7 +377,6 @@ class _Handler(BaseHTTPRequestHandler):
             if rejected:
                 answers.append({"id": None, "success": False, "errors": [rejected]})
                 continue
-            stored = self.org.records.setdefault(sobject, [])
             if method == "POST":
                 answers.append(
                     {
@@ -380,12 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
                     }
                 )
                 continue
-            key_field = parts[1] if len(parts) == 2 else "Id"
-            matches = [
-                r
-                for r in stored
-                if not r.get("IsDeleted") and r.get(key_field) == values.get(key_field)
-            ]
+            matches = by_key.get(values.get(key_field), [])
             if len(matches) > 1:
                 answers.append(
                     {
@@ -455,22 +457,27 @@ def _soql_text(literal: str) -> str:
 
 
 def _where(where: str | None, record: dict[str, Any]) -> bool:
-    if not where:
-        return True
+    return _matcher(where)(record) if where else True
+
+
+@lru_cache(maxsize=64)
+def _matcher(where: str) -> Callable[[dict[str, Any]], bool]:
+    """The WHERE forms the connector builds, parsed once per query."""
     if " LIKE " in where:
-        for term in re.finditer(r"(\w+) LIKE '((?:[^'\\]|\\.)*)'", where):
-            needle = _soql_text(term.group(2).strip("%"))
-            if needle in str(record.get(term.group(1)) or ""):
-                return True
-        return False
+        terms = [
+            (term.group(1), _soql_text(term.group(2).strip("%")))
+            for term in re.finditer(r"(\w+) LIKE '((?:[^'\\]|\\.)*)'", where)
+        ]
+        return lambda r: any(needle in str(r.get(name) or "") for name, needle in terms)
     found = re.match(r"(\w+) IN \((.*)\)$", where, re.S)
     if found:
-        values = [_soql_text(v) for v in re.findall(r"'((?:[^'\\]|\\.)*)'", found.group(2))]
-        return str(record.get(found.group(1))) in values
+        name = found.group(1)
+        values = {_soql_text(v) for v in re.findall(r"'((?:[^'\\]|\\.)*)'", found.group(2))}
+        return lambda r: str(r.get(name)) in values
     found = re.match(r"SystemModstamp > (\S+)$", where)
     if found:
         since = datetime.fromisoformat(found.group(1).replace("Z", "+00:00"))
-        return _stamp(record.get("SystemModstamp")) > since
+        return lambda r: _stamp(r.get("SystemModstamp")) > since
     raise AssertionError(f"the fake org does not evaluate: {where}")
 
 
