@@ -13,7 +13,7 @@ from pydantic import Field
 from flows.params import SourceParams
 from revops.config import risk_config
 from revops.settings import get_settings
-from tasks.crm_writeback import can_write, write_risk_to_crm
+from tasks.crm_writeback import RISK_TITLE, can_write, write_risk_to_crm, writeback_markdown
 from tasks.outputs import source_slug
 from tasks.risk_tasks import (
     TIERS,
@@ -82,5 +82,8 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
             "dry_run": params.dry_run,
             **{name: frame["action"].value_counts().to_dict() for name, frame in written.items()},
         },
+        "crm_diff": None
+        if written is None
+        else writeback_markdown(f"{RISK_TITLE} as of {as_of}", written, params.dry_run),
         "api_calls": sources.calls(),
     }

@@ -11,7 +11,13 @@ from pydantic import Field
 
 from flows.params import SourceParams
 from revops.settings import get_settings
-from tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
+from tasks.crm_writeback import (
+    LEADS_TITLE,
+    can_write,
+    merge_write_results,
+    write_leads_to_crm,
+    writeback_markdown,
+)
 from tasks.lead_rules import lead_config
 from tasks.lead_tasks import build_lead_table, extract_lead_inputs, load_lead_context, publish_leads
 from tasks.outputs import source_slug
@@ -43,6 +49,7 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)
     leads = build_lead_table(inputs, as_of, config, reconciliation, risk_tiers)
     dry_run = params.dry_run or not can_write(sources.crm)
+    crm_diff = None
     if can_write(sources.crm):
         # Diffed again against Salesforce by key at write time; its answer is what leads.csv says.
         results = write_leads_to_crm(
@@ -55,6 +62,7 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
             f"leads-{source_slug(sources.label)}-crm-writeback",
         )
         leads = merge_write_results(leads, results)
+        crm_diff = writeback_markdown(LEADS_TITLE, results, dry_run)
     paths = publish_leads(
         leads, as_of, sources.label, dry_run, Path(params.out_dir), settings.database_url
     )
@@ -66,5 +74,6 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
             f"{k}_{a}": int(n) for (k, a), n in leads.groupby(["kind", "action"]).size().items()
         },
         "outputs": [str(p) for p in paths],
+        "crm_diff": crm_diff,
         "api_calls": sources.calls(),
     }

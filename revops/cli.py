@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from revops.errors import InputError, RevOpsError
@@ -354,8 +355,15 @@ def print_risk(summary: dict[str, Any]) -> None:
         f"{len(summary['newly_at_risk'])} newly at risk",
         soft_wrap=True,
     )
+    _print_crm_diff(summary)
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+def _print_crm_diff(summary: dict[str, Any]) -> None:
+    """What was (or, on a dry run, would be) written to the CRM, as the flow reported it."""
+    if summary.get("crm_diff"):
+        console.print(Markdown(summary["crm_diff"]))
 
 
 def print_leads(summary: dict[str, Any]) -> None:
@@ -367,11 +375,14 @@ def print_leads(summary: dict[str, Any]) -> None:
     )
     table = Table("Kind", title=None)
     actions = ("created", "updated", "unchanged", "skipped")
+    if any(key.endswith("_failed") for key in summary["counts"]):
+        actions += ("failed",)
     for name in actions:
         table.add_column(name.capitalize(), justify="right")
     for kind in ("renewal", "upsell", "csm_task"):
         table.add_row(kind, *(str(summary["counts"].get(f"{kind}_{a}", 0)) for a in actions))
     console.print(table)
+    _print_crm_diff(summary)
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
 

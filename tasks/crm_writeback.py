@@ -26,6 +26,8 @@ from tasks.retry_policy import retry_transient
 # What a dry run's diff says, in the words of a real run (leads.csv speaks past tense).
 _DONE = {"create": "created", "update": "updated"}
 RESULT_COLUMNS = ["key", "action", "id", "changed_fields", "error"]
+RISK_TITLE = "CRM write-back of health scores"
+LEADS_TITLE = "CRM write-back of leads"
 
 
 class AtRiskTask(_Strict):
@@ -132,11 +134,13 @@ def lead_writes(
     return opportunities, tasks
 
 
-def merge_write_results(leads: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+def merge_write_results(leads: pd.DataFrame, written: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Leads with the CRM's answer per lead key: action (a dry run's in past tense, as
     leads.csv speaks) and write_error for records Salesforce refused."""
-    if results.empty:
+    frames = [f.reindex(columns=RESULT_COLUMNS) for f in written.values() if not f.empty]
+    if not frames:
         return leads
+    results = pd.concat(frames, ignore_index=True)
     by_key = results.drop_duplicates("key", keep="last").set_index("key")
     found = leads["lead_key"].map(by_key["action"].replace(_DONE))
     errors = leads["lead_key"].map(by_key["error"].where(by_key["error"] != ""))
@@ -150,8 +154,8 @@ def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bo
     """Counts per object and action, and the records that changed (or would change)."""
     from connectors.salesforce_crm import describe_diff
 
-    mode = "dry run: nothing was written" if dry_run else "written to Salesforce"
-    lines = [f"# {title}", "", f"{mode.capitalize()}.", ""]
+    mode = "Dry run: nothing was written." if dry_run else "Written to Salesforce."
+    lines = [f"# {title}", "", mode, ""]
     for name, frame in results.items():
         diff = describe_diff(frame).splitlines()
         shown = diff[:-1][:200] + (["..."] if len(diff) > 201 else [])
@@ -191,7 +195,7 @@ def write_risk_to_crm(
             at_risk_task_records(scores, as_of, config), dry_run=dry_run
         ),
     }
-    _publish(f"CRM write-back of health scores as of {as_of}", results, dry_run, artifact_key)
+    _publish(f"{RISK_TITLE} as of {as_of}", results, dry_run, artifact_key)
     return results
 
 
@@ -211,9 +215,9 @@ def write_leads_to_crm(
     task_subject_field: str,
     task_key_field: str | None,
     artifact_key: str,
-) -> pd.DataFrame:
+) -> dict[str, pd.DataFrame]:
     """Opportunities upserted on the lead key; Tasks upserted on a Task key field when one is
-    configured, else created once per key. Returns the write results (key, action, ...)."""
+    configured, else created once per key. Returns the results per object (key, action...)."""
     opportunities, tasks = lead_writes(leads, task_subject_field)
     if task_key_field:
         written_tasks = crm.upsert(
@@ -230,9 +234,8 @@ def write_leads_to_crm(
         ),
         "Tasks": written_tasks,
     }
-    _publish("CRM write-back of leads", results, dry_run, artifact_key)
-    frames = [f.reindex(columns=RESULT_COLUMNS) for f in results.values() if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+    _publish(LEADS_TITLE, results, dry_run, artifact_key)
+    return results
 
 
 def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: str) -> None:

@@ -138,3 +138,28 @@ def test_a_leads_dry_run_against_salesforce_writes_nothing(
     assert writes(org) == []
     leads = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
     assert (leads["action"] == "created").any()
+
+
+def test_the_cli_dry_run_prints_the_diff_then_a_real_run_writes_it(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from revops.cli import app
+
+    runner = CliRunner()
+    command = ["risk", "--crm", "salesforce", "--as-of", str(DEMO_AS_OF), "--out", str(tmp_path)]
+    accounts = len(org.records["Account"])
+
+    shown = runner.invoke(app, [*command, "--dry-run"], terminal_width=200)
+
+    assert shown.exit_code == 0, shown.output
+    assert "Dry run: nothing was written." in shown.output
+    assert f"update: {accounts}" in shown.output
+    assert writes(org) == []
+
+    done = runner.invoke(app, command, terminal_width=200)
+
+    assert done.exit_code == 0, done.output
+    assert "Written to Salesforce." in done.output and f"updated: {accounts}" in done.output
+    assert org.calls("PATCH", "/composite/sobjects") == math.ceil(accounts / 200)
