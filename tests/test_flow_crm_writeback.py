@@ -163,3 +163,28 @@ def test_the_cli_dry_run_prints_the_diff_then_a_real_run_writes_it(
     assert done.exit_code == 0, done.output
     assert "Written to Salesforce." in done.output and f"updated: {accounts}" in done.output
     assert org.calls("PATCH", "/composite/sobjects") == math.ceil(accounts / 200)
+
+
+def test_a_lead_salesforce_refuses_is_reported_and_the_rest_land(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    def no_upsells(sobject: str, values: dict) -> dict | None:
+        if sobject == "Opportunity" and str(values.get("RevOps_Key__c")).startswith("upsell:"):
+            return {
+                "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "message": "Upsells need a product",
+                "fields": ["Amount"],
+            }
+        return None
+
+    org.reject = no_upsells
+    summary = handoff_leads(LeadsParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+
+    leads = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
+    upsells = leads[leads["lead_key"].str.startswith("upsell:") & (leads["action"] != "skipped")]
+    assert len(upsells) > 0 and (upsells["action"] == "failed").all()
+    error = "FIELD_CUSTOM_VALIDATION_EXCEPTION: Upsells need a product (Amount)"
+    assert (upsells["write_error"] == error).all()
+    assert (leads.loc[leads["kind"] == "renewal", "action"] != "failed").all()
+    assert summary["counts"]["upsell_failed"] == len(upsells)
+    assert "Refused by the CRM" in (tmp_path / "leads.md").read_text()

@@ -283,6 +283,25 @@ def test_bad_client_credentials_are_refused_without_echoing_the_secret(
     assert "wrong-secret" not in repr(settings)
 
 
+@pytest.mark.prefect
+def test_the_consumer_secret_can_come_from_a_prefect_secret_block(
+    prefect_api: str, org: FakeOrg, sqlite_url: str
+) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value=org.consumer_secret).save("salesforce-consumer-secret", overwrite=True)
+    add_accounts(org, 2)
+    settings = settings_for(
+        org,
+        consumer_key=org.consumer_key,
+        secret_block="salesforce-consumer-secret",
+        domain=org.domain,
+    )
+    assert settings.mode() == "client_credentials"
+
+    assert len(connector(org, sqlite_url, settings).accounts()) == 2
+
+
 def test_no_credentials_is_a_config_error_naming_the_variables() -> None:
     with pytest.raises(ConfigError, match="SALESFORCE_INSTANCE_URL"):
         SalesforceSettings(_env_file=None).mode()
