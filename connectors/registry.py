@@ -7,10 +7,15 @@ mix (live Stripe with a CRM export, say). Demo and files instances are shared be
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import pandas as pd
 
 from connectors.base import BillingSource, CrmSource, UsageSource
 from connectors.demo import DemoSource
@@ -51,6 +56,72 @@ class Sources:
         return out
 
 
+# The reads of the source protocols (connectors/base.py): what ReadOnce memoizes.
+READS = frozenset(
+    {
+        "customers",
+        "subscriptions",
+        "invoices",
+        "charges",
+        "disputes",
+        "accounts",
+        "contracts",
+        "cases",
+        "opportunities",
+        "usage",
+    }
+)
+_shared: ContextVar[dict[tuple, Sources] | None] = ContextVar("revops_shared_sources", default=None)
+
+
+class ReadOnce:
+    """A source whose reads are made once and handed out as copies.
+
+    The nightly run's parts (reconcile, risk, leads) share one instance per source, so each
+    object is fetched from Stripe or Salesforce once a night; copies keep one part's changes to
+    a frame from reaching the next. Everything else (writes, call counts, name) passes through.
+    """
+
+    def __init__(self, source: object) -> None:
+        self._source = source
+        self._reads: dict[tuple, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_source", "_reads"):
+            raise AttributeError(name)  # keeps copy/pickle from recursing
+        attr = getattr(self._source, name)
+        if name not in READS or not callable(attr):
+            return attr
+        return self._memoized(name, attr)
+
+    def _memoized(self, name: str, read: Callable[..., Any]) -> Callable[..., Any]:
+        def once(*args: Any) -> Any:
+            key = (name, *args)
+            if key not in self._reads:
+                self._reads[key] = read(*args)
+            return _copied(self._reads[key])
+
+        return once
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    return value
+
+
+@contextmanager
+def shared_sources() -> Iterator[None]:
+    """Within this block, runs choosing the same sources share them and read each object once."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
 def build_sources(
     *,
     source: SourceKind = "demo",
@@ -64,7 +135,12 @@ def build_sources(
     database_url: str | None = None,
     full_refresh: bool = False,
 ) -> Sources:
-    """Build the billing, CRM and usage sources for one run."""
+    """Build the billing, CRM and usage sources for one run (shared inside `shared_sources`)."""
+    cache = _shared.get()
+    key = (source, billing, crm, usage, str(input_dir), as_of, demo_size, demo_seed)
+    key += (database_url, full_refresh)
+    if cache is not None and key in cache:
+        return cache[key]
     shared: dict[str, object] = {}
 
     def kind_for(system: str, chosen: str | None) -> str:
@@ -113,8 +189,17 @@ def build_sources(
         shared[kind] = made
         return made
 
-    return Sources(
+    built = Sources(
         billing=make(kind_for("billing", billing)),  # type: ignore[arg-type]
         crm=make(kind_for("crm", crm)),  # type: ignore[arg-type]
         usage=make(kind_for("usage", usage)),  # type: ignore[arg-type]
     )
+    if cache is None:
+        return built
+    shared = {id(s): ReadOnce(s) for s in (built.billing, built.crm, built.usage)}
+    cache[key] = Sources(
+        billing=shared[id(built.billing)],  # type: ignore[arg-type]
+        crm=shared[id(built.crm)],  # type: ignore[arg-type]
+        usage=shared[id(built.usage)],  # type: ignore[arg-type]
+    )
+    return cache[key]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 from pydantic import Field
 
+from connectors.registry import shared_sources
 from flows.flag_at_risk import RiskParams, flag_at_risk
 from flows.handoff_leads import LeadsParams, handoff_leads
 from flows.params import ReconcileParams, SourceParams
@@ -42,17 +43,23 @@ def nightly(params: NightlyParams | None = None) -> dict[str, Any]:
     and its message.
     """
     params = params or NightlyParams()
-    common = params.model_dump(exclude={"out_dir"})
+    # One as-of for every part, even when the run crosses midnight.
+    as_of = params.as_of or datetime.now(UTC).date()
+    common = params.model_dump(exclude={"out_dir"}) | {"as_of": as_of}
     out = Path(params.out_dir)
-    parts: dict[str, State] = {
-        "reconciliation": reconcile_invoices(
-            ReconcileParams(**common, out_dir=str(out / "reconciliation")), return_state=True
+    # The parts share their sources: each object is read from Stripe and Salesforce once.
+    with shared_sources():
+        parts: dict[str, State] = {
+            "reconciliation": reconcile_invoices(
+                ReconcileParams(**common, out_dir=str(out / "reconciliation")), return_state=True
+            )
+        }
+        parts["risk"] = flag_at_risk(
+            RiskParams(**common, out_dir=str(out / "risk")), return_state=True
         )
-    }
-    parts["risk"] = flag_at_risk(RiskParams(**common, out_dir=str(out / "risk")), return_state=True)
-    parts["leads"] = handoff_leads(
-        LeadsParams(**common, out_dir=str(out / "leads")), return_state=True
-    )
+        parts["leads"] = handoff_leads(
+            LeadsParams(**common, out_dir=str(out / "leads")), return_state=True
+        )
     results: dict[str, Any] = {}
     failures = []
     for name, state in parts.items():

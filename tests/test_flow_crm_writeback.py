@@ -188,3 +188,25 @@ def test_a_lead_salesforce_refuses_is_reported_and_the_rest_land(
     assert (leads.loc[leads["kind"] == "renewal", "action"] != "failed").all()
     assert summary["counts"]["upsell_failed"] == len(upsells)
     assert "Refused by the CRM" in (tmp_path / "leads.md").read_text()
+
+
+def test_the_nightly_parts_share_one_read_of_salesforce(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    from flows.nightly import NightlyParams, nightly
+
+    results = nightly(NightlyParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+
+    assert set(results) == {"reconciliation", "risk", "leads"}
+    assert org.logins == 1
+    assert org.calls("GET", "/limits") == 1
+    describes = [p for m, p in org.log if m == "GET" and p.endswith("/describe")]
+    assert sorted(describes) == sorted(
+        f"/services/data/v62.0/sobjects/{o}/describe"
+        for o in ("Account", "Contract", "Case", "Opportunity")
+    )
+    # Risk wrote the health fields; leads still landed their opportunities.
+    assert results["risk"]["crm_writeback"]["Account health"] == {
+        "updated": len(org.records["Account"])
+    }
+    assert any(o.get("RevOps_Key__c") for o in org.records["Opportunity"])
