@@ -515,7 +515,7 @@ class SalesforceCrm:
         rows = (
             self._bulk(sobject, soql)
             if total > self.config.bulk_threshold_rows
-            else self._pages(soql)
+            else self._pages(soql, what=f"the query of {sobject}")
         )
         kept: list[dict[str, Any]] = []
         deleted: list[str] = []
@@ -527,9 +527,11 @@ class SalesforceCrm:
                 kept.append(record)
         self.store.save(sobject, kept, deleted, replace_all=cursor is None)
 
-    def _pages(self, soql: str, include_deleted: bool = True) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, soql: str, include_deleted: bool = True, what: str = "a query"
+    ) -> Iterator[dict[str, Any]]:
         """REST query pages (2,000 records) by nextRecordsUrl (queryAll: with deleted ones)."""
-        page = self._call("a query", lambda sf: sf.query(soql, include_deleted=include_deleted))
+        page = self._call(what, lambda sf: sf.query(soql, include_deleted=include_deleted))
         while True:
             yield from page["records"]
             if page.get("done", True):
@@ -639,7 +641,8 @@ class SalesforceCrm:
                 field,
                 chunk,
             )
-            for record in self._pages(soql, include_deleted=False):
+            reading = f"reading the {sobject} records to write (by {field})"
+            for record in self._pages(soql, include_deleted=False, what=reading):
                 found[str(record[field])] = record
         return found
 
@@ -670,7 +673,7 @@ class SalesforceCrm:
             keys = [key for key, _ in rows[start : start + 50]]
             condition = " OR ".join(format_soql("Subject LIKE '%{:like}%'", f"[{k}]") for k in keys)
             soql = f"SELECT Id, Subject FROM Task WHERE {condition}"
-            for found in self._pages(soql, include_deleted=False):
+            for found in self._pages(soql, include_deleted=False, what="looking up Task keys"):
                 for key in keys:
                     if f"[{key}]" in (found.get("Subject") or ""):
                         existing[key] = found["Id"]

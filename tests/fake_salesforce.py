@@ -42,6 +42,30 @@ ID_PREFIX = {
     "Task": "00T",
 }
 _ids = itertools.count(1)
+# Standard fields of the objects the flows write (a real org has many more).
+STANDARD_FIELDS = {
+    "Account": {"Name", "OwnerId"},
+    "Contract": {"AccountId", "Status", "StartDate", "EndDate", "OwnerId"},
+    "Case": {"AccountId", "Subject", "Status", "Priority", "IsClosed", "CreatedDate", "OwnerId"},
+    "Opportunity": {
+        "Name",
+        "AccountId",
+        "ContractId",
+        "Type",
+        "StageName",
+        "IsClosed",
+        "CloseDate",
+        "Amount",
+        "CurrencyIsoCode",
+        "OwnerId",
+    },
+    "Task": {"Subject", "WhatId", "OwnerId", "ActivityDate", "Priority", "Status", "Description"},
+}
+# The custom fields an org set up for RevOps Flows has (README: the write-back fields).
+CUSTOM_FIELDS = {
+    "Account": {"Health_Score__c", "Health_Tier__c", "Health_Reasons__c", "Health_Scored_On__c"},
+    "Opportunity": {"RevOps_Key__c"},
+}
 
 
 def new_id(sobject: str) -> str:
@@ -69,7 +93,7 @@ class FakeOrg:
     """The org's records per sObject, its limits, the fault queue and the request log."""
 
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    extra_fields: dict[str, set[str]] = field(default_factory=dict)
+    extra_fields: dict[str, set[str]] = field(default_factory=lambda: dict(CUSTOM_FIELDS))
     page_size: int = 2000
     remaining: int = 90_000
     faults: list[Fault] = field(default_factory=list)
@@ -97,6 +121,15 @@ class FakeOrg:
         is https://127.0.0.1:PORT/fake.salesforce.com/..., which the fake answers.
         """
         return f"{self.url.removeprefix('https://')}/fake"
+
+    def fields(self, sobject: str) -> set[str]:
+        """The fields `sobject` has in this org: standard, custom (extra_fields) and any a
+        stored record carries."""
+        names = {"Id", "IsDeleted", "SystemModstamp"} | STANDARD_FIELDS.get(sobject, set())
+        names |= self.extra_fields.get(sobject, set())
+        for record in self.records.get(sobject, []):
+            names |= set(record)
+        return names
 
     def calls(self, method: str, fragment: str) -> int:
         """How many logged requests of `method` had `fragment` in their path."""
@@ -255,7 +288,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, route: str, query: dict[str, list[str]], body: Any) -> None:
         if method == "GET" and route in ("query", "queryAll"):
-            return self._send(200, self._query(query["q"][0], include_deleted=route == "queryAll"))
+            soql = query["q"][0]
+            found = re.match(r"SELECT (.+?) FROM (\w+)", soql.strip(), re.S)
+            assert found, soql
+            selected = [f.strip() for f in found.group(1).split(",") if f.strip() != "COUNT()"]
+            unknown = self._unknown(found.group(2), selected)
+            if unknown:
+                return self._send(400, [unknown])
+            return self._send(200, self._query(soql, include_deleted=route == "queryAll"))
         if method == "GET" and route.startswith("query/"):
             cursor, offset = route.split("/", 1)[1].rsplit("-", 1)
             return self._send(200, self._page(cursor, int(offset)))
@@ -265,14 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if method == "GET" and route.startswith("sobjects/") and route.endswith("/describe"):
             sobject = route.split("/")[1]
-            names = {"Id", "IsDeleted", "SystemModstamp"} | self.org.extra_fields.get(
-                sobject, set()
-            )
-            for record in self.org.records.get(sobject, []):
-                names |= set(record)
-            return self._send(
-                200, {"name": sobject, "fields": [{"name": n} for n in sorted(names)]}
-            )
+            names = sorted(self.org.fields(sobject))
+            return self._send(200, {"name": sobject, "fields": [{"name": n} for n in names]})
         if route == "jobs/query" and method == "POST":
             return self._create_job(body)
         if route.startswith("jobs/query/"):
@@ -361,7 +395,26 @@ class _Handler(BaseHTTPRequestHandler):
             text=buffer.getvalue(),
         )
 
+    def _unknown(self, sobject: str, names: list[str]) -> dict[str, str] | None:
+        """Salesforce's INVALID_FIELD error for the first field `sobject` does not have."""
+        known = self.org.fields(sobject)
+        for name in names:
+            if name not in known:
+                return {
+                    "errorCode": "INVALID_FIELD",
+                    "message": f"No such column '{name}' on entity '{sobject}'. If you are "
+                    "attempting to use a custom field, be sure to append the '__c' after the "
+                    "custom field name.",
+                }
+        return None
+
     def _collections(self, method: str, parts: list[str], body: dict[str, Any]) -> None:
+        # An unknown field fails the whole request (the JSON cannot be read), not one record.
+        for record in body["records"]:
+            names = [k for k in record if k != "attributes"]
+            unknown = self._unknown(record["attributes"]["type"], names)
+            if unknown:
+                return self._send(400, [unknown])
         answers = []
         key_field = parts[1] if len(parts) == 2 else "Id"
         wanted = {r.get(key_field) for r in body["records"]}

@@ -210,3 +210,19 @@ def test_the_nightly_parts_share_one_read_of_salesforce(
         "updated": len(org.records["Account"])
     }
     assert any(o.get("RevOps_Key__c") for o in org.records["Opportunity"])
+
+
+def test_write_back_fields_missing_in_the_org_fail_the_run_after_the_outputs_land(
+    prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    org.extra_fields["Account"] = set()  # nobody created the Health_* fields
+
+    state = flag_at_risk(
+        RiskParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)), return_state=True
+    )
+
+    assert state.is_failed()
+    assert "Salesforce refused reading the Account records to write (by Id)" in state.message
+    assert "INVALID_FIELD: No such column 'Health_" in state.message
+    assert (tmp_path / "at_risk.csv").exists()
+    assert writes(org) == []
