@@ -64,6 +64,7 @@ salesforce_records = sa.Table(
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
 )
 STORE_FILE = "Salesforce records (warehouse table salesforce_records)"
+TASK_SUBJECT_LENGTH = 255
 
 
 class SalesforceConfig(_Strict):
@@ -646,9 +647,7 @@ class SalesforceCrm:
                 found[str(record[field])] = record
         return found
 
-    def create_tasks(
-        self, records: list[dict[str, Any]], marker: str = "RevOps key:", dry_run: bool = False
-    ) -> pd.DataFrame:
+    def create_tasks(self, records: list[dict[str, Any]], dry_run: bool = False) -> pd.DataFrame:
         """Create each Task unless one with its key already exists.
 
         The key (`_key`) goes in the subject as "[key]" so it can be searched for (a Task's
@@ -660,7 +659,9 @@ class SalesforceCrm:
             key = record["_key"]
             subject = record.get("Subject", "")
             if f"[{key}]" not in subject:
-                subject = f"{subject} [{key}]".strip()
+                # Task.Subject holds 255 characters: shorten the text, never the key.
+                text = subject[: TASK_SUBJECT_LENGTH - len(key) - 3].rstrip()
+                subject = f"{text} [{key}]".strip()
             rows.append(
                 (
                     key,

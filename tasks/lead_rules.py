@@ -68,6 +68,7 @@ TEMPLATE_FIELDS: tuple[str, ...] = (
     "seats",
 )
 BASIS_POINTS = 10_000
+OPPORTUNITY_NAME_LENGTH = 120  # Salesforce's limit on Opportunity.Name
 DAYS_PER_MONTH = 30  # entitlements are per month; a usage window of N days is N/30 months
 _OPEN_END = pd.Timestamp("9999-12-31")
 _CRM_COLUMNS = [
@@ -736,7 +737,7 @@ def _records(leads: pd.DataFrame, day: pd.Timestamp, config: LeadConfig) -> list
         else:
             template = config.renewal_name if row.kind == "renewal" else config.upsell_name
             record = {
-                opp.name: template.format(**values),
+                opp.name: template.format(**values)[:OPPORTUNITY_NAME_LENGTH],
                 opp.type: row.sf_type,
                 opp.stage: row.stage,
                 opp.close_date: close,

@@ -103,6 +103,12 @@ def upserted(leads: pd.DataFrame, start: int = 1) -> list[dict]:
 # -- renewals ---------------------------------------------------------------------------
 
 
+def test_an_opportunity_name_fits_salesforce_s_120_characters() -> None:
+    leads = run(accounts=[account("001A", name="Globex " * 30)])
+    name = one(leads, "renewal:800C:2026-12-31")["record"]["Name"]
+    assert len(name) == 120 and name.startswith("Renewal: Globex Globex")
+
+
 def test_renewal_lead_for_an_active_contract_ending_within_the_window() -> None:
     leads = run()
     assert list(leads.columns) == LEAD_COLUMNS

@@ -526,3 +526,14 @@ def test_tasks_are_created_once_per_key(org: FakeOrg, sqlite_url: str) -> None:
     assert len(org.records["Task"]) == 3
 
     assert crm.create_tasks(tasks, dry_run=True)["action"].tolist() == ["unchanged"] * 2
+
+
+def test_a_long_task_subject_is_shortened_but_keeps_its_key(org: FakeOrg, sqlite_url: str) -> None:
+    key = "csm:001FAKE00000000001:2026-11"
+    crm = connector(org, sqlite_url)
+
+    crm.create_tasks([{"_key": key, "Subject": "Check in with " + "Very Long Name " * 30}])
+
+    subject = org.records["Task"][0]["Subject"]
+    assert len(subject) <= 255 and subject.endswith(f" [{key}]")
+    assert crm.create_tasks([{"_key": key, "Subject": "x"}])["action"].tolist() == ["unchanged"]
