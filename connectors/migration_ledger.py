@@ -126,7 +126,7 @@ class MigrationLedger:
         decision: Literal["approved", "rejected"],
         reviewer: str,
         comment: str | None,
-        channel: Literal["ui", "cli"],
+        channel: Literal["ui", "cli", "ui:rollback", "cli:rollback"],
         flow_run_id: str | None,
     ) -> dict[str, Any]:
         """Record a reviewer's decision on a plan; returns the stored row."""

@@ -83,8 +83,8 @@ class _MigrationBase(BaseModel):
     )
 
 
-class MigrateParams(_MigrationBase):
-    """Parameters of `migrate_accounts`."""
+class _Approved(_MigrationBase):
+    """Who approved an apply (or a rollback): the CLI fills these, the UI pauses for them."""
 
     approval_timeout_seconds: int | None = Field(
         default=None,
@@ -108,23 +108,32 @@ class MigrateParams(_MigrationBase):
         "reviewed; the run stops if the plan file changed since.",
     )
     approval_comment: str | None = Field(default=None, description="Recorded with the approval.")
-    as_of: date | None = Field(default=None, description="Demo source: date of the demo book.")
-    demo_size: int = Field(default=240, ge=200, le=200_000, description="Demo book size.")
-    demo_seed: int = Field(default=7, description="Seed of the demo book.")
 
     @model_validator(mode="after")
-    def _writable_and_approved(self) -> MigrateParams:
-        if self.apply and self.source == "demo":
-            raise ValueError(
-                "the demo book cannot be written: apply needs source live (to rehearse, point "
-                "STRIPE_API_BASE at a Stripe test server such as localstripe)"
-            )
+    def _approved_what(self) -> _Approved:
         if self.approved_by and not self.approved_fingerprint:
             raise ValueError("approved_by needs approved_fingerprint: the plan that was reviewed")
         return self
 
 
-class RollbackParams(_MigrationBase):
+class MigrateParams(_Approved):
+    """Parameters of `migrate_accounts`."""
+
+    as_of: date | None = Field(default=None, description="Demo source: date of the demo book.")
+    demo_size: int = Field(default=240, ge=200, le=200_000, description="Demo book size.")
+    demo_seed: int = Field(default=7, description="Seed of the demo book.")
+
+    @model_validator(mode="after")
+    def _writable(self) -> MigrateParams:
+        if self.apply and self.source == "demo":
+            raise ValueError(
+                "the demo book cannot be written: apply needs source live (to rehearse, point "
+                "STRIPE_API_BASE at a Stripe test server such as localstripe)"
+            )
+        return self
+
+
+class RollbackParams(_Approved):
     """Parameters of `rollback_migration`."""
 
     source: Literal["live"] = Field(
@@ -181,7 +190,16 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
     if not params.apply:
         return summary
 
-    approval = _approval(params, plan, report, ledger)
+    approval = _approval(
+        params,
+        plan,
+        ledger,
+        action="apply",
+        description=report.markdown
+        + "\n\nApprove to apply this plan now, or reject to stop with nothing applied. "
+        f"The accounts are in the `migration-{plan.short}-plan` artifact and in "
+        f"`{report.paths[0]}`.",
+    )
     summary["approval"] = approval
     if approval["decision"] != "approved":
         return Cancelled(
@@ -206,10 +224,18 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
 
 
 def _approval(
-    params: MigrateParams, plan: MigrationPlan, report: DryRun, ledger: MigrationLedger
+    params: _Approved,
+    plan: MigrationPlan,
+    ledger: MigrationLedger,
+    action: Literal["apply", "rollback"],
+    description: str,
 ) -> dict[str, Any]:
-    """The recorded decision: the CLI's pre-approval, or a reviewer's input on the paused run."""
+    """The recorded decision: the CLI's pre-approval, or a reviewer's input on the paused run.
+
+    A rollback's decision is recorded like an apply's, its channel saying so (`ui:rollback`).
+    """
     run_id = flow_run.get_id()
+    suffix = "" if action == "apply" else f":{action}"
     if params.approved_by:
         if not plan.fingerprint.startswith(params.approved_fingerprint or "-"):
             raise ConfigError(
@@ -223,20 +249,14 @@ def _approval(
             approved=True,
             reviewer=params.approved_by,
             comment=params.approval_comment,
-            channel="cli",
+            channel=f"cli{suffix}",
             flow_run_id=run_id,
         )
-    form = ApprovalInput.with_initial_data(
-        description=report.markdown
-        + "\n\nApprove to apply this plan now, or reject to stop with nothing applied. "
-        f"The accounts are in the `migration-{plan.short}-plan` artifact and in "
-        f"`{report.paths[0]}`."
-    )
     decision = pause_flow_run(
-        wait_for_input=form,
+        wait_for_input=ApprovalInput.with_initial_data(description=description),
         timeout=params.approval_timeout_seconds or migration_config().approval_timeout_seconds,
         poll_interval=params.approval_poll_seconds,
-        key=f"approve-{plan.short}",
+        key=f"approve{suffix.replace(':', '-')}-{plan.short}",
     )
     return record_migration_decision(
         ledger,
@@ -244,13 +264,13 @@ def _approval(
         approved=decision.decision == "approve",
         reviewer=decision.reviewer,
         comment=decision.comment or None,
-        channel="ui",
+        channel=f"ui{suffix}",
         flow_run_id=run_id,
     )
 
 
 @flow(name="rollback-migration", timeout_seconds=6 * 3600, validate_parameters=True)
-def rollback_migration(params: RollbackParams) -> dict[str, Any]:
+def rollback_migration(params: RollbackParams) -> dict[str, Any] | State:
     """Preview restoring each account's before state; with `apply`, restore and verify."""
     config = migration_config()
     plan = load_plan(params.plan_path, config)
@@ -276,6 +296,21 @@ def rollback_migration(params: RollbackParams) -> dict[str, Any]:
     if not params.apply:
         return summary
     keys = preview.loc[preview["planned"] != "skip: rolled back", "account_key"].tolist()
+    approval = _approval(
+        params,
+        plan,
+        ledger,
+        action="rollback",
+        description=_rollback_markdown(plan, preview, out_dir)
+        + "\n\nApprove to restore these accounts now, or reject to stop with nothing changed.",
+    )
+    summary["approval"] = approval
+    if approval["decision"] != "approved":
+        return Cancelled(
+            message=f"Rollback of plan {plan.short} rejected by {approval['reviewer']}: "
+            "nothing changed.",
+            data=summary,
+        )
     outcomes: list[dict[str, Any]] = []
     for batch in batches(keys, params.batch_size or config.batch_size):
         outcomes += rollback_migration_batch(batch, plan.fingerprint, sources, ledger, config)
@@ -301,6 +336,22 @@ def rollback_migration(params: RollbackParams) -> dict[str, Any]:
         plan, verification, out_dir / "rollback_verification.csv", "migrate rollback --plan"
     )
     return summary
+
+
+def _rollback_markdown(plan: MigrationPlan, preview: Any, out_dir: Path) -> str:
+    """What a rollback would do, for the reviewer's form."""
+    lines = [
+        f"# Rollback of plan {plan.short}",
+        "",
+        f"`{plan.file}`: each account goes back to its before state from the ledger.",
+        "",
+        "| Planned | Accounts |",
+        "|---|---:|",
+        *(f"| {k} | {n} |" for k, n in sorted(_count(preview["planned"]).items())),
+        "",
+        f"Per account: `{out_dir / 'rollback_plan.csv'}`.",
+    ]
+    return "\n".join(lines)
 
 
 def _summary(

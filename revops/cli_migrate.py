@@ -179,31 +179,69 @@ def status(plan: Path = typer.Option(..., "--plan", help=PLAN_HELP)) -> None:
 @migrate_app.command("rollback")
 def rollback(
     plan: Path = typer.Option(..., "--plan", help=PLAN_HELP),
-    apply: bool = typer.Option(False, "--apply", help="Restore (default: preview only)."),
+    apply: bool = typer.Option(
+        False, "--apply", help="Restore after approval (default: preview only)."
+    ),
+    yes: bool = typer.Option(False, "--yes", help="With --apply: approve without asking."),
     crm: MigrateCrm = typer.Option(MigrateCrm.none, help="The CRM to restore fields in."),
     batch_size: int | None = typer.Option(None, help="Accounts per batch (default 50)."),
+    reviewer: str | None = typer.Option(
+        None, help="Name recorded with the approval. Default: your login name."
+    ),
+    comment: str | None = typer.Option(None, help="Comment recorded with the approval."),
     out: Path | None = typer.Option(None, help="Output folder (default var/out/migrations)."),
 ) -> None:
-    """Preview restoring every account of a plan to its before state; --apply restores."""
-    from revops.cli import _run, console
+    """Preview restoring every account of a plan to its before state; --apply restores it
+    after the same approval as an apply (--yes, or a confirmation after the preview)."""
+    from revops.cli import _run, errors
     from revops.prefect_env import apply_local_defaults
 
     apply_local_defaults()
 
-    def action() -> dict[str, Any]:
+    def run(**extra: Any) -> dict[str, Any]:
         from flows.migrate_accounts import RollbackParams, rollback_migration
 
         return rollback_migration(
             RollbackParams(
                 plan_path=str(plan),
                 crm=crm.value,
-                apply=apply,
                 batch_size=batch_size,
                 out_dir=str(out) if out else None,
+                **extra,
             )
         )
 
-    result = _run(action)
+    preview = _run(run)
+    print_rollback(preview)
+    if not apply:
+        return
+    who = reviewer or _login()
+    changing = preview["planned"].get("restore", 0)
+    if yes:
+        note = comment or "rollback approved on the command line with --yes"
+    elif typer.confirm(
+        f"Roll back plan {preview['fingerprint'][:12]} on {changing} accounts as {who}?",
+        default=False,
+    ):
+        note = comment or "rollback confirmed on the command line"
+    else:
+        errors.print("Nothing changed.")
+        raise typer.Exit(1)
+    result = _run(
+        lambda: run(
+            apply=True,
+            approved_by=who,
+            approved_fingerprint=preview["fingerprint"],
+            approval_comment=note,
+        )
+    )
+    print_rollback(result)
+
+
+def print_rollback(result: dict[str, Any]) -> None:
+    """The accounts a rollback restores (or restored), and its outcome."""
+    from revops.cli import console
+
     console.print(
         f"\n[bold]{result['mode'].capitalize()}[/] of plan {result['fingerprint'][:12]} "
         f"({result['plan']})",

@@ -229,6 +229,18 @@ def approved(plan: Path, out: Path, **kw: Any) -> MigrateParams:
     return params(plan, out, apply=True, approved_by="ci", approved_fingerprint=fingerprint, **kw)
 
 
+def rollback_approved(plan: Path, out: Path) -> RollbackParams:
+    """Rollback parameters as the CLI sends them after --yes."""
+    fingerprint = load_plan(plan, migration_config()).fingerprint
+    return RollbackParams(
+        plan_path=str(plan),
+        out_dir=str(out),
+        apply=True,
+        approved_by="ci",
+        approved_fingerprint=fingerprint,
+    )
+
+
 def ledger_of(url: str, plan: Path) -> pd.DataFrame:
     return MigrationLedger(Warehouse(url)).rows(load_plan(plan, migration_config()).fingerprint)
 
@@ -430,9 +442,7 @@ def test_rollback_previews_then_restores_the_before_prices(
     assert [r["delta_per_period_minor"] for r in preview["rows"]] == [-3_000, -4_000, -5_000]
     assert on_stripe(stripe_client, accounts) == migrated and subscription_posts(stripe_log) == 0
 
-    done = rollback_migration(
-        RollbackParams(plan_path=str(plan), out_dir=str(tmp_path / "out"), apply=True)
-    )
+    done = rollback_migration(rollback_approved(plan, tmp_path / "out"))
     assert done["stripe_writes"] == 3 and done["verification"]["mismatches"] == []
     assert on_stripe(stripe_client, accounts) == original
     ledger = ledger_of(live_env, plan)
@@ -442,9 +452,7 @@ def test_rollback_previews_then_restores_the_before_prices(
     assert ledger["rollback_key"].str.startswith("revops-rollback:").all()
 
     stripe_log.clear()
-    again = rollback_migration(
-        RollbackParams(plan_path=str(plan), out_dir=str(tmp_path / "out"), apply=True)
-    )
+    again = rollback_migration(rollback_approved(plan, tmp_path / "out"))
     assert again["stripe_writes"] == 0 and subscription_posts(stripe_log) == 0
     assert changes_made(stripe_client, accounts) == {a["account_id"]: 2 for a in accounts}
 
@@ -564,6 +572,51 @@ def test_a_rejected_run_stops_with_nothing_applied(
     fingerprint = load_plan(plan, migration_config()).fingerprint
     assert MigrationLedger(Warehouse(live_env)).approvals(fingerprint)["decision"].tolist() == [
         "rejected"
+    ]
+
+
+def test_a_rollback_from_the_ui_waits_for_approval_and_a_rejection_changes_nothing(
+    prefect_api: str, live_env: str, stripe_client: stripe.StripeClient, tmp_path: Path
+) -> None:
+    accounts = seed(stripe_client, 2)
+    plan = write_plan(tmp_path, accounts)
+    migrate_accounts(approved(plan, tmp_path / "out"))
+    migrated = on_stripe(stripe_client, accounts)
+    states = []
+    for decision, reviewer in (("reject", "Fiona Finance"), ("approve", "Carl Controller")):
+        tag = f"rollback-{uuid.uuid4().hex[:8]}"
+
+        def action(tag: str = tag) -> Any:
+            with tags(tag):
+                return rollback_migration(
+                    RollbackParams(
+                        plan_path=str(plan),
+                        out_dir=str(tmp_path / "out"),
+                        apply=True,
+                        approval_poll_seconds=1,
+                    ),
+                    return_state=True,
+                )
+
+        thread, result = _in_thread(action)
+        run = _paused_run(tag)
+        assert on_stripe(stripe_client, accounts) == migrated, "nothing changes while it waits"
+        resume_flow_run(run.id, run_input={"decision": decision, "reviewer": reviewer})
+        thread.join(timeout=60)
+        states.append(result[0])
+        if decision == "reject":
+            assert on_stripe(stripe_client, accounts) == migrated
+
+    assert states[0].type == StateType.CANCELLED, states[0]
+    assert "rejected by Fiona Finance: nothing changed" in states[0].message
+    assert states[1].type == StateType.COMPLETED, states[1]
+    assert {p for p, _ in on_stripe(stripe_client, accounts).values()} == {"plan_seat_usd"}
+    fingerprint = load_plan(plan, migration_config()).fingerprint
+    approvals = MigrationLedger(Warehouse(live_env)).approvals(fingerprint)
+    assert approvals[["decision", "reviewer", "channel"]].values.tolist() == [
+        ["approved", "ci", "cli"],
+        ["rejected", "Fiona Finance", "ui:rollback"],
+        ["approved", "Carl Controller", "ui:rollback"],
     ]
 
 
@@ -809,4 +862,17 @@ def test_the_cli_asks_before_applying_and_records_the_answer(
     approvals = MigrationLedger(Warehouse(live_env)).approvals(fingerprint)
     assert approvals[["reviewer", "comment", "channel"]].values.tolist() == [
         ["Fiona Finance", "confirmed on the command line", "cli"]
+    ]
+    rollback = ["migrate", "rollback", "--plan", str(plan), "--apply"]
+    rollback += ["--reviewer", "Carl Controller", "--out", str(tmp_path / "out")]
+    kept = runner.invoke(cli(), rollback, input="n\n")
+    assert kept.exit_code == 1, kept.output
+    assert "Roll back plan" in kept.output and "Nothing changed." in kept.output
+    assert {p for p, _ in on_stripe(stripe_client, accounts).values()} == {"plan_seat_usd_2027"}
+    restored = runner.invoke(cli(), [*rollback, "--yes"])
+    assert restored.exit_code == 0, restored.output
+    assert on_stripe(stripe_client, accounts) == before
+    approvals = MigrationLedger(Warehouse(live_env)).approvals(fingerprint)
+    assert approvals[["reviewer", "channel"]].values.tolist()[1:] == [
+        ["Carl Controller", "cli:rollback"]
     ]
