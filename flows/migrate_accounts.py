@@ -142,10 +142,11 @@ class RollbackParams(_Approved):
 
 
 class ApprovalInput(RunInput):
-    """The reviewer's decision on a paused migration run (a form in the Prefect UI)."""
+    """The reviewer's decision on a paused migration or rollback run (a form in the UI)."""
 
     decision: Literal["approve", "reject"] = Field(
-        description="approve: apply the plan now. reject: stop, nothing is applied."
+        description="approve: go ahead now (apply the plan, or roll it back). reject: stop, "
+        "nothing changes."
     )
     reviewer: str = Field(min_length=1, description="Your name, recorded with the decision.")
     comment: str = Field(default="", description="Why; recorded with the decision.")
@@ -269,7 +270,7 @@ def _approval(
     )
 
 
-@flow(name="rollback-migration", timeout_seconds=6 * 3600, validate_parameters=True)
+@flow(name="rollback-migration", timeout_seconds=FLOW_TIMEOUT_SECONDS, validate_parameters=True)
 def rollback_migration(params: RollbackParams) -> dict[str, Any] | State:
     """Preview restoring each account's before state; with `apply`, restore and verify."""
     config = migration_config()
