@@ -49,7 +49,7 @@ from urllib3.util.retry import Retry
 
 from connectors.rate_limits import Limiter, limiter_for
 from connectors.salesforce_mapping import FRAME_OF, records_frame
-from connectors.warehouse import Warehouse, metadata, sync_cursors
+from connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.config import FieldMapping, _parse, _Strict, field_mapping
 from revops.errors import ConfigError, InputError, InputErrors, SourceError
 from revops.frames import SourceLocation, validate_frame
@@ -211,13 +211,10 @@ class SalesforceStore:
         # The warehouse may have been opened before this module defined the table.
         salesforce_records.create(warehouse.engine, checkfirst=True)
 
-    def cursor(self, sobject: str) -> str | None:
-        query = sa.select(sync_cursors.c.cursor).where(
-            (sync_cursors.c.source == "salesforce") & (sync_cursors.c.object_type == sobject)
-        )
-        with self.warehouse.engine.connect() as conn:
-            value = conn.execute(query).scalar_one_or_none()
-        return None if value is None else datetime.fromtimestamp(value, UTC).isoformat()
+    def cursor(self, sobject: str) -> datetime | None:
+        """The newest SystemModstamp stored for `sobject`; None before the first read."""
+        value = read_cursor(self.warehouse.engine, "salesforce", sobject)
+        return None if value is None else datetime.fromtimestamp(value, UTC)
 
     def save(
         self, sobject: str, records: list[dict[str, Any]], deleted: list[str], replace_all: bool
@@ -251,22 +248,8 @@ class SalesforceStore:
             stamps = [_parse_stamp(r.get("SystemModstamp")) for r in records]
             newest = max((s for s in stamps if s is not None), default=None)
             if newest is not None or replace_all:
-                conn.execute(
-                    sync_cursors.delete().where(
-                        (sync_cursors.c.source == "salesforce")
-                        & (sync_cursors.c.object_type == sobject)
-                    )
-                )
-            if newest is not None:
-                conn.execute(
-                    sync_cursors.insert(),
-                    {
-                        "source": "salesforce",
-                        "object_type": sobject,
-                        "cursor": int(newest.timestamp()),
-                        "synced_at": now,
-                    },
-                )
+                cursor = None if newest is None else int(newest.timestamp())
+                write_cursor(conn, "salesforce", sobject, cursor)
 
     def records(self, sobject: str) -> list[dict[str, Any]]:
         query = (
@@ -506,7 +489,7 @@ class SalesforceCrm:
         soql = format_soql("SELECT {:literal} FROM {:literal}", ", ".join(fields), sobject)
         count = format_soql("SELECT COUNT() FROM {:literal}", sobject)
         if cursor is not None:
-            since = _parse_stamp(cursor) - timedelta(seconds=self.config.modstamp_overlap_seconds)  # type: ignore[operator]
+            since = cursor - timedelta(seconds=self.config.modstamp_overlap_seconds)
             where = format_soql(" WHERE SystemModstamp > {}", since)
             soql, count = soql + where, count + where
         # `query`, not `query_all`: query_all recounts the records it got, and COUNT() has none.

@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors import stripe_mapping
 from connectors.rate_limits import Limiter, limiter_for
-from connectors.warehouse import Warehouse, metadata, sync_cursors
+from connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.config import _parse, _Strict
 from revops.errors import ConfigError, RateLimited, SourceError
 from revops.frames import SourceLocation, validate_frame
@@ -212,11 +212,7 @@ class StripeStore:
         self.warehouse = warehouse
 
     def cursor(self, object_type: str) -> int | None:
-        query = sa.select(sync_cursors.c.cursor).where(
-            (sync_cursors.c.source == "stripe") & (sync_cursors.c.object_type == object_type)
-        )
-        with self.warehouse.engine.connect() as conn:
-            return conn.execute(query).scalar_one_or_none()
+        return read_cursor(self.warehouse.engine, "stripe", object_type)
 
     def save(
         self,
@@ -253,21 +249,7 @@ class StripeStore:
             for start in range(0, len(rows), 2_000):
                 conn.execute(stripe_objects.insert(), rows[start : start + 2_000])
             if cursor is not None:
-                conn.execute(
-                    sync_cursors.delete().where(
-                        (sync_cursors.c.source == "stripe")
-                        & (sync_cursors.c.object_type == object_type)
-                    )
-                )
-                conn.execute(
-                    sync_cursors.insert(),
-                    {
-                        "source": "stripe",
-                        "object_type": object_type,
-                        "cursor": cursor,
-                        "synced_at": now,
-                    },
-                )
+                write_cursor(conn, "stripe", object_type, cursor)
 
     def objects(self, object_type: str) -> list[dict[str, Any]]:
         query = (

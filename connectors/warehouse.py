@@ -93,6 +93,35 @@ sync_cursors = sa.Table(
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+
+def read_cursor(engine: Engine, source: str, object_type: str) -> int | None:
+    """A live source's incremental cursor for one object type; None before the first read."""
+    query = sa.select(sync_cursors.c.cursor).where(
+        (sync_cursors.c.source == source) & (sync_cursors.c.object_type == object_type)
+    )
+    with engine.connect() as conn:
+        return conn.execute(query).scalar_one_or_none()
+
+
+def write_cursor(conn: Connection, source: str, object_type: str, cursor: int | None) -> None:
+    """Replace the cursor inside the caller's transaction (None: forget it)."""
+    conn.execute(
+        sync_cursors.delete().where(
+            (sync_cursors.c.source == source) & (sync_cursors.c.object_type == object_type)
+        )
+    )
+    if cursor is not None:
+        conn.execute(
+            sync_cursors.insert(),
+            {
+                "source": source,
+                "object_type": object_type,
+                "cursor": cursor,
+                "synced_at": datetime.now(UTC),
+            },
+        )
+
+
 risk_runs = sa.Table(
     "risk_runs",
     metadata,
