@@ -580,36 +580,50 @@ class SalesforceCrm:
         columns = ["key", "action", "id", "changed_fields", "error"]
         if dry_run or not plan:
             return pd.DataFrame(plan, columns=columns)
-        todo = [i for i, row in enumerate(plan) if row["action"] in ("create", "update")]
         for row in plan:
             if row["action"] == "missing":
                 row.update(action="failed", error=f"no {sobject} with Id {row['key']}")
         path = "composite/sobjects" if field == "Id" else f"composite/sobjects/{sobject}/{field}"
-        for start in range(0, len(todo), self.config.batch_size):
-            chunk = todo[start : start + self.config.batch_size]
+        todo = {
+            i: records[i] for i, row in enumerate(plan) if row["action"] in ("create", "update")
+        }
+        self._send(f"the {sobject} upsert", "PATCH", path, sobject, todo, plan)
+        return pd.DataFrame(plan, columns=columns)
+
+    def _send(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        sobject: str,
+        todo: dict[int, dict[str, Any]],
+        plan: list[dict[str, Any]],
+    ) -> None:
+        """sObject Collections calls of `batch_size` records, allOrNone=false; each answer goes
+        to its row of `plan` (created | updated, or failed with Salesforce's errors)."""
+        items = list(todo.items())
+        for start in range(0, len(items), self.config.batch_size):
+            chunk = items[start : start + self.config.batch_size]
             body = {
                 "allOrNone": False,
                 "records": [
                     {
                         "attributes": {"type": sobject},
-                        **{k: v for k, v in records[i].items() if not k.startswith("_")},
+                        **{k: v for k, v in record.items() if not k.startswith("_")},
                     }
-                    for i in chunk
+                    for _, record in chunk
                 ],
             }
             answers = self._call(
-                f"the {sobject} upsert",
-                lambda sf, b=body: sf.restful(
-                    path, method="PATCH", data=json.dumps(b, default=str)
-                ),
+                what,
+                lambda sf, b=body: sf.restful(path, method=method, data=json.dumps(b, default=str)),
             )
-            for i, answer in zip(chunk, answers, strict=True):
+            for (i, _), answer in zip(chunk, answers, strict=True):
                 if answer.get("success"):
                     created = answer.get("created", plan[i]["action"] == "create")
                     plan[i].update(action="created" if created else "updated", id=answer.get("id"))
                 else:
                     plan[i].update(action="failed", error=_record_errors(answer))
-        return pd.DataFrame(plan, columns=columns)
 
     def _existing(
         self, sobject: str, field: str, keys: list[str], fields: list[str]
@@ -645,13 +659,7 @@ class SalesforceCrm:
                 # Task.Subject holds 255 characters: shorten the text, never the key.
                 text = subject[: TASK_SUBJECT_LENGTH - len(key) - 3].rstrip()
                 subject = f"{text} [{key}]".strip()
-            rows.append(
-                (
-                    key,
-                    {k: v for k, v in record.items() if not k.startswith("_")}
-                    | {"Subject": subject},
-                )
-            )
+            rows.append((key, record | {"Subject": subject}))  # _send drops the `_` keys
         existing: dict[str, str] = {}
         for start in range(0, len(rows), 50):
             keys = [key for key, _ in rows[start : start + 50]]
@@ -673,24 +681,8 @@ class SalesforceCrm:
         columns = ["key", "action", "id", "error"]
         if dry_run:
             return pd.DataFrame(plan, columns=columns)
-        todo = [i for i, (k, _) in enumerate(rows) if k not in existing]
-        for start in range(0, len(todo), self.config.batch_size):
-            chunk = todo[start : start + self.config.batch_size]
-            body = {
-                "allOrNone": False,
-                "records": [{"attributes": {"type": "Task"}, **rows[i][1]} for i in chunk],
-            }
-            answers = self._call(
-                "the Task create",
-                lambda sf, b=body: sf.restful(
-                    "composite/sobjects", method="POST", data=json.dumps(b, default=str)
-                ),
-            )
-            for i, answer in zip(chunk, answers, strict=True):
-                if answer.get("success"):
-                    plan[i].update(action="created", id=answer.get("id"))
-                else:
-                    plan[i].update(action="failed", error=_record_errors(answer))
+        todo = {i: record for i, (k, record) in enumerate(rows) if k not in existing}
+        self._send("the Task create", "POST", "composite/sobjects", "Task", todo, plan)
         return pd.DataFrame(plan, columns=columns)
 
 
