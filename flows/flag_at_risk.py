@@ -13,7 +13,7 @@ from pydantic import Field
 from flows.params import SourceParams
 from revops.config import risk_config
 from revops.settings import get_settings
-from tasks.crm_writeback import RISK_TITLE, can_write, write_risk_to_crm, writeback_markdown
+from tasks.crm_writeback import can_write, write_risk_to_crm
 from tasks.outputs import source_slug
 from tasks.risk_tasks import (
     TIERS,
@@ -76,14 +76,7 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
         "tiers": {t: int((scores["tier"] == t).sum()) for t in TIERS},
         "newly_at_risk": scores.loc[scores["newly_at_risk"], "account_id"].tolist(),
         "outputs": [str(p) for p in paths],
-        "crm_writeback": None
-        if written is None
-        else {
-            "dry_run": params.dry_run,
-            **{name: frame["action"].value_counts().to_dict() for name, frame in written.items()},
-        },
-        "crm_diff": None
-        if written is None
-        else writeback_markdown(f"{RISK_TITLE} as of {as_of}", written, params.dry_run),
+        "crm_writeback": None if written is None else written.counts(),
+        "crm_diff": None if written is None else written.markdown,
         "api_calls": sources.calls(),
     }

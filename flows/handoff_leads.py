@@ -11,13 +11,7 @@ from pydantic import Field
 
 from flows.params import SourceParams
 from revops.settings import get_settings
-from tasks.crm_writeback import (
-    LEADS_TITLE,
-    can_write,
-    merge_write_results,
-    write_leads_to_crm,
-    writeback_markdown,
-)
+from tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
 from tasks.lead_rules import lead_config
 from tasks.lead_tasks import build_lead_table, extract_lead_inputs, load_lead_context, publish_leads
 from tasks.outputs import source_slug
@@ -52,7 +46,7 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
     crm_diff = None
     if can_write(sources.crm):
         # Diffed again against Salesforce by key at write time; its answer is what leads.csv says.
-        results = write_leads_to_crm(
+        written = write_leads_to_crm(
             sources.crm,
             leads,
             dry_run,
@@ -61,8 +55,8 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
             config.task_fields.revops_key,
             f"leads-{source_slug(sources.label)}-crm-writeback",
         )
-        leads = merge_write_results(leads, results)
-        crm_diff = writeback_markdown(LEADS_TITLE, results, dry_run)
+        leads = merge_write_results(leads, written.results)
+        crm_diff = written.markdown
     paths = publish_leads(
         leads, as_of, sources.label, dry_run, Path(params.out_dir), settings.database_url
     )

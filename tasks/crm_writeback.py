@@ -8,6 +8,7 @@ files) are never written to: the flows then report a dry run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -26,8 +27,6 @@ from tasks.retry_policy import retry_transient
 # What a dry run's diff says, in the words of a real run (leads.csv speaks past tense).
 _DONE = {"create": "created", "update": "updated"}
 RESULT_COLUMNS = ["key", "action", "id", "changed_fields", "error"]
-RISK_TITLE = "CRM write-back of health scores"
-LEADS_TITLE = "CRM write-back of leads"
 
 
 class AtRiskTask(_Strict):
@@ -72,20 +71,19 @@ def account_health_records(
 ) -> list[dict[str, Any]]:
     """Account updates (by Id) carrying each account's score, tier and reasons."""
     fields = config.account_fields
-    records = []
-    for row in scores.itertuples(index=False):
-        record: dict[str, Any] = {
-            "Id": row.account_id,
-            fields["score"]: int(row.score),
-            fields["tier"]: row.tier,
+    out = pd.DataFrame(
+        {
+            "Id": scores["account_id"],
+            fields["score"]: scores["score"].astype("int64"),
+            fields["tier"]: scores["tier"],
         }
-        if "reasons" in fields:
-            # A Salesforce text field holds 255 characters; the reasons lead with the worst.
-            record[fields["reasons"]] = (row.reasons if isinstance(row.reasons, str) else "")[:255]
-        if "scored_on" in fields:
-            record[fields["scored_on"]] = as_of.isoformat()
-        records.append(record)
-    return records
+    )
+    if "reasons" in fields:
+        # A Salesforce text field holds 255 characters; the reasons lead with the worst.
+        out[fields["reasons"]] = scores["reasons"].fillna("").astype(str).str.slice(0, 255)
+    if "scored_on" in fields:
+        out[fields["scored_on"]] = as_of.isoformat()
+    return out.to_dict("records")
 
 
 def at_risk_task_records(
@@ -93,26 +91,35 @@ def at_risk_task_records(
 ) -> list[dict[str, Any]]:
     """A Task for the owner of each account that newly became at risk, keyed per episode."""
     spec = config.at_risk_task
-    due = (as_of + timedelta(days=spec.due_days)).isoformat()
-    records = []
-    for row in scores[scores["newly_at_risk"]].itertuples(index=False):
-        key = f"risk:{row.account_id}:{as_of.isoformat()}"
-        record = {
-            "Subject": spec.subject.format(
-                account_name=row.account_name, account_id=row.account_id
-            ),
-            "WhatId": row.account_id,
-            "ActivityDate": due,
+    risky = scores[scores["newly_at_risk"]]
+    keys = "risk:" + risky["account_id"].astype(str) + f":{as_of.isoformat()}"
+    tasks = pd.DataFrame(
+        {
+            "Subject": [
+                spec.subject.format(account_name=name, account_id=account)
+                for name, account in zip(risky["account_name"], risky["account_id"], strict=True)
+            ],
+            "WhatId": risky["account_id"],
+            "ActivityDate": (as_of + timedelta(days=spec.due_days)).isoformat(),
             "Priority": spec.priority,
             "Status": spec.status,
-            "Description": f"Health score {row.score} ({row.tier}): {row.reasons}\n\n"
-            f"RevOps key: {key}",
-            "_key": key,
+            "Description": "Health score "
+            + risky["score"].astype(str)
+            + " ("
+            + risky["tier"].astype(str)
+            + "): "
+            + risky["reasons"].fillna("").astype(str)
+            + "\n\nRevOps key: "
+            + keys,
+            "_key": keys,
+            "OwnerId": risky["owner_id"],
         }
-        if isinstance(row.owner_id, str) and row.owner_id:
-            record["OwnerId"] = row.owner_id  # else Salesforce assigns the integration user
-        records.append(record)
-    return records
+    )
+    # Without an owner Salesforce assigns the integration user: leave OwnerId out.
+    return [
+        {k: v for k, v in task.items() if k != "OwnerId" or (isinstance(v, str) and v)}
+        for task in tasks.to_dict("records")
+    ]
 
 
 def lead_writes(
@@ -150,6 +157,22 @@ def merge_write_results(leads: pd.DataFrame, written: dict[str, pd.DataFrame]) -
     return out
 
 
+@dataclass(frozen=True)
+class Writeback:
+    """What a write-back task wrote (or, on a dry run, would write), and its summary."""
+
+    results: dict[str, pd.DataFrame]
+    markdown: str
+    dry_run: bool
+
+    def counts(self) -> dict[str, Any]:
+        """Actions per object, for a flow's summary."""
+        return {
+            "dry_run": self.dry_run,
+            **{name: f["action"].value_counts().to_dict() for name, f in self.results.items()},
+        }
+
+
 def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bool) -> str:
     """Counts per object and action, and the records that changed (or would change)."""
     from connectors.salesforce_crm import describe_diff
@@ -178,7 +201,7 @@ def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bo
 )
 def write_risk_to_crm(
     crm: Any, scores: pd.DataFrame, as_of: date, dry_run: bool, artifact_key: str
-) -> dict[str, pd.DataFrame]:
+) -> Writeback:
     """Account health fields (updated by Id) and at-risk Tasks (once per episode).
 
     Safe to retry: the upsert writes only what differs and Tasks are looked up by key first.
@@ -195,8 +218,9 @@ def write_risk_to_crm(
             at_risk_task_records(scores, as_of, config), dry_run=dry_run
         ),
     }
-    _publish(f"{RISK_TITLE} as of {as_of}", results, dry_run, artifact_key)
-    return results
+    return _publish(
+        f"CRM write-back of health scores as of {as_of}", results, dry_run, artifact_key
+    )
 
 
 @task(
@@ -215,17 +239,12 @@ def write_leads_to_crm(
     task_subject_field: str,
     task_key_field: str | None,
     artifact_key: str,
-) -> dict[str, pd.DataFrame]:
+) -> Writeback:
     """Opportunities upserted on the lead key; Tasks upserted on a Task key field when one is
     configured, else created once per key. Returns the results per object (key, action...)."""
     opportunities, tasks = lead_writes(leads, task_subject_field)
     if task_key_field:
-        written_tasks = crm.upsert(
-            "Task",
-            [{k: v for k, v in t.items() if k != "_key"} for t in tasks],
-            external_id_field=task_key_field,
-            dry_run=dry_run,
-        )
+        written_tasks = crm.upsert("Task", tasks, external_id_field=task_key_field, dry_run=dry_run)
     else:
         written_tasks = crm.create_tasks(tasks, dry_run=dry_run)
     results = {
@@ -234,11 +253,11 @@ def write_leads_to_crm(
         ),
         "Tasks": written_tasks,
     }
-    _publish(LEADS_TITLE, results, dry_run, artifact_key)
-    return results
+    return _publish("CRM write-back of leads", results, dry_run, artifact_key)
 
 
-def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: str) -> None:
+def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: str) -> Writeback:
+    """Log the counts and refusals, publish the diff as a markdown artifact."""
     logger = get_run_logger()
     for name, frame in results.items():
         counts = frame["action"].value_counts().to_dict()
@@ -246,6 +265,6 @@ def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: s
         failed = frame[frame["action"] == "failed"]
         for row in failed.head(20).itertuples(index=False):
             logger.warning("%s: %s was refused: %s", name, row.key, row.error)
-    create_markdown_artifact(
-        markdown=writeback_markdown(title, results, dry_run), key=key, description=title
-    )
+    markdown = writeback_markdown(title, results, dry_run)
+    create_markdown_artifact(markdown=markdown, key=key, description=title)
+    return Writeback(results, markdown, dry_run)
