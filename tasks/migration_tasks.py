@@ -140,7 +140,8 @@ class MigrationSources:
     `billing` is the BillingSource (StripeBilling for live runs: it also writes); `crm` the
     CrmSource accounts and contracts come from (None: customers link to accounts through
     their metadata only); `crm_writer` an object with `upsert(sobject, records,
-    external_id_field, dry_run)`, or None to skip CRM mirroring.
+    external_id_field, dry_run)` answering one row per record (action, error), as
+    SalesforceCrm does, or None to skip CRM mirroring.
     """
 
     label: str
@@ -591,9 +592,9 @@ def _write_crm(
         config.crm_object, [record], external_id_field=config.crm_external_id_field, dry_run=False
     )
     # allOrNone=false: a refused record is an answer, not an exception.
-    if isinstance(result, pd.DataFrame) and (result["action"] == "failed").any():
-        error = result.loc[result["action"] == "failed", "error"].iloc[0]
-        raise SourceError(f"{config.crm_object} {contract_id} was not updated: {error}")
+    refused = result.loc[result["action"] == "failed", "error"]
+    if not refused.empty:
+        raise SourceError(f"{config.crm_object} {contract_id} was not updated: {refused.iloc[0]}")
     return fields
 
 

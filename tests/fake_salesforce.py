@@ -142,6 +142,15 @@ class FakeOrg:
         return record
 
 
+class _Refused(Exception):
+    """An error answer for the whole request, raised from deep in a route."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
 class _Handler(BaseHTTPRequestHandler):
     org: FakeOrg
 
@@ -187,7 +196,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith(API):
             return self._send(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
         route = path[len(API) :].rstrip("/")
-        self._route(method, route, query, json.loads(raw) if raw else None)
+        try:
+            self._route(method, route, query, json.loads(raw) if raw else None)
+        except _Refused as refused:
+            self._send(refused.status, refused.body)
 
     def _send(
         self, status: int, body: Any, headers: dict[str, str] | None = None, text: str | None = None
@@ -288,14 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, route: str, query: dict[str, list[str]], body: Any) -> None:
         if method == "GET" and route in ("query", "queryAll"):
-            soql = query["q"][0]
-            found = re.match(r"SELECT (.+?) FROM (\w+)", soql.strip(), re.S)
-            assert found, soql
-            selected = [f.strip() for f in found.group(1).split(",") if f.strip() != "COUNT()"]
-            unknown = self._unknown(found.group(2), selected)
-            if unknown:
-                return self._send(400, [unknown])
-            return self._send(200, self._query(soql, include_deleted=route == "queryAll"))
+            return self._send(200, self._query(query["q"][0], include_deleted=route == "queryAll"))
         if method == "GET" and route.startswith("query/"):
             cursor, offset = route.split("/", 1)[1].rsplit("-", 1)
             return self._send(200, self._page(cursor, int(offset)))
@@ -322,6 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         assert match, soql
         fields = [f.strip() for f in match.group(1).split(",")]
         sobject, where = match.group(2), match.group(3)
+        self._check_fields(sobject, [f for f in fields if f != "COUNT()"])
         rows = [
             r
             for r in self.org.records.get(sobject, [])
@@ -395,26 +401,22 @@ class _Handler(BaseHTTPRequestHandler):
             text=buffer.getvalue(),
         )
 
-    def _unknown(self, sobject: str, names: list[str]) -> dict[str, str] | None:
-        """Salesforce's INVALID_FIELD error for the first field `sobject` does not have."""
+    def _check_fields(self, sobject: str, names: list[str]) -> None:
+        """Salesforce's INVALID_FIELD answer (400) for the first field `sobject` lacks."""
         known = self.org.fields(sobject)
         for name in names:
             if name not in known:
-                return {
-                    "errorCode": "INVALID_FIELD",
-                    "message": f"No such column '{name}' on entity '{sobject}'. If you are "
-                    "attempting to use a custom field, be sure to append the '__c' after the "
-                    "custom field name.",
-                }
-        return None
+                message = (
+                    f"No such column '{name}' on entity '{sobject}'. If you are attempting to "
+                    "use a custom field, be sure to append the '__c' after the custom field name."
+                )
+                raise _Refused(400, [{"errorCode": "INVALID_FIELD", "message": message}])
 
     def _collections(self, method: str, parts: list[str], body: dict[str, Any]) -> None:
         # An unknown field fails the whole request (the JSON cannot be read), not one record.
         for record in body["records"]:
             names = [k for k in record if k != "attributes"]
-            unknown = self._unknown(record["attributes"]["type"], names)
-            if unknown:
-                return self._send(400, [unknown])
+            self._check_fields(record["attributes"]["type"], names)
         answers = []
         key_field = parts[1] if len(parts) == 2 else "Id"
         wanted = {r.get(key_field) for r in body["records"]}
