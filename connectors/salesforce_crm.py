@@ -23,7 +23,6 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from simple_salesforce.exceptions import (
 from urllib3.util.retry import Retry
 
 from connectors.rate_limits import Limiter, limiter_for
-from connectors.salesforce_mapping import FRAME_OF, records_frame
+from connectors.salesforce_mapping import FRAME_OF, records_frame, same_field_value
 from connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.config import FieldMapping, _parse, _Strict, field_mapping
 from revops.errors import ConfigError, InputError, InputErrors, SourceError
@@ -563,7 +562,9 @@ class SalesforceCrm:
         for record, key in zip(records, keys, strict=True):
             current = existing.get(key)
             changed = [
-                f for f in fields if f in record and not _same(record[f], (current or {}).get(f))
+                f
+                for f in fields
+                if f in record and not same_field_value(record[f], (current or {}).get(f))
             ]
             action = "create" if current is None else ("update" if changed else "unchanged")
             if field == "Id" and current is None:
@@ -716,16 +717,6 @@ def describe_diff(result: pd.DataFrame) -> str:
     ]
     counts = ", ".join(f"{a}: {n}" for a, n in result["action"].value_counts().items())
     return "\n".join([*lines, counts or "nothing to write"])
-
-
-def _same(new: object, old: object) -> bool:
-    """Whether a value we would write equals the stored one (numbers compare as numbers)."""
-    if new in (None, "") or old in (None, ""):
-        return new in (None, "") and old in (None, "")
-    try:
-        return Decimal(str(new)) == Decimal(str(old))
-    except (InvalidOperation, ValueError):
-        return str(new) == str(old)
 
 
 def _record_errors(answer: dict[str, Any]) -> str:

@@ -284,3 +284,14 @@ def _money(values: pd.Series, currency: pd.Series, cells: _Cells, column: str) -
                 f"{values.iloc[i]!r} has more decimal places than {code} allows ({exponent(code)})",
             )
     return pd.Series(pd.array(minor, dtype="Int64"), index=values.index)
+
+
+def same_field_value(new: object, old: object) -> bool:
+    """Whether two Salesforce field values are the same as Salesforce keeps them: empty is
+    null, numbers compare as numbers ('110.00' == 110.0), text as written."""
+    if new in (None, "") or old in (None, ""):
+        return new in (None, "") and old in (None, "")
+    try:
+        return Decimal(str(new)) == Decimal(str(old))
+    except ArithmeticError:  # decimal.InvalidOperation: not numbers
+        return str(new).strip() == str(old).strip()

@@ -22,7 +22,6 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -868,16 +867,6 @@ def _contract_field(
     if isinstance(value, pd.Timestamp):
         return value.date().isoformat()
     return str(value)
-
-
-def same_field_value(expected: str | None, actual: str | None) -> bool:
-    """CRM values compare as numbers when both are numbers ('110.00' == '110')."""
-    if expected is None or actual is None:
-        return expected == actual
-    try:
-        return Decimal(expected) == Decimal(actual)
-    except ArithmeticError:
-        return expected.strip() == actual.strip()
 
 
 # -- money impact --------------------------------------------------------------------------

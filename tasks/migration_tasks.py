@@ -28,6 +28,7 @@ from prefect.exceptions import MissingContextError
 from prefect.tasks import exponential_backoff
 
 from connectors.migration_ledger import MigrationLedger, state
+from connectors.salesforce_mapping import same_field_value
 from revops.config import field_mapping
 from revops.errors import ConfigError, RevOpsError, SourceError
 from revops.frames import empty_frame
@@ -49,7 +50,6 @@ from tasks.migration_plan import (
     price_impact,
     records,
     resolve_plan,
-    same_field_value,
     subscription_items,
     subscription_state,
 )

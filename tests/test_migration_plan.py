@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from connectors.salesforce_mapping import same_field_value
 from revops.config import field_mapping
 from revops.errors import InputError, InputErrors
 from tasks.migration_plan import (
@@ -22,7 +23,6 @@ from tasks.migration_plan import (
     plan_status,
     price_impact,
     resolve_plan,
-    same_field_value,
     subscription_items,
 )
 from tests.builders import account, contract, customer, frame, ts
