@@ -244,10 +244,11 @@ class SalesforceStore:
             ]
             for start in range(0, len(rows), 2_000):
                 conn.execute(table.insert(), rows[start : start + 2_000])
-            stamps = [_parse_stamp(r.get("SystemModstamp")) for r in records]
-            newest = max((s for s in stamps if s is not None), default=None)
-            if newest is not None or replace_all:
-                cursor = None if newest is None else int(newest.timestamp())
+            # REST writes +0000, Bulk CSV Z: both ISO 8601.
+            stamps = pd.Series([r.get("SystemModstamp") for r in records], dtype=object)
+            newest = pd.to_datetime(stamps, format="ISO8601", utc=True, errors="coerce").max()
+            if pd.notna(newest) or replace_all:
+                cursor = None if pd.isna(newest) else int(newest.timestamp())
                 write_cursor(conn, "salesforce", sobject, cursor)
 
     def records(self, sobject: str) -> list[dict[str, Any]]:
@@ -258,18 +259,6 @@ class SalesforceStore:
         )
         with self.warehouse.engine.connect() as conn:
             return [json.loads(p) for p in conn.execute(query).scalars()]
-
-
-def _parse_stamp(value: object) -> datetime | None:
-    if not value:
-        return None
-    text = str(value).replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":  # +0000 -> +00:00
-        text = f"{text[:-2]}:{text[-2:]}"
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 class SalesforceCrm:
