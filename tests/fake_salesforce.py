@@ -414,9 +414,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _collections(self, method: str, parts: list[str], body: dict[str, Any]) -> None:
         # An unknown field fails the whole request (the JSON cannot be read), not one record.
+        names: dict[str, set[str]] = {}
         for record in body["records"]:
-            names = [k for k in record if k != "attributes"]
-            self._check_fields(record["attributes"]["type"], names)
+            names.setdefault(record["attributes"]["type"], set()).update(record)
+        for sobject, written in names.items():
+            self._check_fields(sobject, sorted(written - {"attributes"}))
         answers = []
         key_field = parts[1] if len(parts) == 2 else "Id"
         wanted = {r.get(key_field) for r in body["records"]}
