@@ -19,3 +19,8 @@ def apply_local_defaults() -> None:
     """Set Prefect environment defaults for the CLI and the demo."""
     for key, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    home = os.environ.get("PREFECT_HOME")
+    if home:
+        # Prefect's local API keeps its SQLite database there and does not create the folder
+        # (`make demo` on a fresh clone points it at var/prefect, which does not exist yet).
+        os.makedirs(os.path.expanduser(home), exist_ok=True)

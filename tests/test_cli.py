@@ -114,3 +114,15 @@ def test_risk_command(
     assert result.exit_code == 0, result.output
     assert "Customer health as of 2026-11-23" in result.output
     assert str(tmp_path / "at_risk.csv") in result.output
+
+
+def test_local_defaults_create_a_missing_prefect_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` on a fresh clone points PREFECT_HOME at var/prefect, which is not there."""
+    from revops.prefect_env import apply_local_defaults
+
+    home = tmp_path / "var" / "prefect"
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    apply_local_defaults()
+    assert home.is_dir()
