@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # The demo keeps Prefect's state under var/ and ignores any Prefect server configured elsewhere.
 DEMO_ENV := env -u PREFECT_API_URL -u PREFECT_PROFILE PREFECT_HOME=$(CURDIR)/var/prefect
 
-.PHONY: install demo test lint format bench server clean
+.PHONY: install demo test test-fast lint format bench server clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,18 @@ install: $(STAMP)
 demo: install
 	$(DEMO_ENV) $(BIN)/revops demo
 
-test: install
+# Everything CI runs: the lint (style and the layer contract), then every test tier.
+test: lint
 	$(BIN)/python -m pytest
+
+# The pure tier: domain logic, mappings, file parsing; no Prefect, PostgreSQL or servers.
+test-fast: install
+	$(BIN)/python -m pytest -m "not (prefect or postgres or servers or live)"
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	scripts/lint_imports.sh
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -72,10 +72,10 @@ def measure(action: Callable[[], object], repeat: int) -> tuple[float, float]:
 
 def run_one(lines_wanted: int, repeat: int) -> dict:
     """Generate a book of about `lines_wanted` invoice lines and measure both."""
-    from connectors.demo import MIN_SIZE, DemoSource
-    from revops.config import reconciliation_config
-    from tasks.periods import Window
-    from tasks.reconciliation import ReconciliationInput, reconcile
+    from revops.connectors.demo import MIN_SIZE, DemoSource
+    from revops.periods import Window
+    from revops.tasks.reconciliation import ReconciliationInput, reconcile
+    from revops.tasks.reconciliation_config import reconciliation_config
 
     size = max(MIN_SIZE, round(lines_wanted / LINES_PER_CONTRACT))
     demo = DemoSource(AS_OF, size=size, history_months=HISTORY_MONTHS)

@@ -27,10 +27,10 @@ AS_OF = date(2026, 11, 23)
 
 
 def run_one(contracts: int, repeat: int) -> dict:
-    from connectors.demo import DemoSource
-    from revops.config import risk_config
-    from tasks.risk_scoring import score_accounts
-    from tasks.risk_tasks import usage_days
+    from revops.connectors.demo import DemoSource
+    from revops.tasks.risk_config import risk_config
+    from revops.tasks.risk_scoring import score_accounts
+    from revops.tasks.risk_tasks import usage_days
 
     config = risk_config()
     demo = DemoSource(AS_OF, size=contracts)

@@ -31,9 +31,13 @@ AS_OF = datetime(2026, 11, 23, tzinfo=UTC).date()
 def run_one(contracts: int) -> dict:
     from pydantic import SecretStr
 
-    from connectors.demo import DemoSource
-    from connectors.salesforce_crm import SalesforceCrm, SalesforceSettings, salesforce_config
-    from connectors.warehouse import Warehouse
+    from revops.connectors.demo import DemoSource
+    from revops.connectors.salesforce_crm import (
+        SalesforceCrm,
+        SalesforceSettings,
+        salesforce_config,
+    )
+    from revops.connectors.warehouse import Warehouse
     from tests.fake_salesforce import fake_org, seed_from_frame, stamp
 
     frame = DemoSource(AS_OF, size=contracts).contracts()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 
 import numpy as np
@@ -22,8 +23,7 @@ import pandas as pd
 
 from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS, conform, validate_frame
-from tasks.expected_billing import expected_unit_minor
-from tasks.periods import add_months, parse_period, periods_elapsed, previous_month
+from revops.periods import add_months, parse_period, periods_elapsed, previous_month
 
 # (currency, share of contracts, list prices per seat per month in minor units)
 _CURRENCIES: list[tuple[str, float, list[int]]] = [
@@ -129,6 +129,27 @@ class Plant:
     contract_id: str | None
     invoice_id: str | None
     codes: tuple[str, ...]
+
+
+def _period_unit_price_minor(contracts: pd.DataFrame) -> np.ndarray:
+    """What the demo book bills per unit for one full period, in minor units.
+
+    Computed here, apart from the reconciler (decimal arithmetic, half up, per contract), so
+    the demo book is an independent oracle of the planted findings: a rounding bug in
+    `tasks.expected_billing` shows as findings the book did not plant.
+    """
+    months = contracts["billing_frequency"].map(FREQUENCY_MONTHS)
+    prices = [
+        int(
+            (Decimal(int(unit)) * int(m) * (1 - Decimal(str(pct)) / 100)).quantize(
+                Decimal(1), rounding=ROUND_HALF_UP
+            )
+        )
+        for unit, m, pct in zip(
+            contracts["unit_price_minor"], months, contracts["discount_pct"], strict=True
+        )
+    ]
+    return np.asarray(prices, dtype=np.int64)
 
 
 class DemoSource:
@@ -399,7 +420,7 @@ class DemoSource:
         m = months[rows]
         periods["period_start"] = add_months(periods["start_date"], k * m)
         periods["period_end"] = add_months(periods["start_date"], (k + 1) * m)
-        periods["unit_minor"] = expected_unit_minor(periods)
+        periods["unit_minor"] = _period_unit_price_minor(periods)
         periods["in_window"] = self.window.contains(periods["period_start"])
         return periods
 
@@ -611,7 +632,7 @@ class DemoSource:
 
     def _subscriptions(self, contracts: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
         billing = contracts[contracts["status"].isin(["Activated", "Draft"])]
-        unit = expected_unit_minor(billing)
+        unit = _period_unit_price_minor(billing)
         months = billing["billing_frequency"].map(FREQUENCY_MONTHS)
         return pd.DataFrame(
             {
@@ -752,7 +773,7 @@ class DemoSource:
             & (contracts["end_date"] <= as_of + pd.Timedelta(days=90))
         ]
         ending = ending[np.arange(len(ending)) % 2 == 0]
-        unit = expected_unit_minor(ending)
+        unit = _period_unit_price_minor(ending)
         months = ending["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
         annual = unit * ending["quantity"].to_numpy() * (12 // months)
         n = len(ending)

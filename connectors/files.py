@@ -1,4 +1,4 @@
-"""The `files` source: a folder of exports (DESIGN.md, "The `files` source").
+"""The `files` source: a folder of exports (docs/design.md, "The `files` source").
 
 Salesforce Data Loader CSVs (`Account.csv`, `Contract.csv`, `Case.csv`, `Opportunity.csv`;
 API field names as headers, extra columns ignored), Stripe API objects one per line
@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from connectors import stripe_mapping
-from connectors.salesforce_mapping import (
+from revops.config import FieldMapping, field_mapping
+from revops.connectors import stripe_mapping
+from revops.connectors.salesforce_mapping import (
     FRAME_OF,
     MONEY_COLUMNS,
     check_fields,
     records_frame,
     strict_dates,
 )
-from revops.config import FieldMapping, field_mapping
 from revops.errors import InputError, InputErrors
 from revops.frames import SourceLocation, conform, empty_frame, validate_frame
 

@@ -36,8 +36,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from connectors.salesforce_mapping import MONEY_COLUMNS
 from revops.config import FieldMapping, field_mapping
+from revops.connectors.salesforce_mapping import MONEY_COLUMNS
 from revops.frames import DATE, INSTANT
 from revops.money import minor_to_major, minor_to_stripe
 

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from connectors.warehouse import Warehouse, metadata
+from revops.connectors.warehouse import Warehouse, metadata
 from revops.errors import SourceError
 
 Operation = Literal["apply", "rollback"]

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from connectors.base import BillingSource, CrmSource, UsageSource
-from connectors.demo import DemoSource
+from revops.connectors.base import BillingSource, CrmSource, UsageSource
+from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError
 
 SourceKind = Literal["demo", "files", "live"]
@@ -156,12 +156,12 @@ def build_sources(
         elif kind == "files":
             if not input_dir:
                 raise ConfigError("the files source needs --input DIR (the export folder)")
-            from connectors.files import FilesSource
+            from revops.connectors.files import FilesSource
 
             made = FilesSource(Path(input_dir))
         elif kind == "stripe":
-            from connectors.stripe_billing import StripeBilling
-            from connectors.warehouse import Warehouse
+            from revops.connectors.stripe_billing import StripeBilling
+            from revops.connectors.warehouse import Warehouse
 
             if not database_url:
                 raise ConfigError(
@@ -169,8 +169,8 @@ def build_sources(
                 )
             made = StripeBilling.from_settings(Warehouse(database_url), full_refresh=full_refresh)
         elif kind == "salesforce":
-            from connectors.salesforce_crm import SalesforceCrm
-            from connectors.warehouse import Warehouse
+            from revops.connectors.salesforce_crm import SalesforceCrm
+            from revops.connectors.warehouse import Warehouse
 
             if not database_url:
                 raise ConfigError(
@@ -179,7 +179,7 @@ def build_sources(
                 )
             made = SalesforceCrm.from_settings(Warehouse(database_url), full_refresh=full_refresh)
         elif kind == "sql":
-            from connectors.usage_sql import SqlUsage
+            from revops.connectors.usage_sql import SqlUsage
 
             made = SqlUsage.from_settings()
         else:

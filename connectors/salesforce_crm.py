@@ -46,10 +46,10 @@ from simple_salesforce.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from connectors.rate_limits import Limiter, limiter_for
-from connectors.salesforce_mapping import FRAME_OF, records_frame, same_field_value
-from connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
-from revops.config import FieldMapping, _parse, _Strict, field_mapping
+from revops.config import FieldMapping, StrictConfig, field_mapping, load_config
+from revops.connectors.rate_limits import Limiter, limiter_for
+from revops.connectors.salesforce_mapping import FRAME_OF, records_frame, same_field_value
+from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.errors import ConfigError, InputError, InputErrors, SourceError
 from revops.frames import SourceLocation, validate_frame
 
@@ -66,7 +66,7 @@ STORE_FILE = "Salesforce records (warehouse table salesforce_records)"
 TASK_SUBJECT_LENGTH = 255
 
 
-class SalesforceConfig(_Strict):
+class SalesforceConfig(StrictConfig):
     """configs/salesforce.yaml."""
 
     api_version: str = "62.0"
@@ -87,7 +87,7 @@ class SalesforceConfig(_Strict):
 @lru_cache(maxsize=4)
 def salesforce_config(directory: Path | None = None) -> SalesforceConfig:
     """configs/salesforce.yaml, validated."""
-    return _parse(SalesforceConfig, "salesforce.yaml", directory)
+    return load_config(SalesforceConfig, "salesforce.yaml", directory)
 
 
 class SalesforceSettings(BaseSettings):
@@ -694,18 +694,6 @@ def _naming_records(exc: InputError, sobject: str, records: list[dict[str, Any]]
         for e in errors
     ]
     return named[0] if len(named) == 1 else InputErrors(named)
-
-
-def describe_diff(result: pd.DataFrame) -> str:
-    """A dry run's diff as text: one line per record that would change, then the counts."""
-    lines = [
-        f"{row.action:9} {row.key}"
-        + (f"  ({row.changed_fields})" if getattr(row, "changed_fields", "") else "")
-        for row in result.itertuples(index=False)
-        if row.action != "unchanged"
-    ]
-    counts = ", ".join(f"{a}: {n}" for a, n in result["action"].value_counts().items())
-    return "\n".join([*lines, counts or "nothing to write"])
 
 
 def _record_errors(answer: dict[str, Any]) -> str:

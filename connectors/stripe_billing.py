@@ -31,10 +31,10 @@ import stripe
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors import stripe_mapping
-from connectors.rate_limits import Limiter, limiter_for
-from connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
-from revops.config import _parse, _Strict
+from revops.config import StrictConfig, load_config
+from revops.connectors import stripe_mapping
+from revops.connectors.rate_limits import Limiter, limiter_for
+from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.errors import ConfigError, RateLimited, SourceError
 from revops.frames import SourceLocation, validate_frame
 
@@ -54,7 +54,7 @@ stripe_objects = sa.Table(
 )
 
 
-class StripeConfig(_Strict):
+class StripeConfig(StrictConfig):
     """configs/stripe.yaml."""
 
     api_version: str
@@ -77,7 +77,7 @@ class StripeConfig(_Strict):
 @lru_cache(maxsize=4)
 def stripe_config(directory: Path | None = None) -> StripeConfig:
     """configs/stripe.yaml, validated."""
-    return _parse(StripeConfig, "stripe.yaml", directory)
+    return load_config(StripeConfig, "stripe.yaml", directory)
 
 
 class StripeSettings(BaseSettings):

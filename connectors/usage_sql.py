@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from revops.config import _parse, _Strict
+from revops.config import StrictConfig, load_config
 from revops.errors import ConfigError, InputError, SourceError
 from revops.frames import DATE, SourceLocation, conform, validate_frame
 
@@ -25,7 +25,7 @@ COLUMNS = ("account_id", "date", "metric", "quantity")
 RESULT = "usage query result (configs/usage.yaml)"
 
 
-class UsageConfig(_Strict):
+class UsageConfig(StrictConfig):
     """configs/usage.yaml."""
 
     query: str
@@ -35,7 +35,7 @@ class UsageConfig(_Strict):
 @lru_cache(maxsize=4)
 def usage_config(directory: Path | None = None) -> UsageConfig:
     """configs/usage.yaml, validated."""
-    return _parse(UsageConfig, "usage.yaml", directory)
+    return load_config(UsageConfig, "usage.yaml", directory)
 
 
 class UsageSettings(BaseSettings):

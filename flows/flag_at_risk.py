@@ -10,12 +10,12 @@ from prefect import flow
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from flows.params import SourceParams
-from revops.config import risk_config
+from revops.flows.params import SourceParams
 from revops.settings import get_settings
-from tasks.crm_writeback import can_write, write_risk_to_crm
-from tasks.outputs import source_slug
-from tasks.risk_tasks import (
+from revops.tasks.crm_writeback import can_write, write_risk_to_crm
+from revops.tasks.outputs import source_slug
+from revops.tasks.risk_config import risk_config
+from revops.tasks.risk_tasks import (
     TIERS,
     extract_risk_inputs,
     load_previous_scores,

@@ -9,12 +9,17 @@ from typing import Any
 from prefect import flow
 from pydantic import Field
 
-from flows.params import SourceParams
+from revops.flows.params import SourceParams
 from revops.settings import get_settings
-from tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
-from tasks.lead_rules import lead_config
-from tasks.lead_tasks import build_lead_table, extract_lead_inputs, load_lead_context, publish_leads
-from tasks.outputs import source_slug
+from revops.tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
+from revops.tasks.lead_rules import lead_config
+from revops.tasks.lead_tasks import (
+    build_lead_table,
+    extract_lead_inputs,
+    load_lead_context,
+    publish_leads,
+)
+from revops.tasks.outputs import source_slug
 
 
 class LeadsParams(SourceParams):

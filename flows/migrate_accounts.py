@@ -22,11 +22,11 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from connectors.migration_ledger import MigrationLedger
+from revops.connectors.migration_ledger import MigrationLedger
 from revops.errors import ConfigError
 from revops.settings import get_settings
-from tasks.migration_plan import MigrationPlan, load_plan, migration_config, records
-from tasks.migration_tasks import (
+from revops.tasks.migration_plan import MigrationPlan, load_plan, migration_config, records
+from revops.tasks.migration_tasks import (
     DryRun,
     MigrationIncomplete,
     MigrationSources,

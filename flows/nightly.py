@@ -10,12 +10,12 @@ from prefect import flow, get_run_logger
 from prefect.states import State
 from pydantic import Field
 
-from connectors.registry import shared_sources
-from flows.flag_at_risk import RiskParams, flag_at_risk
-from flows.handoff_leads import LeadsParams, handoff_leads
-from flows.params import ReconcileParams, SourceParams
-from flows.reconcile_invoices import reconcile_invoices
+from revops.connectors.registry import shared_sources
 from revops.errors import RevOpsError
+from revops.flows.flag_at_risk import RiskParams, flag_at_risk
+from revops.flows.handoff_leads import LeadsParams, handoff_leads
+from revops.flows.params import ReconcileParams, SourceParams
+from revops.flows.reconcile_invoices import reconcile_invoices
 
 
 class NightlyParams(SourceParams):

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.registry import (
+from revops.connectors.registry import (
     BillingKind,
     CrmKind,
     SourceKind,
@@ -14,8 +14,12 @@ from connectors.registry import (
     UsageKind,
     build_sources,
 )
-from revops.config import ReconciliationConfig, Tolerance, reconciliation_config
-from tasks.periods import Window, parse_period, previous_month
+from revops.periods import Window, parse_period, previous_month
+from revops.tasks.reconciliation_config import (
+    ReconciliationConfig,
+    Tolerance,
+    reconciliation_config,
+)
 
 
 class SourceParams(BaseModel):

@@ -8,10 +8,10 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from connectors.warehouse import RunRecord
-from flows.params import ReconcileParams
+from revops.connectors.warehouse import RunRecord
+from revops.flows.params import ReconcileParams
 from revops.settings import get_settings, task_runner_from_settings
-from tasks.reconcile_tasks import (
+from revops.tasks.reconcile_tasks import (
     combine_partitions,
     extract_reconciliation_input,
     prepare_review,

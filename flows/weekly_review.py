@@ -10,17 +10,16 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 from pydantic import Field
 
-from connectors.registry import Sources
-from connectors.warehouse import Warehouse
-from flows.params import SourceParams
-from revops.config import sla_config
+from revops.connectors.registry import Sources
+from revops.connectors.warehouse import Warehouse
+from revops.flows.params import SourceParams
 from revops.settings import get_settings
-from tasks.outputs import source_slug, staged_outputs
-from tasks.retry_policy import retry_transient
-from tasks.weekly_review import (
+from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
+from revops.tasks.sla_config import sla_config
+from revops.tasks.weekly_review import (
     WeeklyReview,
     case_backlog,
     leads_this_week,
@@ -43,14 +42,7 @@ class WeeklyParams(SourceParams):
     )
 
 
-@task(
-    name="extract-ops-data",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="extract-ops-data", **CALLS_OUTSIDE_SYSTEMS)
 def extract_ops_data(sources: Sources) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Cases and opportunities from the CRM, disputes from billing."""
     return sources.crm.cases(), sources.crm.opportunities(), sources.billing.disputes()

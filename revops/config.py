@@ -1,6 +1,7 @@
 """Typed access to the YAML files under configs/.
 
-The directory is `REVOPS_CONFIG_DIR` when set, else the project's own `configs/`. Each file
+The directory is `REVOPS_CONFIG_DIR` when set, else the configs shipped with the package
+(`revops.configs`, the project's `configs/` folder). Each file
 is validated into a pydantic model so a typo fails at start-up with the file and key named.
 """
 
@@ -8,108 +9,36 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from revops.errors import ConfigError
 from revops.money import is_currency
 
 M = TypeVar("M", bound=BaseModel)
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The shipped configs: package data, so an installed copy finds them from any folder.
+SHIPPED_CONFIG_DIR = Path(str(files("revops.configs")))
 Severity = Literal["high", "medium", "low"]
-FINDING_CODES: tuple[str, ...] = (
-    "missing_invoice",
-    "underbilled",
-    "overbilled",
-    "price_mismatch",
-    "quantity_mismatch",
-    "currency_mismatch",
-    "duplicate_invoice",
-    "billed_outside_contract",
-    "unmatched_invoice",
-)
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """A config model: unknown keys are errors (a typo names itself), values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Tolerance(_Strict):
-    """How far billed may sit from expected before it is a finding."""
-
-    absolute_minor: dict[str, int] = Field(default_factory=lambda: {"default": 0})
-    relative_pct: float = Field(default=0.0, ge=0, le=100)
-
-    @field_validator("absolute_minor")
-    @classmethod
-    def _known_currencies(cls, value: dict[str, int]) -> dict[str, int]:
-        out = {}
-        for key, amount in value.items():
-            if key != "default" and not is_currency(key):
-                raise ValueError(f"{key!r} is not an ISO 4217 currency code")
-            if amount < 0:
-                raise ValueError(f"tolerance for {key} must not be negative")
-            out[key if key == "default" else key.upper()] = amount
-        out.setdefault("default", 0)
-        return out
-
-    def absolute_for(self, currency: str) -> int:
-        """Absolute tolerance in minor units for one currency."""
-        return self.absolute_minor.get(currency.upper(), self.absolute_minor["default"])
-
-    @property
-    def relative_bp(self) -> int:
-        """Relative tolerance in basis points (integer, so comparisons stay exact)."""
-        return round(self.relative_pct * 100)
-
-
-class ReconciliationConfig(_Strict):
-    """configs/reconciliation.yaml."""
-
-    active_contract_statuses: list[str] = ["Activated"]
-    ended_contract_statuses: list[str] = ["Expired"]
-    billable_invoice_statuses: list[str] = ["open", "paid", "uncollectible"]
-    billing_timezone: str = "UTC"
-    period_grace_days: int = Field(default=3, ge=0, le=15)
-    tolerance: Tolerance = Tolerance()
-    severity: dict[str, Severity] = Field(default_factory=dict)
-
-    @property
-    def billing_contract_statuses(self) -> list[str]:
-        """Statuses whose contracts bill within their dates: active ones and ended ones."""
-        return [*self.active_contract_statuses, *self.ended_contract_statuses]
-
-    @field_validator("severity")
-    @classmethod
-    def _codes_known(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        unknown = sorted(set(value) - set(FINDING_CODES))
-        if unknown:
-            raise ValueError(f"unknown finding codes {unknown}; known: {list(FINDING_CODES)}")
-        return {code: value.get(code, "medium") for code in FINDING_CODES}
-
-    @field_validator("billing_timezone")
-    @classmethod
-    def _timezone_exists(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}") from None
-        return value
-
-
-class FieldSpec(_Strict):
+class FieldSpec(StrictConfig):
     """One canonical column's Salesforce field."""
 
     field: str
     optional: bool = False
 
 
-class FieldMapping(_Strict):
+class FieldMapping(StrictConfig):
     """configs/fields.yaml: Salesforce API field names per canonical column."""
 
     default_currency: str = "USD"
@@ -133,7 +62,7 @@ class FieldMapping(_Strict):
 
 def config_dir() -> Path:
     """Where the YAML configs are read from."""
-    return Path(os.environ.get("REVOPS_CONFIG_DIR") or PROJECT_ROOT / "configs")
+    return Path(os.environ.get("REVOPS_CONFIG_DIR") or SHIPPED_CONFIG_DIR)
 
 
 def load_yaml(name: str, directory: Path | None = None) -> dict:
@@ -150,7 +79,11 @@ def load_yaml(name: str, directory: Path | None = None) -> dict:
     return data
 
 
-def _parse(model: type[M], name: str, directory: Path | None) -> M:
+def load_config(model: type[M], name: str, directory: Path | None = None) -> M:
+    """The one config loader: `name` under `directory` (default config_dir()) into `model`.
+
+    ConfigError names the file and every invalid key.
+    """
     try:
         return model.model_validate(load_yaml(name, directory))
     except ValidationError as exc:
@@ -162,260 +95,6 @@ def _parse(model: type[M], name: str, directory: Path | None) -> M:
 
 
 @lru_cache(maxsize=8)
-def reconciliation_config(directory: Path | None = None) -> ReconciliationConfig:
-    """configs/reconciliation.yaml, validated."""
-    return _parse(ReconciliationConfig, "reconciliation.yaml", directory)
-
-
-@lru_cache(maxsize=8)
 def field_mapping(directory: Path | None = None) -> FieldMapping:
     """configs/fields.yaml, validated."""
-    return _parse(FieldMapping, "fields.yaml", directory)
-
-
-SIGNALS: tuple[str, ...] = (
-    "usage_trend",
-    "seat_utilisation",
-    "disputes",
-    "payments",
-    "cases",
-    "renewal",
-)
-# What the data means is set once for the whole book; segments only tune how much it weighs.
-_GLOBAL_ONLY_KEYS: tuple[str, ...] = (
-    "active_contract_statuses",
-    "segments",
-    "usage.metric",
-    "seat_utilisation.metric",
-    "disputes.open_statuses",
-    "disputes.lost_statuses",
-    "payments.failed_statuses",
-    "cases.high_priorities",
-)
-
-
-class RiskWeights(_Strict):
-    """Relative weight of each sub-score; normalised to sum 1 when scoring."""
-
-    usage_trend: float = Field(default=0.40, ge=0)
-    seat_utilisation: float = Field(default=0.15, ge=0)
-    disputes: float = Field(default=0.15, ge=0)
-    payments: float = Field(default=0.10, ge=0)
-    cases: float = Field(default=0.10, ge=0)
-    renewal: float = Field(default=0.10, ge=0)
-
-    def model_post_init(self, context: object, /) -> None:
-        if sum(self.model_dump().values()) <= 0:
-            raise ValueError("at least one weight must be above 0")
-
-    def normalised(self) -> dict[str, float]:
-        """The weights scaled to sum 1, by signal name."""
-        raw = self.model_dump()
-        total = sum(raw.values())
-        return {signal: raw[signal] / total for signal in SIGNALS}
-
-
-class RiskTiers(_Strict):
-    """Score thresholds: below `at_risk_below` is at_risk, below `watch_below` watch."""
-
-    at_risk_below: int = Field(default=55, ge=0, le=101)
-    watch_below: int = Field(default=80, ge=0, le=101)
-
-    def model_post_init(self, context: object, /) -> None:
-        if self.at_risk_below > self.watch_below:
-            raise ValueError("at_risk_below must not be above watch_below")
-
-
-class UsageTrendRule(_Strict):
-    """Recent daily average of `metric` against the account's own baseline before it."""
-
-    metric: str = "active_seats"
-    recent_days: int = Field(default=30, ge=1, le=365)
-    baseline_days: int = Field(default=90, ge=1, le=730)
-    ignore_drop_pct: float = Field(default=10.0, ge=0, lt=100)
-    zero_score_drop_pct: float = Field(default=60.0, gt=0, le=100)
-    neutral_score: int = Field(default=50, ge=0, le=100)
-
-    def model_post_init(self, context: object, /) -> None:
-        if self.zero_score_drop_pct <= self.ignore_drop_pct:
-            raise ValueError("zero_score_drop_pct must be above ignore_drop_pct")
-
-
-class SeatUtilisationRule(_Strict):
-    """Recent daily average of `metric` against the seats of the active contracts."""
-
-    metric: str = "active_seats"
-    healthy_pct: float = Field(default=50.0, gt=0, le=1000)
-    zero_score_pct: float = Field(default=10.0, ge=0, le=1000)
-    neutral_score: int = Field(default=50, ge=0, le=100)
-
-    def model_post_init(self, context: object, /) -> None:
-        if self.zero_score_pct >= self.healthy_pct:
-            raise ValueError("zero_score_pct must be below healthy_pct")
-
-
-class DisputeRule(_Strict):
-    """Open disputes (any age), lost ones within the lookback, and the largest open amount."""
-
-    lookback_days: int = Field(default=180, ge=1, le=1100)
-    open_statuses: list[str] = Field(
-        default_factory=lambda: [
-            "needs_response",
-            "warning_needs_response",
-            "under_review",
-            "warning_under_review",
-        ]
-    )
-    lost_statuses: list[str] = Field(default_factory=lambda: ["lost"])
-    open_penalty: int = Field(default=40, ge=0, le=100)
-    lost_penalty: int = Field(default=50, ge=0, le=100)
-    large_amount_minor: dict[str, int] = Field(
-        default_factory=lambda: {
-            "USD": 100_000,
-            "EUR": 100_000,
-            "GBP": 100_000,
-            "JPY": 150_000,
-            "KWD": 300_000,
-        }
-    )
-    large_penalty: int = Field(default=30, ge=0, le=100)
-    neutral_score: int = Field(default=50, ge=0, le=100)
-
-    @field_validator("large_amount_minor")
-    @classmethod
-    def _large_amounts(cls, value: dict[str, int]) -> dict[str, int]:
-        out = {}
-        for code, amount in value.items():
-            if not is_currency(code):
-                raise ValueError(f"{code!r} is not an ISO 4217 currency code")
-            if amount <= 0:
-                raise ValueError(f"large_amount_minor for {code} must be above 0")
-            out[code.upper()] = amount
-        return out
-
-
-class PaymentRule(_Strict):
-    """Failed charges within the lookback; older ones weigh `older_failure_factor`."""
-
-    lookback_days: int = Field(default=90, ge=1, le=1100)
-    recent_days: int = Field(default=30, ge=0, le=1100)
-    failed_statuses: list[str] = Field(default_factory=lambda: ["failed"])
-    penalty_per_failure: int = Field(default=35, ge=0, le=100)
-    older_failure_factor: float = Field(default=0.5, ge=0, le=1)
-    neutral_score: int = Field(default=50, ge=0, le=100)
-
-
-class CaseRule(_Strict):
-    """Support cases open on the as-of date: how many, how urgent, how old."""
-
-    high_priorities: list[str] = Field(default_factory=lambda: ["High"])
-    penalty_per_case: int = Field(default=10, ge=0, le=100)
-    penalty_per_high_priority_case: int = Field(default=30, ge=0, le=100)
-    old_case_days: int = Field(default=30, ge=0, le=3650)
-    old_case_penalty: int = Field(default=20, ge=0, le=100)
-
-
-class RenewalRule(_Strict):
-    """Days to the end of the account's contracted term; auto-renewal softens the drop."""
-
-    window_days: int = Field(default=90, ge=1, le=730)
-    score_at_end_without_auto_renew: int = Field(default=0, ge=0, le=100)
-    score_at_end_with_auto_renew: int = Field(default=70, ge=0, le=100)
-    neutral_score: int = Field(default=50, ge=0, le=100)
-
-
-class RiskConfig(_Strict):
-    """configs/risk.yaml: the customer health score's signals, weights and tiers.
-
-    `segments` maps an account segment (accounts.segment) to a partial override of the
-    other keys (weights, windows, thresholds, penalties, neutral scores, top_reasons);
-    `for_segment` resolves the effective config. What the data means (statuses, metrics,
-    priorities) is set once for the book and cannot be overridden per segment.
-    """
-
-    active_contract_statuses: list[str] = Field(default_factory=lambda: ["Activated"])
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    weights: RiskWeights = RiskWeights()
-    tiers: RiskTiers = RiskTiers()
-    usage: UsageTrendRule = UsageTrendRule()
-    seat_utilisation: SeatUtilisationRule = SeatUtilisationRule()
-    disputes: DisputeRule = DisputeRule()
-    payments: PaymentRule = PaymentRule()
-    cases: CaseRule = CaseRule()
-    renewal: RenewalRule = RenewalRule()
-    segments: dict[str, dict[str, object]] = Field(default_factory=dict)
-
-    def model_post_init(self, context: object, /) -> None:
-        for segment in self.segments:
-            self.for_segment(segment)
-
-    def for_segment(self, segment: str | None) -> RiskConfig:
-        """The effective config for accounts of `segment` (itself when not overridden)."""
-        if segment is None or segment not in self.segments:
-            return self
-        override = self.segments[segment]
-        fixed = [key for key in _GLOBAL_ONLY_KEYS if _has_path(override, key)]
-        if fixed:
-            raise ValueError(f"segments.{segment}: {', '.join(fixed)} cannot be set per segment")
-        merged = _merge_overrides(self.model_dump(exclude={"segments"}), override)
-        try:
-            return RiskConfig.model_validate(merged)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'value'}: "
-                f"{err['msg'].removeprefix('Value error, ')}"
-                for err in exc.errors()
-            )
-            raise ValueError(f"segments.{segment}: {problems}") from None
-
-
-def _has_path(override: dict[str, object], dotted: str) -> bool:
-    node: object = override
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _merge_overrides(base: dict[str, object], override: dict[str, object]) -> dict[str, object]:
-    """`base` with `override` laid over it, nested mappings merged key by key."""
-    out = dict(base)
-    for key, value in override.items():
-        current = out.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            out[key] = _merge_overrides(current, value)
-        else:
-            out[key] = value
-    return out
-
-
-@lru_cache(maxsize=8)
-def risk_config(directory: Path | None = None) -> RiskConfig:
-    """configs/risk.yaml, validated (segment overrides included)."""
-    return _parse(RiskConfig, "risk.yaml", directory)
-
-
-class SlaTarget(_Strict):
-    """Hours within which a case of one priority must be answered and resolved."""
-
-    first_response_hours: float = Field(gt=0)
-    resolution_hours: float = Field(gt=0)
-
-
-class SlaConfig(_Strict):
-    """configs/sla.yaml: support targets for the weekly ops review."""
-
-    priorities: dict[str, SlaTarget] = Field(default_factory=dict)
-    default: SlaTarget = SlaTarget(first_response_hours=24, resolution_hours=240)
-    age_buckets_days: list[int] = Field(default_factory=lambda: [7, 30, 90])
-
-    def target(self, priority: str | None) -> SlaTarget:
-        """The target for a priority (the default when it is unknown or empty)."""
-        return self.priorities.get(priority or "", self.default)
-
-
-@lru_cache(maxsize=8)
-def sla_config(directory: Path | None = None) -> SlaConfig:
-    """configs/sla.yaml, validated."""
-    return _parse(SlaConfig, "sla.yaml", directory)
+    return load_config(FieldMapping, "fields.yaml", directory)

@@ -17,26 +17,24 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 from pydantic import Field, field_validator
 
-from revops.config import _parse, _Strict
-from tasks.retry_policy import retry_transient
+from revops.config import StrictConfig, load_config
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 # What a dry run's diff says, in the words of a real run (leads.csv speaks past tense).
 _DONE = {"create": "created", "update": "updated"}
 RESULT_COLUMNS = ["key", "action", "id", "changed_fields", "error"]
 
 
-class AtRiskTask(_Strict):
+class AtRiskTask(StrictConfig):
     subject: str = "Account at risk: {account_name}"
     due_days: int = Field(default=3, ge=0)
     priority: str = "High"
     status: str = "Not Started"
 
 
-class WritebackConfig(_Strict):
+class WritebackConfig(StrictConfig):
     """configs/crm_writeback.yaml."""
 
     account_fields: dict[str, str]
@@ -58,7 +56,7 @@ class WritebackConfig(_Strict):
 @lru_cache(maxsize=4)
 def writeback_config(directory: Path | None = None) -> WritebackConfig:
     """configs/crm_writeback.yaml, validated."""
-    return _parse(WritebackConfig, "crm_writeback.yaml", directory)
+    return load_config(WritebackConfig, "crm_writeback.yaml", directory)
 
 
 def can_write(crm: object) -> bool:
@@ -175,8 +173,6 @@ class Writeback:
 
 def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bool) -> str:
     """Counts per object and action, and the records that changed (or would change)."""
-    from connectors.salesforce_crm import describe_diff
-
     mode = "Dry run: nothing was written." if dry_run else "Written to Salesforce."
     lines = [f"# {title}", "", mode, ""]
     for name, frame in results.items():
@@ -191,14 +187,7 @@ def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bo
     return "\n".join(lines).rstrip() + "\n"
 
 
-@task(
-    name="write-risk-to-crm",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="write-risk-to-crm", **CALLS_OUTSIDE_SYSTEMS)
 def write_risk_to_crm(
     crm: Any, scores: pd.DataFrame, as_of: date, dry_run: bool, artifact_key: str
 ) -> Writeback:
@@ -223,14 +212,7 @@ def write_risk_to_crm(
     )
 
 
-@task(
-    name="write-leads-to-crm",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="write-leads-to-crm", **CALLS_OUTSIDE_SYSTEMS)
 def write_leads_to_crm(
     crm: Any,
     leads: pd.DataFrame,
@@ -268,3 +250,15 @@ def _publish(title: str, results: dict[str, pd.DataFrame], dry_run: bool, key: s
     markdown = writeback_markdown(title, results, dry_run)
     create_markdown_artifact(markdown=markdown, key=key, description=title)
     return Writeback(results, markdown, dry_run)
+
+
+def describe_diff(result: pd.DataFrame) -> str:
+    """A dry run's diff as text: one line per record that would change, then the counts."""
+    lines = [
+        f"{row.action:9} {row.key}"
+        + (f"  ({row.changed_fields})" if getattr(row, "changed_fields", "") else "")
+        for row in result.itertuples(index=False)
+        if row.action != "unchanged"
+    ]
+    counts = ", ".join(f"{a}: {n}" for a, n in result["action"].value_counts().items())
+    return "\n".join([*lines, counts or "nothing to write"])

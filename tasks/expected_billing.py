@@ -1,6 +1,6 @@
 """What *should* be billed: contract periods and their expected amounts.
 
-Finance rules (DESIGN.md): an active contract bills unit_price * quantity * (1 - discount)
+Finance rules (docs/design.md): an active contract bills unit_price * quantity * (1 - discount)
 per month of its billing period, periods anchored on StartDate. The per-unit amount of a
 period is rounded half-up to the currency's minor unit once, then multiplied by quantity:
 that is how a Stripe price of that unit amount bills. A final period cut short by EndDate is
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import DATE, FREQUENCY_MONTHS
-from tasks.periods import (
+from revops.periods import (
     Window,
     add_months_days,
     add_months_parts,

@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from revops.config import Severity, _parse, _Strict, config_dir, field_mapping
+from revops.config import StrictConfig, config_dir, field_mapping, load_config
 from revops.errors import InputError
 from revops.frames import DATE, FREQUENCY_MONTHS, empty_frame
 from revops.money import format_money, minor_to_major
-from tasks.expected_billing import expected_unit_minor
-from tasks.matching import link_customers
+from revops.tasks.expected_billing import expected_unit_minor
+from revops.tasks.matching import link_customers
+from revops.tasks.reconciliation_config import Severity
 
 KINDS: tuple[str, ...] = ("renewal", "upsell", "csm_task")
 ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped")
@@ -84,7 +85,7 @@ _CRM_COLUMNS = [
 _EPSILON = 1e-9  # percentiles of whole seat counts land on x.0000000001 after interpolation
 
 
-class OpportunityFields(_Strict):
+class OpportunityFields(StrictConfig):
     """Salesforce API names of the Opportunity fields a lead writes.
 
     `lead_config` fills the ones leads.yaml does not set from fields.yaml's Opportunity
@@ -103,7 +104,7 @@ class OpportunityFields(_Strict):
     revops_key: str = "RevOps_Key__c"
 
 
-class TaskFields(_Strict):
+class TaskFields(StrictConfig):
     """Salesforce API names of the Task fields a lead writes; `revops_key` is optional."""
 
     subject: str = "Subject"
@@ -114,7 +115,7 @@ class TaskFields(_Strict):
     revops_key: str | None = None
 
 
-class LeadConfig(_Strict):
+class LeadConfig(StrictConfig):
     """configs/leads.yaml: when a signal becomes a lead and how it is written to Salesforce."""
 
     active_contract_statuses: list[str] = Field(default_factory=lambda: ["Activated"])
@@ -196,7 +197,7 @@ class LeadConfig(_Strict):
 @lru_cache(maxsize=8)
 def lead_config(directory: Path | None = None) -> LeadConfig:
     """configs/leads.yaml, validated; Opportunity field names default to fields.yaml's."""
-    config = _parse(LeadConfig, "leads.yaml", directory)
+    config = load_config(LeadConfig, "leads.yaml", directory)
     if not ((directory or config_dir()) / "fields.yaml").exists():
         return config
     mapping = field_mapping(directory).objects.get("Opportunity", {})

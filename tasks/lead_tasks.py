@@ -11,14 +11,13 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from connectors.registry import Sources
-from connectors.warehouse import Warehouse
+from revops.connectors.registry import Sources
+from revops.connectors.warehouse import Warehouse
 from revops.money import format_money
-from tasks.lead_rules import KINDS, LEAD_COLUMNS, LeadConfig, build_leads
-from tasks.outputs import source_slug, staged_outputs
-from tasks.retry_policy import retry_transient
+from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, LeadConfig, build_leads
+from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 # leads.csv: every lead column but the Salesforce payload.
 LEADS_CSV_COLUMNS = [c for c in LEAD_COLUMNS if c != "record"]
@@ -37,14 +36,7 @@ class LeadInputs:
     customers: pd.DataFrame
 
 
-@task(
-    name="extract-lead-inputs",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="extract-lead-inputs", **CALLS_OUTSIDE_SYSTEMS)
 def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> LeadInputs:
     """CRM accounts, contracts and opportunities; recent usage; billing for overage."""
     invoices, lines = sources.billing.invoices()

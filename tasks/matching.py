@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from revops.config import ReconciliationConfig
 from revops.frames import FREQUENCY_MONTHS
-from tasks.expected_billing import expected_unit_minor
-from tasks.periods import Window, local_days, month_parts
+from revops.periods import Window, local_days, month_parts
+from revops.tasks.expected_billing import expected_unit_minor
+from revops.tasks.reconciliation_config import ReconciliationConfig
 
 OPEN_END = np.datetime64("9999-12-31", "D")
 

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, field_validator
 
-from revops.config import FieldMapping, _parse, _Strict
+from revops.config import FieldMapping, StrictConfig, load_config
 from revops.errors import InputError, InputErrors
 from revops.money import format_money, minor_to_major, stripe_to_minor
 
@@ -94,7 +94,7 @@ CATALOGUE_COLUMNS = [
 ]
 
 
-class MigrationConfig(_Strict):
+class MigrationConfig(StrictConfig):
     """configs/migrations.yaml."""
 
     batch_size: int = Field(default=50, ge=1, le=1000)
@@ -131,7 +131,7 @@ class MigrationConfig(_Strict):
 @lru_cache(maxsize=4)
 def migration_config(directory: Path | None = None) -> MigrationConfig:
     """configs/migrations.yaml, validated."""
-    return _parse(MigrationConfig, "migrations.yaml", directory)
+    return load_config(MigrationConfig, "migrations.yaml", directory)
 
 
 # -- the plan file ------------------------------------------------------------------------

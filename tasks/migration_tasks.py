@@ -25,15 +25,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
-from prefect.tasks import exponential_backoff
 
-from connectors.migration_ledger import MigrationLedger, state
-from connectors.salesforce_mapping import same_field_value
 from revops.config import field_mapping
+from revops.connectors.migration_ledger import MigrationLedger, state
+from revops.connectors.salesforce_mapping import same_field_value
 from revops.errors import ConfigError, RevOpsError, SourceError
 from revops.frames import empty_frame
 from revops.money import format_money, stripe_to_minor
-from tasks.migration_plan import (
+from revops.tasks.migration_plan import (
     WORK,
     Book,
     MigrationConfig,
@@ -53,8 +52,8 @@ from tasks.migration_plan import (
     subscription_items,
     subscription_state,
 )
-from tasks.outputs import staged_outputs
-from tasks.retry_policy import retry_transient
+from revops.tasks.outputs import staged_outputs
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 ARTIFACT_ROWS = 500
 PLAN_CSV_COLUMNS = [
@@ -167,21 +166,21 @@ def open_migration_sources(
 ) -> MigrationSources:
     """Demo: the demo book, read-only. Live: Stripe (re-read in full) plus the chosen CRM."""
     if source == "demo":
-        from connectors.demo import DemoSource
+        from revops.connectors.demo import DemoSource
 
         demo = DemoSource(as_of=as_of, size=demo_size, seed=demo_seed)
         return MigrationSources(label="demo", billing=demo, crm=demo)
     if source != "live":
         raise ConfigError(f"unknown migration source {source!r}: use demo or live")
-    from connectors.stripe_billing import StripeBilling
-    from connectors.warehouse import Warehouse
+    from revops.connectors.stripe_billing import StripeBilling
+    from revops.connectors.warehouse import Warehouse
 
     # Subscriptions change in place and the incremental store only re-reads recent ones:
     # a migration must see every subscription as it is now.
     billing = StripeBilling.from_settings(Warehouse(database_url), full_refresh=True)
     crm_source = None
     if crm == "salesforce":
-        from connectors.registry import build_sources
+        from revops.connectors.registry import build_sources
 
         crm_source = build_sources(
             source="live", billing="demo", usage="demo", as_of=as_of, database_url=database_url
@@ -267,14 +266,7 @@ def read_book(sources: MigrationSources, plan: MigrationPlan) -> Book:
     return Book(customers, subscriptions, accounts, contracts, catalogue)
 
 
-@task(
-    name="extract-migration-book",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="extract-migration-book", **CALLS_OUTSIDE_SYSTEMS)
 def extract_migration_book(sources: MigrationSources, plan: MigrationPlan) -> Book:
     """Read the current state the plan is checked against (reads only: safe to retry)."""
     book = read_book(sources, plan)
@@ -732,13 +724,7 @@ def verify_accounts(
     )
 
 
-@task(
-    name="verify-migration",
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="verify-migration", **CALLS_OUTSIDE_SYSTEMS)
 def verify_migration(
     expectations: list[dict[str, Any]],
     plan: MigrationPlan,

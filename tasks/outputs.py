@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from revops.money import exponent, format_money, minor_to_major
-from tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
+from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 
 RECONCILIATION_FILES = (
     "reconciliation.csv",
@@ -30,7 +30,7 @@ RECONCILIATION_FILES = (
     "summary.md",
     "report.html",
 )
-# Review columns follow DESIGN.md's columns: the decision carried forward for each finding.
+# Review columns follow docs/design.md's columns: the decision carried forward for each finding.
 REVIEW_COLUMNS = ["review_status", "review_note"]
 _HEADER = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3864")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.matching import link_customers
-from tasks.reconciliation import ReconciliationInput
+from revops.tasks.matching import link_customers
+from revops.tasks.reconciliation import ReconciliationInput
 
 
 def _bucket(keys: pd.Series, partitions: int) -> np.ndarray:

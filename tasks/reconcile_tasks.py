@@ -17,36 +17,33 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from connectors.registry import Sources
-from connectors.warehouse import RunRecord, Warehouse
-from revops.config import ReconciliationConfig
+from revops.connectors.registry import Sources
+from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
-from tasks.outputs import source_slug, staged_outputs, summary_markdown, write_reconciliation_files
-from tasks.partitioning import split_by_account
-from tasks.periods import Window
-from tasks.reconciliation import (
+from revops.periods import Window
+from revops.tasks.outputs import (
+    source_slug,
+    staged_outputs,
+    summary_markdown,
+    write_reconciliation_files,
+)
+from revops.tasks.partitioning import split_by_account
+from revops.tasks.reconciliation import (
     ReconciliationInput,
     ReconciliationResult,
     combine_results,
     reconcile,
 )
-from tasks.report_html import finding_evidence, reconciliation_html
-from tasks.retry_policy import retry_transient
-from tasks.review import carry_forward
+from revops.tasks.reconciliation_config import ReconciliationConfig
+from revops.tasks.report_html import finding_evidence, reconciliation_html
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
+from revops.tasks.review import carry_forward
 
 ARTIFACT_ROWS = 500
 
 
-@task(
-    name="extract-reconciliation-input",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="extract-reconciliation-input", **CALLS_OUTSIDE_SYSTEMS)
 def extract_reconciliation_input(sources: Sources) -> tuple[ReconciliationInput, dict[str, str]]:
     """Read accounts and contracts from the CRM, customers and invoices from billing."""
     logger = get_run_logger()

@@ -1,7 +1,7 @@
 """Compare what should have been billed with what Stripe billed, period by period.
 
 Pure pandas/numpy over whole frames; the Prefect task in `tasks/reconcile_tasks.py` only wraps
-`reconcile`. Semantics are DESIGN.md's "Reconciliation semantics"; the finance rules that
+`reconcile`. Semantics are docs/design.md's "Reconciliation semantics"; the finance rules that
 need a choice are stated where they are made.
 
 Per line, everything is integer positions and day numbers (see tasks.matching); a contract
@@ -17,12 +17,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from revops.config import FINDING_CODES, ReconciliationConfig
 from revops.frames import DATE
 from revops.money import ISO_4217_EXPONENTS, format_money
-from tasks.expected_billing import contract_periods
-from tasks.matching import ContractTerms, billable_lines, link_customers, match_contracts
-from tasks.periods import Window, add_months_parts, month_parts
+from revops.periods import Window, add_months_parts, month_parts
+from revops.tasks.expected_billing import contract_periods
+from revops.tasks.matching import ContractTerms, billable_lines, link_customers, match_contracts
+from revops.tasks.reconciliation_config import FINDING_CODES, ReconciliationConfig
 
 FINDING_COLUMNS = [
     "run_id",

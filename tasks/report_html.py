@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from revops.money import format_money, minor_to_major
-from tasks.reconciliation import ReconciliationResult
+from revops.tasks.reconciliation import ReconciliationResult
 
 CODE_LABELS = {
     "missing_invoice": "Missing invoice",

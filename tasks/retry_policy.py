@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import Task
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
+from prefect.tasks import exponential_backoff
 
 from revops.errors import ConfigError, InputError, SourceError
 
@@ -25,3 +29,15 @@ def retry_transient(task: Task, task_run: TaskRun, state: State) -> bool:
     except BaseException as exc:
         return is_transient(exc)
     return False
+
+
+# The one retry preset for a task that calls Stripe, Salesforce or a warehouse:
+# `@task(name=..., **CALLS_OUTSIDE_SYSTEMS)`. Backoff 5, 10, 20 s with jitter, transient
+# failures only; no result cache (every run must read the systems afresh).
+CALLS_OUTSIDE_SYSTEMS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient,
+    "cache_policy": NO_CACHE,
+}

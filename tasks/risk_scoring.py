@@ -43,10 +43,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from revops.config import SIGNALS, RiskConfig
 from revops.errors import InputError
 from revops.money import ISO_4217_EXPONENTS, format_money
-from tasks.matching import link_customers
+from revops.tasks.matching import link_customers
+from revops.tasks.risk_config import SIGNALS, RiskConfig
 
 SUB_SCORE_COLUMNS: dict[str, str] = {signal: f"{signal}_score" for signal in SIGNALS}
 SUB_SCORE_LABELS: dict[str, str] = {

@@ -12,15 +12,14 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
-from connectors.registry import Sources
-from connectors.warehouse import Warehouse
-from revops.config import RiskConfig
+from revops.connectors.registry import Sources
+from revops.connectors.warehouse import Warehouse
 from revops.frames import fingerprint
-from tasks.outputs import source_slug, staged_outputs
-from tasks.retry_policy import retry_transient
-from tasks.risk_scoring import explain_changes, score_accounts
+from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
+from revops.tasks.risk_config import RiskConfig
+from revops.tasks.risk_scoring import explain_changes, score_accounts
 
 TIERS = ("at_risk", "watch", "healthy")
 SUB_SCORES = [
@@ -68,14 +67,7 @@ def usage_days(config: RiskConfig) -> int:
     )
 
 
-@task(
-    name="extract-risk-inputs",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_transient,
-    cache_policy=NO_CACHE,
-)
+@task(name="extract-risk-inputs", **CALLS_OUTSIDE_SYSTEMS)
 def extract_risk_inputs(sources: Sources, as_of: date, config: RiskConfig) -> RiskInputs:
     """Accounts, contracts and cases from the CRM; charges and disputes from billing; usage."""
     inputs = RiskInputs(

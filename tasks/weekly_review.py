@@ -13,9 +13,9 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from revops.config import SlaConfig
 from revops.money import format_money
-from tasks.report_html import _CSS
+from revops.tasks.report_html import _CSS
+from revops.tasks.sla_config import SlaConfig
 
 OPEN_DISPUTE_STATUSES = (
     "warning_needs_response",

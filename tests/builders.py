@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from revops.frames import conform, validate_frame
-from tasks.reconciliation import ReconciliationInput
+from revops.tasks.reconciliation import ReconciliationInput
 
 
 def ts(day: str) -> datetime:

@@ -20,10 +20,22 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 import pytest  # noqa: E402
 
-from connectors.demo import DemoSource  # noqa: E402
+from revops.connectors.demo import DemoSource  # noqa: E402
 
 DEMO_AS_OF = date(2026, 11, 23)
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers by what a test needs: PostgreSQL and the Prefect test harness are marked from the
+    fixtures a test asks for; modules that run flows or start servers mark themselves."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & {"postgres_server", "postgres_url"} or params.get("warehouse_url") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        if "prefect_api" in names:
+            item.add_marker(pytest.mark.prefect)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +89,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield postgres_server
     import sqlalchemy as sa
 
-    from connectors.warehouse import metadata
+    from revops.connectors.warehouse import metadata
 
     engine = sa.create_engine(postgres_server)
     metadata.drop_all(engine)

@@ -580,8 +580,8 @@ def seed_from_frame(org: FakeOrg, sobject: str, frame: Any, when: datetime | Non
     The rows go through the Data Loader writer (connectors/files_export.py), so field names
     and values are those of configs/fields.yaml; each keeps its canonical id as `Id`.
     """
-    from connectors.files_export import crm_csv
     from revops.config import field_mapping
+    from revops.connectors.files_export import crm_csv
 
     text = crm_csv(sobject, frame, field_mapping())
     for row in csv.DictReader(io.StringIO(text)):

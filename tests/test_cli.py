@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.demo import DemoSource
-from connectors.warehouse import Warehouse, reconciliation_runs
-from revops.cli import app
+from revops.cli.main import app
+from revops.connectors.demo import DemoSource
+from revops.connectors.warehouse import Warehouse, reconciliation_runs
 from tests.conftest import DEMO_AS_OF
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
+
 runner = CliRunner()
 
 

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.demo import DemoSource
-from connectors.files_export import write_export
-from connectors.warehouse import Warehouse, reconciliation_runs
-from revops.cli import app
+from revops.cli.main import app
+from revops.connectors.demo import DemoSource
+from revops.connectors.files_export import write_export
+from revops.connectors.warehouse import Warehouse, reconciliation_runs
+
+pytestmark = [pytest.mark.prefect]
 
 USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
 from revops.settings import Settings, task_runner_from_settings
 from tests.conftest import DEMO_AS_OF
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect]
 
 
 def test_a_local_dask_cluster_gives_the_same_findings(

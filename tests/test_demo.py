@@ -6,12 +6,12 @@ from datetime import date
 
 import pytest
 
-from connectors.base import BillingSource, CrmSource, UsageSource
-from connectors.demo import PLANT_CODES, DemoSource
-from revops.config import FINDING_CODES, reconciliation_config
+from revops.connectors.base import BillingSource, CrmSource, UsageSource
+from revops.connectors.demo import PLANT_CODES, DemoSource
 from revops.frames import fingerprint
-from tasks.periods import parse_period
-from tasks.reconciliation import ReconciliationInput, reconcile
+from revops.periods import parse_period
+from revops.tasks.reconciliation import ReconciliationInput, reconcile
+from revops.tasks.reconciliation_config import FINDING_CODES, reconciliation_config
 
 
 def reconcile_demo(demo: DemoSource, window: str | None = None):

@@ -21,9 +21,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tests.local_servers import free_port
 from tests.prefect_helpers import flow_run_artifacts
 
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.base import BillingSource, CrmSource, UsageSource
-from connectors.demo import DemoSource
-from connectors.files import FilesSource
-from connectors.files_export import write_export
-from revops.cli import app
-from revops.config import reconciliation_config
+from revops.cli.main import app
+from revops.connectors.base import BillingSource, CrmSource, UsageSource
+from revops.connectors.demo import DemoSource
+from revops.connectors.files import FilesSource
+from revops.connectors.files_export import write_export
 from revops.errors import InputError, InputErrors
 from revops.frames import conform, empty_frame, validate_frame
-from tasks.reconciliation import ReconciliationInput, reconcile
+from revops.tasks.reconciliation import ReconciliationInput, reconcile
+from revops.tasks.reconciliation_config import reconciliation_config
 from tests.builders import account, contract, customer, frame, invoice, line
 
 SHAPES = ["current", "legacy"]
@@ -542,6 +542,7 @@ def test_jsonl_blank_lines_are_skipped_but_counted(tmp_path: Path, book: Path) -
     )
 
 
+@pytest.mark.prefect
 def test_reconciling_the_export_finds_what_the_demo_finds(
     demo_source: DemoSource, demo_export: Path
 ) -> None:
@@ -557,6 +558,7 @@ def test_reconciling_the_export_finds_what_the_demo_finds(
     pd.testing.assert_frame_equal(findings(FilesSource(demo_export)), findings(demo_source))
 
 
+@pytest.mark.prefect
 def test_demo_export_command_writes_a_readable_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["demo-export", "--out", str(tmp_path), "--as-of", "2026-11-23", "--shape", "legacy"]

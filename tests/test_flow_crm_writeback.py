@@ -10,14 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.demo import DemoSource
-from flows.flag_at_risk import RiskParams, flag_at_risk
-from flows.handoff_leads import LeadsParams, handoff_leads
+from revops.connectors.demo import DemoSource
+from revops.flows.flag_at_risk import RiskParams, flag_at_risk
+from revops.flows.handoff_leads import LeadsParams, handoff_leads
 from tests.conftest import DEMO_AS_OF
 from tests.fake_salesforce import FakeOrg, fake_org, seed_from_frame
 from tests.prefect_helpers import flow_run_artifacts
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
+
 
 FRAMES = {"Account": "accounts", "Contract": "contracts", "Case": "cases"}
 
@@ -145,7 +146,7 @@ def test_the_cli_dry_run_prints_the_diff_then_a_real_run_writes_it(
 ) -> None:
     from typer.testing import CliRunner
 
-    from revops.cli import app
+    from revops.cli.main import app
 
     runner = CliRunner()
     command = ["risk", "--crm", "salesforce", "--as-of", str(DEMO_AS_OF), "--out", str(tmp_path)]
@@ -193,7 +194,7 @@ def test_a_lead_salesforce_refuses_is_reported_and_the_rest_land(
 def test_the_nightly_parts_share_one_read_of_salesforce(
     prefect_api: str, org: FakeOrg, tmp_path: Path
 ) -> None:
-    from flows.nightly import NightlyParams, nightly
+    from revops.flows.nightly import NightlyParams, nightly
 
     results = nightly(NightlyParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
 

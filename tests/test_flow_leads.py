@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.demo import DemoSource
-from flows.handoff_leads import LeadsParams, handoff_leads
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
-from revops.cli import app
+from revops.cli.main import app
+from revops.connectors.demo import DemoSource
+from revops.flows.handoff_leads import LeadsParams, handoff_leads
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
 from tests.conftest import DEMO_AS_OF
 from tests.prefect_helpers import flow_run_artifacts
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect]
 
 
 def test_leads_flow_on_the_demo_is_a_dry_run_with_billing_status(

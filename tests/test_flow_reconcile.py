@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.warehouse import Warehouse, reconciliation_findings, reconciliation_runs
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
+from revops.connectors.warehouse import Warehouse, reconciliation_findings, reconciliation_runs
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
 from tests.conftest import DEMO_AS_OF
 from tests.prefect_helpers import flow_run_artifacts
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect]
 
 
 def test_flow_publishes_files_warehouse_rows_and_artifacts(

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from connectors.demo import DemoSource
-from connectors.files_export import write_export
-from flows.nightly import NightlyFailed, NightlyParams, nightly
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
+from revops.connectors.demo import DemoSource
+from revops.connectors.files_export import write_export
 from revops.errors import SourceError
-from tasks.reconcile_tasks import extract_reconciliation_input
+from revops.flows.nightly import NightlyFailed, NightlyParams, nightly
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
+from revops.tasks.reconcile_tasks import extract_reconciliation_input
 from tests.conftest import DEMO_AS_OF
 from tests.fake_stripe import Fault, fake_stripe
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
 
 
 def test_nightly_runs_every_part_and_names_the_one_that_failed(
@@ -108,7 +108,7 @@ def test_the_shared_request_budget_is_a_prefect_limit_that_must_exist(prefect_ap
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
-    from connectors.rate_limits import PrefectRateLimit
+    from revops.connectors.rate_limits import PrefectRateLimit
 
     with get_client(sync_client=True) as client:
         client.create_global_concurrency_limit(

@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.warehouse import Warehouse, risk_runs, risk_scores
-from flows.flag_at_risk import RiskParams, flag_at_risk
-from flows.nightly import NightlyParams, nightly
-from tasks.risk_tasks import AT_RISK_COLUMNS
+from revops.connectors.warehouse import Warehouse, risk_runs, risk_scores
+from revops.flows.flag_at_risk import RiskParams, flag_at_risk
+from revops.flows.nightly import NightlyParams, nightly
+from revops.tasks.risk_tasks import AT_RISK_COLUMNS
 from tests.conftest import DEMO_AS_OF
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect]
 
 
 def test_two_runs_keep_history_and_say_why_it_changed(

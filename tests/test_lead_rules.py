@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.demo import DemoSource
-from revops.config import PROJECT_ROOT
+from revops.config import SHIPPED_CONFIG_DIR
+from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError, InputError
-from tasks.lead_rules import LEAD_COLUMNS, LeadConfig, build_leads, lead_config
+from revops.tasks.lead_rules import LEAD_COLUMNS, LeadConfig, build_leads, lead_config
 from tests.builders import AS_OF, account, contract, frame, invoice, line
 
 DEFAULTS = LeadConfig()
@@ -573,11 +573,11 @@ def test_sorted_by_kind_then_close_date_then_key() -> None:
 
 
 def test_project_config_loads_with_the_documented_defaults() -> None:
-    assert lead_config(PROJECT_ROOT / "configs") == DEFAULTS
+    assert lead_config(SHIPPED_CONFIG_DIR) == DEFAULTS
 
 
 def test_opportunity_fields_follow_fields_yaml(tmp_path: Path) -> None:
-    fields = (PROJECT_ROOT / "configs" / "fields.yaml").read_text()
+    fields = (SHIPPED_CONFIG_DIR / "fields.yaml").read_text()
     (tmp_path / "fields.yaml").write_text(fields.replace("RevOps_Key__c", "Lead_Key__c"))
     (tmp_path / "leads.yaml").write_text("opportunity_fields: {currency: null}\n")
     config = lead_config(tmp_path)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.salesforce_mapping import same_field_value
 from revops.config import field_mapping
+from revops.connectors.salesforce_mapping import same_field_value
 from revops.errors import InputError, InputErrors
-from tasks.migration_plan import (
+from revops.tasks.migration_plan import (
     Book,
     MigrationConfig,
     catalogue_entry,

@@ -31,25 +31,25 @@ from prefect.flow_runs import resume_flow_run
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from connectors.migration_ledger import MigrationLedger, state
-from connectors.stripe_billing import (
+from revops.cli.migrate import migrate_app
+from revops.config import SHIPPED_CONFIG_DIR, field_mapping
+from revops.connectors.migration_ledger import MigrationLedger, state
+from revops.connectors.stripe_billing import (
     ResilientHTTPClient,
     StripeBilling,
     StripeSettings,
     stripe_config,
 )
-from connectors.warehouse import Warehouse
-from flows.migrate_accounts import (
+from revops.connectors.warehouse import Warehouse
+from revops.errors import SourceError
+from revops.flows.migrate_accounts import (
     MigrateParams,
     RollbackParams,
     migrate_accounts,
     rollback_migration,
 )
-from revops.cli_migrate import migrate_app
-from revops.config import PROJECT_ROOT, field_mapping
-from revops.errors import SourceError
-from tasks.migration_plan import load_plan, migration_config, resolve_plan
-from tasks.migration_tasks import (
+from revops.tasks.migration_plan import load_plan, migration_config, resolve_plan
+from revops.tasks.migration_tasks import (
     MigrationIncomplete,
     MigrationSources,
     apply_accounts,
@@ -64,9 +64,10 @@ from tests.conftest import DEMO_AS_OF
 from tests.local_servers import localstripe as run_localstripe
 from tests.prefect_helpers import flow_run_artifacts
 
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
+
 BIN = Path(sys.executable).parent
 KEY = "sk_test_revops"
-pytestmark = pytest.mark.prefect
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def stripe_client(localstripe: str) -> stripe.StripeClient:
 def localstripe_configs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """configs/ as a deployment pointed at localstripe would set it."""
     folder = tmp_path_factory.mktemp("configs")
-    for path in (PROJECT_ROOT / "configs").glob("*.yaml"):
+    for path in SHIPPED_CONFIG_DIR.glob("*.yaml"):
         shutil.copy(path, folder / path.name)
     for name, old, new in (
         ("stripe.yaml", "item_price_param: price", "item_price_param: plan"),
@@ -632,7 +633,7 @@ def test_crm_fields_are_upserted_verified_and_restored(
 ) -> None:
     from pydantic import SecretStr as Secret
 
-    from connectors.salesforce_crm import SalesforceCrm, SalesforceSettings
+    from revops.connectors.salesforce_crm import SalesforceCrm, SalesforceSettings
     from tests.fake_salesforce import fake_org, stamp
 
     accounts = seed(stripe_client, 2)

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
-from tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS
+from revops.tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS
 from tests.test_demo import reconcile_demo
 
 

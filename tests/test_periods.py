@@ -4,7 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.periods import add_months, local_dates, parse_period, periods_elapsed, previous_month
+from revops.periods import (
+    add_months,
+    local_dates,
+    parse_period,
+    periods_elapsed,
+    previous_month,
+)
 
 
 def dates(*values: str) -> pd.Series:

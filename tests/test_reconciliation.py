@@ -7,9 +7,13 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from revops.config import ReconciliationConfig, Tolerance, reconciliation_config
-from tasks.periods import parse_period
-from tasks.reconciliation import FINDING_COLUMNS, ReconciliationResult, reconcile
+from revops.periods import parse_period
+from revops.tasks.reconciliation import FINDING_COLUMNS, ReconciliationResult, reconcile
+from revops.tasks.reconciliation_config import (
+    ReconciliationConfig,
+    Tolerance,
+    reconciliation_config,
+)
 from tests.builders import AS_OF, account, contract, customer, invoice, line, recon_input
 
 OCT = parse_period("2026-10")

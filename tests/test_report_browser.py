@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
 from revops.money import format_money
 from tests.browser import chromium_path, open_page
 from tests.conftest import DEMO_AS_OF
@@ -18,6 +18,7 @@ from tests.conftest import DEMO_AS_OF
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
     pytest.mark.prefect,
+    pytest.mark.servers,
     pytest.mark.skipif(
         chromium_path() is None and not os.environ.get("REVOPS_REQUIRE_CHROMIUM"),
         reason="Debian's chromium is not installed (.ci/run installs it)",

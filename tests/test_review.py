@@ -11,13 +11,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from connectors.files_export import write_export
-from connectors.warehouse import Warehouse, finding_reviews
-from flows.params import ReconcileParams
-from flows.reconcile_invoices import reconcile_invoices
-from revops.cli import app
-from tasks.review import carry_forward
+from revops.cli.main import app
+from revops.connectors.files_export import write_export
+from revops.connectors.warehouse import Warehouse, finding_reviews
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
+from revops.tasks.review import carry_forward
 from tests.conftest import DEMO_AS_OF
+
+pytestmark = [pytest.mark.prefect]
 
 runner = CliRunner()
 

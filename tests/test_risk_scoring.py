@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connectors.demo import DemoSource
-from revops.config import PROJECT_ROOT, RiskConfig, risk_config
+from revops.config import SHIPPED_CONFIG_DIR
+from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError, InputError
-from tasks.risk_scoring import SCORE_COLUMNS, backtest, explain_changes, score_accounts
+from revops.tasks.risk_config import RiskConfig, risk_config
+from revops.tasks.risk_scoring import SCORE_COLUMNS, backtest, explain_changes, score_accounts
 from tests.builders import AS_OF, account, contract, customer, frame, ts
 
 DEFAULTS = RiskConfig()
@@ -508,7 +509,7 @@ def test_segment_overrides_are_validated() -> None:
 
 
 def test_risk_yaml_loads_and_matches_the_model_defaults(tmp_path: Path) -> None:
-    config = risk_config(PROJECT_ROOT / "configs")
+    config = risk_config(SHIPPED_CONFIG_DIR)
     assert config.model_dump(exclude={"segments"}) == DEFAULTS.model_dump(exclude={"segments"})
     assert set(config.segments) <= {"smb", "mid_market", "enterprise"}
     for segment in config.segments:
@@ -613,7 +614,7 @@ def test_demo_book_declining_accounts_score_lower() -> None:
         cases=demo.cases(),
         usage=usage_rows,
         as_of=as_of,
-        config=risk_config(PROJECT_ROOT / "configs"),
+        config=risk_config(SHIPPED_CONFIG_DIR),
     )
     assert len(out) == len(demo.accounts())
     assert out["account_id"].is_unique

@@ -15,16 +15,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
-from connectors.demo import DemoSource
-from connectors.salesforce_crm import (
+from revops.connectors.demo import DemoSource
+from revops.connectors.salesforce_crm import (
     SalesforceCrm,
     SalesforceSettings,
-    describe_diff,
     salesforce_config,
 )
-from connectors.warehouse import Warehouse
+from revops.connectors.warehouse import Warehouse
 from revops.errors import ConfigError, InputError, SourceError
+from revops.tasks.crm_writeback import describe_diff
 from tests.fake_salesforce import FakeOrg, Fault, fake_org, seed_from_frame, stamp
+
+pytestmark = [pytest.mark.servers]
 
 FAST = {"max_retries": 2, "backoff_seconds": 0, "bulk_poll_seconds": 0, "requests_per_second": 1e3}
 HTML_503 = "<html><body><h1>Service Unavailable</h1>Maintenance in progress.</body></html>"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from connectors.salesforce_mapping import missing_fields, records_frame
 from revops.config import FieldMapping, field_mapping
+from revops.connectors.salesforce_mapping import missing_fields, records_frame
 from revops.errors import InputError, InputErrors
 from revops.frames import empty_frame, validate_frame
 

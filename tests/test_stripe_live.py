@@ -13,15 +13,17 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from connectors.stripe_billing import StripeBilling, StripeSettings, stripe_config
-from connectors.warehouse import Warehouse
-from revops.config import reconciliation_config
+from revops.connectors.stripe_billing import StripeBilling, StripeSettings, stripe_config
+from revops.connectors.warehouse import Warehouse
 from revops.errors import ConfigError, RateLimited, SourceError
-from tasks.periods import parse_period
-from tasks.reconciliation import ReconciliationInput, reconcile
+from revops.periods import parse_period
+from revops.tasks.reconciliation import ReconciliationInput, reconcile
+from revops.tasks.reconciliation_config import reconciliation_config
 from tests.builders import account, contract, frame
 from tests.fake_stripe import Fault, fake_stripe, invoice
 from tests.local_servers import localstripe as run_localstripe
+
+pytestmark = [pytest.mark.prefect, pytest.mark.servers]
 
 BIN = Path(sys.executable).parent
 DAY = 86_400
@@ -382,9 +384,9 @@ def test_the_flow_reconciles_live_stripe_billing_against_a_crm_export(
 ) -> None:
     import json
 
-    from connectors.files_export import write_export
-    from flows.params import ReconcileParams
-    from flows.reconcile_invoices import reconcile_invoices
+    from revops.connectors.files_export import write_export
+    from revops.flows.params import ReconcileParams
+    from revops.flows.reconcile_invoices import reconcile_invoices
 
     invoices, lines = demo_source.invoices()
     write_export(

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from connectors.stripe_mapping import (
+from revops.connectors.stripe_mapping import (
     charges_frame,
     customers_frame,
     disputes_frame,

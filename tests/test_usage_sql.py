@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from connectors.demo import DemoSource
-from connectors.usage_sql import SqlUsage, UsageConfig, usage_config
-from flows.flag_at_risk import RiskParams, flag_at_risk
+from revops.connectors.demo import DemoSource
+from revops.connectors.usage_sql import SqlUsage, UsageConfig, usage_config
 from revops.errors import ConfigError, InputError
+from revops.flows.flag_at_risk import RiskParams, flag_at_risk
 from tests.conftest import DEMO_AS_OF
+
+pytestmark = [pytest.mark.prefect]
 
 START, END = DEMO_AS_OF - timedelta(days=150), DEMO_AS_OF
 

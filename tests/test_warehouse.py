@@ -7,15 +7,15 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from connectors.warehouse import (
+from revops.connectors.warehouse import (
     RunRecord,
     Warehouse,
     reconciliation_findings,
     reconciliation_matches,
     reconciliation_runs,
 )
-from revops.config import reconciliation_config
 from revops.errors import SourceError
+from revops.tasks.reconciliation_config import reconciliation_config
 from tests.test_demo import reconcile_demo
 
 

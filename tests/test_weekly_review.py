@@ -8,13 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.flag_at_risk import RiskParams, flag_at_risk
-from flows.handoff_leads import LeadsParams, handoff_leads
-from flows.weekly_review import WeeklyParams, weekly_review
-from revops.config import sla_config
-from tasks.weekly_review import case_backlog, open_disputes, risk_movement, sla_breaches
+from revops.flows.flag_at_risk import RiskParams, flag_at_risk
+from revops.flows.handoff_leads import LeadsParams, handoff_leads
+from revops.flows.weekly_review import WeeklyParams, weekly_review
+from revops.tasks.sla_config import sla_config
+from revops.tasks.weekly_review import case_backlog, open_disputes, risk_movement, sla_breaches
 from tests.builders import frame
 from tests.conftest import DEMO_AS_OF
+
+pytestmark = [pytest.mark.prefect]
 
 AS_OF = date(2026, 11, 23)
 

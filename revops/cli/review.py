@@ -9,7 +9,8 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from connectors.warehouse import DECISIONS, Warehouse
+from revops.cli.common import console, run_action
+from revops.connectors.warehouse import DECISIONS, Warehouse
 from revops.errors import InputError, InputErrors
 from revops.settings import get_settings
 
@@ -34,9 +35,10 @@ def decide(
     owner: str | None = typer.Option(None, help="Who fixes it (required for `fix`)."),
 ) -> None:
     """Record one decision."""
-    from revops.cli import _run, console
 
-    _run(lambda: _warehouse().record_decision(run, finding, decision, reviewer, comment, owner))
+    run_action(
+        lambda: _warehouse().record_decision(run, finding, decision, reviewer, comment, owner)
+    )
     console.print(f"Recorded {decision} on {finding} by {reviewer}.", highlight=False)
 
 
@@ -48,7 +50,6 @@ def import_decisions(
     ),
 ) -> None:
     """Record many decisions from a CSV; every bad row is reported and none is recorded."""
-    from revops.cli import _run, console
 
     def action() -> int:
         try:
@@ -105,7 +106,7 @@ def import_decisions(
             )
         return len(rows)
 
-    console.print(f"Recorded {_run(action)} decisions.")
+    console.print(f"Recorded {run_action(action)} decisions.")
 
 
 @review_app.command("signoff")
@@ -115,16 +116,14 @@ def signoff(
     comment: str = typer.Option("", help="Anything worth recording."),
 ) -> None:
     """Sign a run off as reviewed; the report shows it."""
-    from revops.cli import _run, console
 
-    _run(lambda: _warehouse().sign_off(run, reviewer, comment))
+    run_action(lambda: _warehouse().sign_off(run, reviewer, comment))
     console.print(f"Run {run} signed off by {reviewer}.", highlight=False)
 
 
 @review_app.command("show")
 def show(run: str = typer.Option(..., "--run", help="Run id.")) -> None:
     """The run's findings with their latest decision."""
-    from revops.cli import _run, console
 
     def action() -> tuple[pd.DataFrame, pd.DataFrame, dict | None]:
         warehouse = _warehouse()
@@ -134,7 +133,7 @@ def show(run: str = typer.Option(..., "--run", help="Run id.")) -> None:
         keys = findings["finding_key"].tolist()
         return findings, warehouse.latest_decisions(keys), warehouse.signoff_of(run)
 
-    findings, decisions, signed = _run(action)
+    findings, decisions, signed = run_action(action)
     decided = decisions.set_index("finding_key") if len(decisions) else None
     table = Table("Finding", "Code", "Currency", "Variance", "Decision", "By", title=f"Run {run}")
     for row in findings.itertuples(index=False):

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from revops.errors import InputError, RevOpsError
-from revops.money import format_money
+from revops.cli.common import amount_text, console, parse_date, run_action
+from revops.cli.migrate import migrate_app
+from revops.cli.review import review_app
 from revops.prefect_env import apply_local_defaults
 
 app = typer.Typer(
@@ -24,8 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
 
 
 class Source(StrEnum):
@@ -50,35 +45,6 @@ SOURCE_HELP = (
     "demo (built-in demo book, no credentials), files (an export folder, --input) or "
     "live (Stripe + Salesforce + the usage warehouse)."
 )
-
-
-def _run(action: Callable[[], Any]) -> Any:
-    """Run an action; turn our errors into a message and a non-zero exit."""
-    try:
-        return action()
-    except InputError as exc:
-        errors.print(f"[bold red]Input error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except RevOpsError as exc:
-        errors.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"])
-            errors.print(f"[bold red]Invalid parameter[/] {where}: {err['msg']}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors.print(
-            f"[bold red]Invalid parameter[/] {option}: {value!r} is not a date (YYYY-MM-DD)"
-        )
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -108,8 +74,8 @@ def reconcile(
     apply_local_defaults()
 
     def action() -> dict:
-        from flows.params import ReconcileParams
-        from flows.reconcile_invoices import reconcile_invoices
+        from revops.flows.params import ReconcileParams
+        from revops.flows.reconcile_invoices import reconcile_invoices
 
         params = ReconcileParams(
             source=source.value,
@@ -117,7 +83,7 @@ def reconcile(
             crm=crm.value if crm else None,
             input_dir=str(input_dir) if input_dir else None,
             period=period,
-            as_of=_parse_date(as_of, "--as-of"),
+            as_of=parse_date(as_of, "--as-of"),
             out_dir=str(out),
             demo_size=demo_size,
             demo_seed=seed,
@@ -127,7 +93,7 @@ def reconcile(
         )
         return reconcile_invoices(params)
 
-    print_reconciliation(_run(action))
+    print_reconciliation(run_action(action))
 
 
 @app.command()
@@ -149,13 +115,13 @@ def risk(
     apply_local_defaults()
 
     def action() -> dict:
-        from flows.flag_at_risk import RiskParams, flag_at_risk
+        from revops.flows.flag_at_risk import RiskParams, flag_at_risk
 
         params = RiskParams(
             source=source.value,
             crm=crm.value if crm else None,
             input_dir=str(input_dir) if input_dir else None,
-            as_of=_parse_date(as_of, "--as-of"),
+            as_of=parse_date(as_of, "--as-of"),
             out_dir=str(out),
             dry_run=dry_run,
             demo_size=demo_size,
@@ -163,7 +129,7 @@ def risk(
         )
         return flag_at_risk(params)
 
-    print_risk(_run(action))
+    print_risk(run_action(action))
 
 
 @app.command()
@@ -183,13 +149,13 @@ def leads(
     apply_local_defaults()
 
     def action() -> dict:
-        from flows.handoff_leads import LeadsParams, handoff_leads
+        from revops.flows.handoff_leads import LeadsParams, handoff_leads
 
         params = LeadsParams(
             source=source.value,
             crm=crm.value if crm else None,
             input_dir=str(input_dir) if input_dir else None,
-            as_of=_parse_date(as_of, "--as-of"),
+            as_of=parse_date(as_of, "--as-of"),
             out_dir=str(out),
             dry_run=dry_run,
             demo_size=demo_size,
@@ -197,7 +163,7 @@ def leads(
         )
         return handoff_leads(params)
 
-    print_leads(_run(action))
+    print_leads(run_action(action))
 
 
 @app.command()
@@ -213,17 +179,17 @@ def weekly(
     apply_local_defaults()
 
     def action() -> dict:
-        from flows.weekly_review import WeeklyParams, weekly_review
+        from revops.flows.weekly_review import WeeklyParams, weekly_review
 
         params = WeeklyParams(
             source=source.value,
             input_dir=str(input_dir) if input_dir else None,
-            as_of=_parse_date(as_of, "--as-of"),
+            as_of=parse_date(as_of, "--as-of"),
             out_dir=str(out),
         )
         return weekly_review(params)
 
-    summary = _run(action)
+    summary = run_action(action)
     console.print(
         f"\n[bold]Weekly ops review[/] to {summary['as_of']}: {summary['open_cases']} open cases, "
         f"{summary['sla_breaches']} SLA breaches, {len(summary['new_at_risk'])} new at risk",
@@ -244,18 +210,18 @@ def demo(
     apply_local_defaults()
 
     def action() -> dict:
-        from flows.nightly import NightlyParams, nightly
+        from revops.flows.nightly import NightlyParams, nightly
 
         params = NightlyParams(
             source="demo",
-            as_of=_parse_date(as_of, "--as-of"),
+            as_of=parse_date(as_of, "--as-of"),
             out_dir=str(out),
             demo_size=size,
             demo_seed=seed,
         )
         return nightly(params)
 
-    result = _run(action)
+    result = run_action(action)
     print_reconciliation(result["reconciliation"])
     print_risk(result["risk"])
     print_leads(result["leads"])
@@ -278,10 +244,10 @@ def demo_export(
     """Write the demo book as a `files` export folder (Data Loader CSVs + Stripe JSONL)."""
     from datetime import UTC, datetime, timedelta
 
-    from connectors.demo import DemoSource
-    from connectors.files_export import write_export
+    from revops.connectors.demo import DemoSource
+    from revops.connectors.files_export import write_export
 
-    day = _parse_date(as_of, "--as-of") or datetime.now(UTC).date()
+    day = parse_date(as_of, "--as-of") or datetime.now(UTC).date()
 
     def action() -> list[Path]:
         demo = DemoSource(as_of=day, size=size, seed=seed)
@@ -302,7 +268,7 @@ def demo_export(
             invoice_shape=shape.value,
         )
 
-    written = _run(action)
+    written = run_action(action)
     console.print(f"Wrote the demo book as of {day} ({shape.value} invoice shape):")
     for path in written:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
@@ -327,7 +293,7 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     for row in summary["totals"]:
         cur = row["currency"]
         keys = ("expected_minor", "billed_minor", "underbilled_minor", "overbilled_minor")
-        money.add_row(cur, *(_amount(row[k], cur) for k in keys), str(row["findings"]))
+        money.add_row(cur, *(amount_text(row[k], cur) for k in keys), str(row["findings"]))
     console.print(money)
     if summary["by_code"]:
         codes = Table("Code", "Currency", title="Findings per code")
@@ -336,7 +302,7 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
         for row in summary["by_code"]:
             cur = row["currency"]
             codes.add_row(
-                row["code"], cur, str(row["findings"]), _amount(row["variance_minor"], cur)
+                row["code"], cur, str(row["findings"]), amount_text(row["variance_minor"], cur)
             )
         console.print(codes)
     for system, calls in summary.get("api_calls", {}).items():
@@ -387,20 +353,8 @@ def print_leads(summary: dict[str, Any]) -> None:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
-def _amount(amount_minor: int | None, currency: str) -> str:
-    """An amount without its currency code (the table's currency column names it)."""
-    return "—" if amount_minor is None else format_money(amount_minor, currency).split(" ", 1)[1]
-
-
-def _mount_subcommands() -> None:
-    from revops.cli_migrate import migrate_app
-    from revops.cli_review import review_app
-
-    app.add_typer(review_app, name="review")
-    app.add_typer(migrate_app, name="migrate")
-
-
-_mount_subcommands()
+app.add_typer(review_app, name="review")
+app.add_typer(migrate_app, name="migrate")
 
 
 def main() -> None:  # pragma: no cover - console script shim

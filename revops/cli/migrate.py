@@ -1,7 +1,7 @@
 """`revops migrate`: dry-run, approve, apply, check and roll back plan migrations.
 
-Mounted by revops.cli as `app.add_typer(migrate_app, name="migrate")`; helpers shared with
-the main CLI are imported inside the commands (revops.cli imports this module).
+Mounted by revops.cli.main as `app.add_typer(migrate_app, name="migrate")`; what it shares
+with the other commands comes from revops.cli.common.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from revops.money import format_money
+from revops.cli.common import amount_text, console, errors, parse_date, run_action
+from revops.prefect_env import apply_local_defaults
 
 migrate_app = typer.Typer(
     help="Move customers between Stripe prices from a reviewed plan: dry run (default), "
@@ -65,8 +66,6 @@ def migrate(
     """Dry-run a plan (default), or apply it with --apply after approval, then verify."""
     if ctx.invoked_subcommand is not None:
         return
-    from revops.cli import _parse_date, _run, errors
-    from revops.prefect_env import apply_local_defaults
 
     if plan is None:
         errors.print("[bold red]Missing option[/] --plan FILE\n")
@@ -81,10 +80,10 @@ def migrate(
         )
         raise typer.Exit(2)
     apply_local_defaults()
-    day = _parse_date(as_of, "--as-of")
+    day = parse_date(as_of, "--as-of")
 
     def run(**extra: Any) -> dict[str, Any]:
-        from flows.migrate_accounts import MigrateParams, migrate_accounts
+        from revops.flows.migrate_accounts import MigrateParams, migrate_accounts
 
         params = MigrateParams(
             plan_path=str(plan),
@@ -100,16 +99,16 @@ def migrate(
         return migrate_accounts(params)
 
     if not apply:
-        print_migration(_run(run))
+        print_migration(run_action(run))
         return
     who = reviewer or _login()
     if yes:
-        from tasks.migration_plan import load_plan, migration_config
+        from revops.tasks.migration_plan import load_plan, migration_config
 
-        fingerprint = _run(lambda: load_plan(plan, migration_config()).fingerprint)
+        fingerprint = run_action(lambda: load_plan(plan, migration_config()).fingerprint)
         note = comment or "approved on the command line with --yes"
     else:
-        dry = _run(run)
+        dry = run_action(run)
         print_migration(dry)
         changing = sum(n for k, n in dry["planned"].items() if k != "skip: applied")
         if not typer.confirm(
@@ -121,7 +120,7 @@ def migrate(
             raise typer.Exit(1)
         fingerprint = dry["fingerprint"]
         note = comment or "confirmed on the command line"
-    result = _run(
+    result = run_action(
         lambda: run(
             apply=True, approved_by=who, approved_fingerprint=fingerprint, approval_comment=note
         )
@@ -132,18 +131,17 @@ def migrate(
 @migrate_app.command("status")
 def status(plan: Path = typer.Option(..., "--plan", help=PLAN_HELP)) -> None:
     """What the warehouse ledger holds for a plan: per-account status and approvals."""
-    from revops.cli import _run, console
 
     def action() -> dict[str, Any]:
-        from connectors.migration_ledger import MigrationLedger
+        from revops.connectors.migration_ledger import MigrationLedger
         from revops.settings import get_settings
-        from tasks.migration_plan import load_plan, migration_config
-        from tasks.migration_tasks import migration_status
+        from revops.tasks.migration_plan import load_plan, migration_config
+        from revops.tasks.migration_tasks import migration_status
 
         parsed = load_plan(plan, migration_config())
         return migration_status(parsed, MigrationLedger.at(get_settings().database_url))
 
-    result = _run(action)
+    result = run_action(action)
     console.print(
         f"\n[bold]Plan {result['fingerprint'][:12]}[/] ({result['plan']}, "
         f"{result['rows_in_plan']} rows)",
@@ -193,13 +191,11 @@ def rollback(
 ) -> None:
     """Preview restoring every account of a plan to its before state; --apply restores it
     after the same approval as an apply (--yes, or a confirmation after the preview)."""
-    from revops.cli import _run, errors
-    from revops.prefect_env import apply_local_defaults
 
     apply_local_defaults()
 
     def run(**extra: Any) -> dict[str, Any]:
-        from flows.migrate_accounts import RollbackParams, rollback_migration
+        from revops.flows.migrate_accounts import RollbackParams, rollback_migration
 
         return rollback_migration(
             RollbackParams(
@@ -211,7 +207,7 @@ def rollback(
             )
         )
 
-    preview = _run(run)
+    preview = run_action(run)
     print_rollback(preview)
     if not apply:
         return
@@ -227,7 +223,7 @@ def rollback(
     else:
         errors.print("Nothing changed.")
         raise typer.Exit(1)
-    result = _run(
+    result = run_action(
         lambda: run(
             apply=True,
             approved_by=who,
@@ -240,7 +236,6 @@ def rollback(
 
 def print_rollback(result: dict[str, Any]) -> None:
     """The accounts a rollback restores (or restored), and its outcome."""
-    from revops.cli import console
 
     console.print(
         f"\n[bold]{result['mode'].capitalize()}[/] of plan {result['fingerprint'][:12]} "
@@ -256,7 +251,7 @@ def print_rollback(result: dict[str, Any]) -> None:
             row["subscription_id"] or "",
             row["current_price"] or "",
             row["restore_price"] or "",
-            _amount(row["delta_per_period_minor"], row["currency"]),
+            amount_text(row["delta_per_period_minor"], row["currency"]),
             row["planned"],
         )
     console.print(table)
@@ -265,7 +260,6 @@ def print_rollback(result: dict[str, Any]) -> None:
 
 def print_migration(summary: dict[str, Any]) -> None:
     """The priced plan, and after an apply what happened and what verification found."""
-    from revops.cli import console
 
     console.print(
         f"\n[bold]Plan migration {summary['fingerprint'][:12]}[/] ({summary['plan']}, "
@@ -285,8 +279,8 @@ def print_migration(summary: dict[str, Any]) -> None:
             row["from_price"],
             row["to_price"],
             str(row["quantity"]),
-            _amount(row["delta_per_period_minor"], row["currency"]),
-            _amount(row["preview_amount_due_minor"], row["currency"]),
+            amount_text(row["delta_per_period_minor"], row["currency"]),
+            amount_text(row["preview_amount_due_minor"], row["currency"]),
             row["planned"],
         )
     console.print(accounts)
@@ -301,9 +295,9 @@ def print_migration(summary: dict[str, Any]) -> None:
             cur,
             str(t["accounts"]),
             str(t["changing"]),
-            _amount(t["from_per_year_minor"], cur),
-            _amount(t["to_per_year_minor"], cur),
-            _amount(t["delta_per_year_minor"], cur),
+            amount_text(t["from_per_year_minor"], cur),
+            amount_text(t["to_per_year_minor"], cur),
+            amount_text(t["delta_per_year_minor"], cur),
         )
     console.print(money)
     if summary.get("approval"):
@@ -313,7 +307,6 @@ def print_migration(summary: dict[str, Any]) -> None:
 
 
 def _print_outcome(summary: dict[str, Any]) -> None:
-    from revops.cli import console
 
     if "outcomes" in summary:
         done = ", ".join(f"{k}: {n}" for k, n in sorted(summary["outcomes"].items()))
@@ -332,12 +325,6 @@ def _print_outcome(summary: dict[str, Any]) -> None:
     console.print("Outputs:")
     for path in summary["outputs"]:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
-
-
-def _amount(amount_minor: int | None, currency: str | None) -> str:
-    if amount_minor is None or currency is None:
-        return "—"
-    return format_money(amount_minor, currency).split(" ", 1)[1]
 
 
 def _login() -> str:

@@ -1,0 +1,1 @@
+"""The `revops` command line: a leaf over the flows (entry point `revops.cli.main:app`)."""
