@@ -30,4 +30,3 @@ def test_every_tasks_module_is_pure_or_a_task_module() -> None:
     unclassified = modules - pure - TASK_MODULES
     assert not unclassified, f"add {sorted(unclassified)} to the domain contract or TASK_MODULES"
     assert not (pure | TASK_MODULES) - modules, "the lists name modules that no longer exist"
-
