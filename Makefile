@@ -11,7 +11,9 @@ DEMO_ENV := env -u PREFECT_API_URL -u PREFECT_PROFILE PREFECT_HOME=$(CURDIR)/var
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# setuptools warns about any folder named like the package on an editable install; here
+	# that folder is the package itself (revops/), so the warning says nothing.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,6 +45,7 @@ bench: install
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/salesforce.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,172 @@
+"""End-to-end benchmark: what a finance user runs, beside a DuckDB floor on the same files.
+
+For each book size the demo book is exported once in the `files` format (`revops demo-export`,
+cached under var/bench/), then, alternating, each of these runs as a whole process:
+
+- `revops reconcile --source files`: files in, every output out (CSV, XLSX, report, warehouse);
+- the floor: DuckDB reads the same `invoices.jsonl` and `Contract.csv` and computes the billed
+  total per contract period of the window (the least any reconciliation must do);
+- the fixed start: the same command on a 200-contract book (Prefect, imports), reported apart.
+
+Each process is measured with os.wait4: wall time, CPU (user + system) and peak RSS.
+
+    python bench/e2e.py                          # about 10k and 100k invoice lines
+    python bench/e2e.py --contracts 123000       # about 1M lines (8.1 lines per contract)
+    python bench/e2e.py --repeat 3               # medians of 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+AS_OF = "2026-11-23"
+PERIOD = "2026-10"
+CACHE = ROOT / "var" / "bench"
+
+FLOOR_SQL = """
+WITH invoices AS (
+    SELECT
+        id,
+        status,
+        parent.subscription_details.subscription AS subscription_id,  -- the current shape
+        unnest(lines.data) AS line
+    FROM read_json(?, format = 'newline_delimited', maximum_object_size = 100000000)
+    WHERE status IN ('open', 'paid', 'uncollectible')
+),
+lines AS (
+    SELECT
+        subscription_id,
+        line.amount - coalesce(list_sum([d.amount FOR d IN line.discount_amounts]), 0) AS net,
+        to_timestamp(line.period.start)::DATE AS period_start
+    FROM invoices
+),
+contracts AS (
+    SELECT Id AS contract_id, Stripe_Subscription_Id__c AS subscription_id
+    FROM read_csv(?, header = true, all_varchar = true)
+)
+SELECT contract_id, date_trunc('month', period_start) AS period, sum(net) AS billed_minor
+FROM lines JOIN contracts USING (subscription_id)
+WHERE period_start >= DATE '{start}' AND period_start < DATE '{end}'
+GROUP BY ALL
+"""
+
+
+@dataclass
+class Run:
+    """One measured process."""
+
+    wall_s: float
+    cpu_s: float
+    peak_mib: float
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run `command` to completion; its wall time, CPU and peak RSS (from wait4)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        error = process.stderr.read().decode()[-2000:] if process.stderr else ""
+        raise SystemExit(f"{' '.join(command)} failed:\n{error}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def export(contracts: int) -> Path:
+    """The demo book of `contracts` contracts as a files export (cached)."""
+    folder = CACHE / f"book-{contracts}"
+    if not (folder / "invoices.jsonl").exists():
+        subprocess.run(
+            [str(BIN / "revops"), "demo-export", "--out", str(folder), "--as-of", AS_OF]
+            + ["--size", str(contracts)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return folder
+
+
+def invoice_lines(folder: Path) -> int:
+    """Invoice lines in the export (what the table's size column counts)."""
+    import duckdb
+
+    sql = (
+        "SELECT sum(len(lines.data)) FROM read_json(?, format='newline_delimited', "
+        "maximum_object_size=100000000)"
+    )
+    return int(duckdb.execute(sql, [str(folder / "invoices.jsonl")]).fetchall()[0][0])
+
+
+def reconcile_command(folder: Path, out: Path, database: Path) -> tuple[list[str], dict]:
+    """`revops reconcile --source files` as a user runs it, on its own warehouse file."""
+    env = {
+        **os.environ,
+        "REVOPS_DATABASE_URL": f"sqlite:///{database}",
+        "PREFECT_HOME": str(CACHE / "prefect"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [str(BIN / "revops"), "reconcile", "--source", "files", "--input", str(folder)]
+    command += ["--period", PERIOD, "--as-of", AS_OF, "--out", str(out)]
+    return command, env
+
+
+def floor_command(folder: Path) -> list[str]:
+    """The DuckDB floor in a process of its own."""
+    sql = FLOOR_SQL.format(start="2026-10-01", end="2026-11-01")
+    script = (
+        "import duckdb, sys\n"
+        f"rows = duckdb.execute({sql!r}, [sys.argv[1], sys.argv[2]]).fetchall()\n"
+        "assert rows\n"
+    )
+    files = [str(folder / "invoices.jsonl"), str(folder / "Contract.csv")]
+    return [sys.executable, "-c", script, *files]
+
+
+def bench(contracts: int, repeat: int) -> dict[str, object]:
+    """Medians of `repeat` alternating runs of the command and the floor on one book."""
+    folder = export(contracts)
+    runs: dict[str, list[Run]] = {"revops": [], "floor": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for attempt in range(repeat):
+            command, env = reconcile_command(
+                folder, Path(scratch) / f"out{attempt}", Path(scratch) / f"wh{attempt}.db"
+            )
+            runs["revops"].append(measured(command, env))
+            runs["floor"].append(measured(floor_command(folder)))
+    row: dict[str, object] = {"contracts": contracts, "invoice_lines": invoice_lines(folder)}
+    for name, measured_runs in runs.items():
+        row[f"{name}_wall_s"] = round(statistics.median(r.wall_s for r in measured_runs), 2)
+        row[f"{name}_cpu_s"] = round(statistics.median(r.cpu_s for r in measured_runs), 2)
+        row[f"{name}_peak_mib"] = round(max(r.peak_mib for r in measured_runs))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contracts", type=int, action="append", help="book size(s)")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    start = bench(200, args.repeat)
+    print(json.dumps({"fixed_start": start}))
+    for contracts in args.contracts or [1_230, 12_300]:
+        row = bench(contracts, args.repeat)
+        net = float(row["revops_wall_s"]) - float(start["revops_wall_s"])
+        row["ratio_without_fixed_start"] = round(net / float(row["floor_wall_s"]), 1)
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
