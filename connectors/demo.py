@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from revops.connectors.demo_health import choose_health_accounts, full_use, plant_alarms
 from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS, conform, validate_frame
 from revops.periods import add_months, parse_period, periods_elapsed, previous_month
@@ -205,6 +206,10 @@ class DemoSource:
         """The planted findings in `window` (the month before as_of)."""
         return self._book["planted"]
 
+    def health_plants(self) -> dict[str, str]:
+        """Planted health cases (connectors.demo_health): plant name -> account id."""
+        return dict(self._book["health_plants"])
+
     # -- generation --------------------------------------------------------------------
 
     @cached_property
@@ -231,8 +236,15 @@ class DemoSource:
             "cases": self._cases(accounts, rng),
             "opportunities": self._opportunities(contracts, accounts, rng),
         }
+        planted_contracts = {
+            c for rows in plants.values() for c in contracts["contract_id"].to_numpy()[rows]
+        }
+        health = choose_health_accounts(book, planted_contracts, self.as_of)
+        if "alarms" in health:
+            book = plant_alarms(book, health["alarms"], self.as_of)
         validated = {name: validate_frame(name, conform(name, f)) for name, f in book.items()}
         validated["planted"] = self._planted_list(plants)
+        validated["health_plants"] = health
         return validated
 
     def _contracts_and_accounts(
@@ -816,6 +828,8 @@ class DemoSource:
         noise = 1.0 + 0.05 * _hashed_normal(account_number, epoch_day, self.seed)
         active = np.clip(np.rint(seats[:, None] * utilisation[:, None] * decline * noise), 0, None)
         active = np.minimum(active, np.ceil(seats[:, None] * 1.1))
+        alarms = current["account_id"].isin(self._book["health_plants"].values()).to_numpy()
+        active = full_use(active, seats, alarms)
         frame = pd.DataFrame(
             {
                 "account_id": np.repeat(current["account_id"].to_numpy(), n_days),

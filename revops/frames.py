@@ -273,6 +273,22 @@ class SourceLocation:
     rows: Callable[[object], int] | None = None
 
 
+def md_cell(value: object) -> str:
+    """Text from the data made safe for one markdown table cell: pipes, markup and line
+    breaks escaped, so an account name cannot break the table or inject links."""
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    for char in ("\\", "|", "*", "_", "`", "[", "]", "<", ">"):
+        text = text.replace(char, "\\" + char)
+    return " ".join(text.split())
+
+
+def require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
+    """Raise InputError naming `name` and the first of `columns` the frame lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError("required column is missing", file=name, column=missing[0])
+
+
 def validate_frame(
     name: str, frame: pd.DataFrame, location: SourceLocation | None = None
 ) -> pd.DataFrame:

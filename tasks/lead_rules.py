@@ -34,10 +34,10 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from revops.config import StrictConfig, config_dir, field_mapping, load_config
-from revops.errors import InputError
-from revops.frames import DATE, FREQUENCY_MONTHS, empty_frame
+from revops.frames import DATE, FREQUENCY_MONTHS, empty_frame, require_columns
 from revops.money import format_money, minor_to_major
 from revops.tasks.expected_billing import expected_unit_minor
+from revops.tasks.lead_billing import BillingTroubleRule, billing_trouble
 from revops.tasks.matching import link_customers
 from revops.tasks.reconciliation_config import Severity
 
@@ -54,6 +54,7 @@ LEAD_COLUMNS: list[str] = [
     "owner_id",
     "reason",
     "billing_status",
+    "billing_exceptions",
     "action",
     "skip_reason",
     "changed_fields",
@@ -146,6 +147,7 @@ class LeadConfig(StrictConfig):
     upsell_task_subject: str = "Upsell: {account_name} is outgrowing its plan ({period})"
 
     at_risk_tiers: list[str] = Field(default_factory=lambda: ["at_risk"])
+    billing_trouble: BillingTroubleRule | None = BillingTroubleRule()
     csm_task_subject: str = "Check in with {account_name} before selling more"
     task_due_days: int = Field(default=7, ge=0, le=90)
     task_defaults: dict[str, str] = Field(
@@ -226,6 +228,8 @@ def build_leads(
     reconciliation: pd.DataFrame | None = None,
     invoices: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
+    charges: pd.DataFrame | None = None,
+    disputes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Renewal, upsell and CSM leads as of `as_of`, diffed against the CRM's opportunities.
 
@@ -235,7 +239,9 @@ def build_leads(
     Overage lines reach an account through an `account_id` column on `invoice_lines` when
     present, else the contract carrying the line's subscription id, else (when `invoices` and
     optionally `customers` are given) the invoice's customer; with `invoices`, only lines of
-    invoices in `billed_invoice_statuses` count.
+    invoices in `billed_invoice_statuses` count. `charges` and `disputes` (with `customers`)
+    and the high-severity `reconciliation` findings show billing trouble
+    (tasks.lead_billing): such an account's upsell signal becomes a CSM task saying why.
 
     One row per lead with LEAD_COLUMNS, sorted by kind (renewal, upsell, csm_task), close date
     and key. `action` is created, updated (a managed field differs; `changed_fields` names the
@@ -245,8 +251,31 @@ def build_leads(
     existing tasks are not read, so their writer upserts on the key.
     """
     day = pd.Timestamp(as_of).normalize()
+    trouble = (
+        billing_trouble(
+            accounts=accounts,
+            contracts=contracts,
+            day=day,
+            rule=config.billing_trouble,
+            customers=customers,
+            charges=charges,
+            disputes=disputes,
+            reconciliation=reconciliation,
+        )
+        if config.billing_trouble is not None
+        else pd.Series(dtype=object)
+    )
     upsells = _upsells(
-        accounts, contracts, usage, invoice_lines, invoices, customers, risk_tiers, day, config
+        accounts,
+        contracts,
+        usage,
+        invoice_lines,
+        invoices,
+        customers,
+        risk_tiers,
+        trouble,
+        day,
+        config,
     )
     parts = [part for part in (_renewals(contracts, day, config), *upsells) if len(part)]
     if not parts:
@@ -256,6 +285,7 @@ def build_leads(
     leads = _attach_billing(leads, reconciliation, config)
     leads = _against_crm(leads, opportunities, config)
     leads["reason"] = _reasons(leads)
+    leads["billing_exceptions"] = leads["exceptions"]
     leads["record"] = _records(leads, day, config)
     leads["write_error"] = None  # what Salesforce answered, once written (tasks.crm_writeback)
     rank = leads["kind"].map({kind: i for i, kind in enumerate(KINDS)})
@@ -324,10 +354,15 @@ def _upsells(
     invoices: pd.DataFrame | None,
     customers: pd.DataFrame | None,
     risk_tiers: pd.DataFrame | None,
+    trouble: pd.Series,
     day: pd.Timestamp,
     config: LeadConfig,
 ) -> list[pd.DataFrame]:
-    """Upsell leads (skipped for at-risk accounts) and the CSM tasks that replace them."""
+    """Upsell leads (skipped for at-risk accounts) and the CSM tasks that replace them.
+
+    An account with billing trouble gets the CSM task instead of the upsell, saying why; its
+    upsell is not listed unless the account is also at risk (then it is skipped, as before).
+    """
     current = contracts[
         contracts["status"].isin(config.active_contract_statuses)
         & (contracts["start_date"] <= day)
@@ -373,6 +408,8 @@ def _upsells(
     period = f"{day:%Y-%m}"
     tiers = _risk(risk_tiers, config).reindex(main.index)
     at_risk = tiers.notna()
+    held = pd.Series(trouble, dtype=object).reindex(main.index)
+    troubled = held.notna()
     as_task = config.upsell_as == "task"
     task_due = day + pd.Timedelta(days=config.task_due_days)
     close = (day.to_period("M") + config.upsell_close_months).end_time.normalize()
@@ -398,18 +435,26 @@ def _upsells(
         },
         index=main.index,
     )
-    csm = upsell[at_risk.to_numpy()].assign(
+    risk_text = pd.Series(
+        np.where(at_risk, " but account is at risk: check in before selling", ""), index=main.index
+    )
+    trouble_text = " but billing trouble: " + held.astype(str) + ": settle billing before selling"
+    trouble_text = trouble_text.where(troubled, "")
+    trouble_text = trouble_text.where(~at_risk, trouble_text.str.replace(" but ", "; ", n=1))
+    asks = (at_risk | troubled).to_numpy()
+    csm = upsell[asks].assign(
         lead_key=lambda f: "csm:" + f["account_id"] + ":" + period,
         kind="csm_task",
         amount_minor=pd.NA,
         currency=None,
         close_date=task_due,
-        signal=text[at_risk] + " but account is at risk: check in before selling",
+        signal=(text + risk_text + trouble_text)[asks],
         skip_reason=None,
         sf_object="Task",
         sf_type=None,
         stage=None,
     )
+    upsell = upsell[(at_risk | ~troubled).to_numpy()]
     return [upsell.reset_index(drop=True), csm.reset_index(drop=True)]
 
 
@@ -558,7 +603,7 @@ def _risk(risk_tiers: pd.DataFrame | None, config: LeadConfig) -> pd.Series:
     """Tier of each at-risk account, indexed by account_id."""
     if risk_tiers is None:
         return pd.Series(dtype=object)
-    _require(risk_tiers, "risk_tiers", ["account_id", "tier"])
+    require_columns(risk_tiers, "risk_tiers frame", ["account_id", "tier"])
     risky = risk_tiers[risk_tiers["tier"].isin(config.at_risk_tiers)]
     return risky.drop_duplicates("account_id").set_index("account_id")["tier"].astype(object)
 
@@ -583,7 +628,7 @@ def _attach_billing(
     """billing_status ("clean" or sorted codes) and the codes that flag a renewal."""
     if reconciliation is None:
         return leads.assign(billing_status=None, exceptions=None)
-    _require(reconciliation, "reconciliation", ["contract_id", "code", "severity"])
+    require_columns(reconciliation, "reconciliation frame", ["contract_id", "code", "severity"])
     findings = (
         reconciliation.loc[:, ["contract_id", "code", "severity"]]
         .dropna(subset=["contract_id", "code"])
@@ -778,12 +823,6 @@ def _join(left: pd.Series, right: pd.Series, sep: str = "; ") -> pd.Series:
     """Element-wise join of two text columns, skipping empty parts."""
     both = (left != "") & (right != "")
     return (left + np.where(both, sep, "") + right).astype(object)
-
-
-def _require(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError("required column is missing", file=f"{name} frame", column=missing[0])
 
 
 def _empty_leads() -> pd.DataFrame:

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
+from revops.frames import md_cell
 from revops.money import format_money
 from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, LeadConfig, build_leads
 from revops.tasks.outputs import source_slug, staged_outputs
@@ -34,6 +35,8 @@ class LeadInputs:
     invoices: pd.DataFrame
     invoice_lines: pd.DataFrame
     customers: pd.DataFrame
+    charges: pd.DataFrame
+    disputes: pd.DataFrame
 
 
 @task(name="extract-lead-inputs", **CALLS_OUTSIDE_SYSTEMS)
@@ -49,6 +52,8 @@ def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> Le
         invoices=invoices,
         invoice_lines=lines,
         customers=sources.billing.customers(),
+        charges=sources.billing.charges(),
+        disputes=sources.billing.disputes(),
     )
     get_run_logger().info(
         "Read %d contracts, %d opportunities and %d usage rows from %s",
@@ -98,6 +103,8 @@ def build_lead_table(
         reconciliation=reconciliation,
         invoices=inputs.invoices,
         customers=inputs.customers,
+        charges=inputs.charges,
+        disputes=inputs.disputes,
     )
     counts = leads.groupby(["kind", "action"]).size().to_dict()
     get_run_logger().info("Leads: %s", ", ".join(f"{k}/{a}: {n}" for (k, a), n in counts.items()))
@@ -147,6 +154,24 @@ def leads_markdown(
             lines.append(
                 f"| {row.kind} | {row.account_id} | {contract} | {amount} | {close} "
                 f"| {row.reason} |"
+            )
+    flagged = leads[(leads["kind"] == "renewal") & leads["billing_exceptions"].notna()]
+    if not flagged.empty:
+        lines += [
+            "",
+            f"## Renewals with open billing exceptions ({len(flagged)})",
+            "",
+            "Settle billing before the renewal conversation.",
+            "",
+            "| Account | Contract | Close | Exceptions | Action |",
+            "|---|---|---|---|---|",
+        ]
+        for row in flagged.head(50).itertuples(index=False):
+            close = "—" if pd.isna(row.close_date) else f"{row.close_date:%Y-%m-%d}"
+            lines.append(
+                f"| {md_cell(row.account_id)} | {md_cell(row.contract_id)} | {close} "
+                f"| {md_cell(row.billing_exceptions)} "
+                f"| {row.action} |"
             )
     if not failed.empty:
         lines += ["", f"## Refused by the CRM ({len(failed)})", ""]

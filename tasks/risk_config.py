@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
 from revops.config import StrictConfig, load_config
 from revops.money import is_currency
 
+TIERS: tuple[str, ...] = ("at_risk", "watch", "healthy")  # worst first
 SIGNALS: tuple[str, ...] = (
     "usage_trend",
     "seat_utilisation",
@@ -28,7 +30,9 @@ _GLOBAL_ONLY_KEYS: tuple[str, ...] = (
     "disputes.lost_statuses",
     "payments.failed_statuses",
     "cases.high_priorities",
+    "critical",
 )
+CapTier = Literal["watch", "at_risk"]
 
 
 class RiskWeights(StrictConfig):
@@ -161,6 +165,60 @@ class RenewalRule(StrictConfig):
     neutral_score: int = Field(default=50, ge=0, le=100)
 
 
+class OpenDisputeSignal(StrictConfig):
+    """A dispute open on the as-of date (any status in disputes.open_statuses)."""
+
+    cap: CapTier = "watch"
+    include_inquiries: bool = Field(
+        default=True, description="warning_* statuses (no money withdrawn yet) count too"
+    )
+
+
+class LostDisputeSignal(StrictConfig):
+    """A dispute lost (disputes.lost_statuses), opened within `days` days."""
+
+    cap: CapTier = "at_risk"
+    days: int = Field(default=60, ge=1, le=1100)
+
+
+class FailedPaymentsSignal(StrictConfig):
+    """At least `count` failed charges within `days` days."""
+
+    cap: CapTier = "watch"
+    count: int = Field(default=2, ge=1, le=100)
+    days: int = Field(default=30, ge=1, le=1100)
+
+
+class OldCaseSignal(StrictConfig):
+    """An open case of one of `priorities` opened more than `days` days ago."""
+
+    cap: CapTier = "watch"
+    priorities: list[str] = Field(default_factory=lambda: ["High", "Urgent"])
+    days: int = Field(default=14, ge=0, le=3650)
+
+
+class UsageCollapseSignal(StrictConfig):
+    """The usage trend (usage.recent_days vs its baseline) down `drop_pct` % or more."""
+
+    cap: CapTier = "at_risk"
+    drop_pct: float = Field(default=50.0, gt=0, le=100)
+
+
+class CriticalSignals(StrictConfig):
+    """Signals that cap the tier whatever the weighted score says.
+
+    Each configured signal that fires caps the account's tier at its `cap`; `at_risk_when`
+    or more firing together make it at_risk. A signal set to null is off.
+    """
+
+    at_risk_when: int = Field(default=2, ge=1, le=5)
+    open_dispute: OpenDisputeSignal | None = OpenDisputeSignal()
+    lost_dispute: LostDisputeSignal | None = LostDisputeSignal()
+    failed_payments: FailedPaymentsSignal | None = FailedPaymentsSignal()
+    old_case: OldCaseSignal | None = OldCaseSignal()
+    usage_collapse: UsageCollapseSignal | None = UsageCollapseSignal()
+
+
 class RiskConfig(StrictConfig):
     """configs/risk.yaml: the customer health score's signals, weights and tiers.
 
@@ -180,6 +238,9 @@ class RiskConfig(StrictConfig):
     payments: PaymentRule = PaymentRule()
     cases: CaseRule = CaseRule()
     renewal: RenewalRule = RenewalRule()
+    # None: the weighted score alone sets the tier (the model's default, so a bare RiskConfig()
+    # scores as before); configs/risk.yaml declares the critical signals every run uses.
+    critical: CriticalSignals | None = None
     segments: dict[str, dict[str, object]] = Field(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:

@@ -43,10 +43,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from revops.errors import InputError
+from revops.frames import require_columns
 from revops.money import ISO_4217_EXPONENTS, format_money
 from revops.tasks.matching import link_customers
-from revops.tasks.risk_config import SIGNALS, RiskConfig
+from revops.tasks.risk_config import SIGNALS, TIERS, RiskConfig
+from revops.tasks.risk_critical import CAP_PREFIX, BillingEvents, apply_caps, critical_rows
 
 SUB_SCORE_COLUMNS: dict[str, str] = {signal: f"{signal}_score" for signal in SIGNALS}
 SUB_SCORE_LABELS: dict[str, str] = {
@@ -57,7 +58,6 @@ SUB_SCORE_LABELS: dict[str, str] = {
     "cases_score": "cases",
     "renewal_score": "renewal",
 }
-TIERS: tuple[str, ...] = ("at_risk", "watch", "healthy")
 SCORE_COLUMNS: list[str] = [
     "account_id",
     "account_name",
@@ -67,6 +67,8 @@ SCORE_COLUMNS: list[str] = [
     "tier",
     "reasons",
     "data_gaps",
+    "cap",
+    "cap_reason",
     *SUB_SCORE_COLUMNS.values(),
     "usage_change_pct",
     "seat_utilisation_pct",
@@ -130,7 +132,7 @@ def score_accounts(
         "usage": usage,
     }
     for name, frame in frames.items():
-        _require(frame, name)
+        require_columns(frame, f"{name} frame", _REQUIRED[name])
     book = _Book.of(accounts, as_of, config)
     usage_sig = _usage_signals(usage, book, config)
     contract_sig = _contract_signals(contracts, book, config)
@@ -161,6 +163,22 @@ def score_accounts(
     reasons, gaps = _explain(
         book, config, sub, usage_sig, contract_sig, dispute_sig, payment_sig, case_sig, linked
     )
+    critical = critical_rows(
+        n=book.n,
+        day=book.day,
+        billing=BillingEvents(charges, charge_pos, disputes, dispute_pos),
+        cases=cases,
+        case_pos=book.index.get_indexer(cases["account_id"]),
+        usage_change_pct=usage_sig.change_pct,
+        config=config,
+    )
+    at_risk_when = config.critical.at_risk_when if config.critical is not None else 1
+    tier, cap, cap_reason = apply_caps(tier, critical, at_risk_when)
+    # The cap closes the reasons: the score's own reasons stay first and explain the number.
+    reasons = [
+        "; ".join(part for part in (text, extra) if part)
+        for text, extra in zip(reasons, cap_reason, strict=True)
+    ]
     out = pd.DataFrame(
         {
             "account_id": accounts["account_id"].to_numpy(),
@@ -171,6 +189,8 @@ def score_accounts(
             "tier": tier,
             "reasons": pd.array(reasons, dtype="str"),
             "data_gaps": pd.array(gaps, dtype="str"),
+            "cap": pd.array(cap, dtype="str"),
+            "cap_reason": pd.array(cap_reason, dtype="str"),
             **{SUB_SCORE_COLUMNS[signal]: sub[signal] for signal in SIGNALS},
             "usage_change_pct": np.round(usage_sig.change_pct, 1),
             "seat_utilisation_pct": np.round(_utilisation_pct(usage_sig, contract_sig), 1),
@@ -185,7 +205,7 @@ def score_accounts(
             "days_to_contract_end": _nullable_days(contract_sig.days_to_end),
         }
     )
-    for column in ("account_id", "account_name", "owner_id", "segment", "tier"):
+    for column in ("account_id", "account_name", "owner_id", "segment", "tier", "cap"):
         out[column] = out[column].astype("str")
     return out.sort_values(["score", "account_id"], kind="stable").reset_index(drop=True)
 
@@ -201,17 +221,22 @@ def explain_changes(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     Rows and their order are current's.
     """
     sub_columns = list(SUB_SCORE_COLUMNS.values())
-    _require_columns(current, "current scores", ["account_id", "score", "tier", *sub_columns])
+    require_columns(current, "current scores", ["account_id", "score", "tier", *sub_columns])
     out = current.copy()
     n = len(out)
+    cap_now = _caps(out)
     if previous is None:
+        out["previous_cap"] = pd.array([""] * n, dtype="str")
+        out["cap_change"] = pd.array(
+            np.where(cap_now != "", "cap " + cap_now.astype(str) + " started", ""), dtype="str"
+        )
         out["previous_score"] = pd.array([pd.NA] * n, dtype="Int64")
         out["previous_tier"] = pd.array([pd.NA] * n, dtype="str")
         out["score_change"] = pd.array([pd.NA] * n, dtype="Int64")
         out["why_changed"] = pd.array(["no previous run"] * n, dtype="str")
         out["newly_at_risk"] = (out["tier"] == "at_risk").to_numpy(dtype=bool)
         return out
-    _require_columns(previous, "previous scores", ["account_id", "score", "tier", *sub_columns])
+    require_columns(previous, "previous scores", ["account_id", "score", "tier", *sub_columns])
     before = previous.drop_duplicates("account_id").set_index("account_id")
     pos = before.index.get_indexer(out["account_id"])
     known = pos >= 0
@@ -227,12 +252,15 @@ def explain_changes(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     now_sorted, then_sorted = now[rows, order], then[rows, order]
     score_now = _floats(out["score"])
     tier_now = out["tier"].to_numpy(dtype=object)
+    cap_then = _take(_caps(before.reset_index()), pos, "")
+    cap_change = _cap_changes(cap_now, np.where(known, cap_then, ""))
     why = []
     for i in range(n):
         if not known[i]:
-            why.append("new account")
+            why.append("new account" + (f"; {cap_change[i]}" if cap_change[i] else ""))
             continue
-        parts = [
+        parts = [cap_change[i]] if cap_change[i] else []
+        parts += [
             f"{labels[i, j]} {then_sorted[i, j]:.0f} -> {now_sorted[i, j]:.0f}"
             for j in range(min(3, len(sub_columns)))
             if top_moved[i, j] > 0
@@ -243,12 +271,36 @@ def explain_changes(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
             why.append("weights or thresholds changed")
         else:
             why.append("no change")
+    out["previous_cap"] = pd.array(np.where(known, cap_then, ""), dtype="str")
+    out["cap_change"] = pd.array(cap_change, dtype="str")
     out["previous_score"] = pd.array(prev_score, dtype="Float64").astype("Int64")
     out["previous_tier"] = pd.array(prev_tier, dtype="str")
     out["score_change"] = (out["score"].astype("Int64") - out["previous_score"]).astype("Int64")
     out["why_changed"] = pd.array(why, dtype="str")
     out["newly_at_risk"] = (tier_now == "at_risk") & (prev_tier != "at_risk")
     return out
+
+
+def _caps(scores: pd.DataFrame) -> np.ndarray:
+    """Each row's cap: the `cap` column, else read from the reasons (stored history keeps
+    the reasons, which name the cap); "" when uncapped."""
+    if "cap" in scores.columns:
+        return scores["cap"].astype(object).fillna("").to_numpy(dtype=object)
+    if "reasons" not in scores.columns:
+        return np.full(len(scores), "", dtype=object)
+    named = scores["reasons"].astype(object).fillna("").astype(str)
+    found = named.str.extract(rf"(?:^|; ){CAP_PREFIX}(at_risk|watch):", expand=False)
+    return found.fillna("").to_numpy(dtype=object)
+
+
+def _cap_changes(now: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """ "cap at_risk started", "cap watch ended", "cap watch -> at_risk"; "" when the same."""
+    now, then = now.astype(str), then.astype(str)
+    return np.select(
+        [now == then, then == "", now == ""],
+        ["", "cap " + now + " started", "cap " + then + " ended"],
+        default="cap " + then + " -> " + now,
+    ).astype(object)
 
 
 def backtest(snapshots: pd.DataFrame, churned: set[str] | pd.Series) -> pd.DataFrame:
@@ -267,7 +319,7 @@ def backtest(snapshots: pd.DataFrame, churned: set[str] | pd.Series) -> pd.DataF
     accounts, churned, churn_rate (churned / accounts, NA when no accounts) and lift
     (churn_rate over the churn rate of all observations, NA when nobody churned).
     """
-    _require_columns(snapshots, "snapshots", ["account_id", "as_of", "tier"])
+    require_columns(snapshots, "snapshots", ["account_id", "as_of", "tier"])
     if isinstance(churned, pd.Series):
         ids = set(churned.index[churned.to_numpy(dtype=bool)] if churned.dtype == bool else churned)
     else:
@@ -953,13 +1005,3 @@ def _round_score(values: np.ndarray) -> np.ndarray:
 
 def _nullable_days(days: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.array(np.where(days == _NO_DAY, None, days).tolist(), dtype="Int64")
-
-
-def _require(frame: pd.DataFrame, name: str) -> None:
-    _require_columns(frame, f"{name} frame", _REQUIRED[name])
-
-
-def _require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError("required column is missing", file=name, column=missing[0])

@@ -15,13 +15,12 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
-from revops.frames import fingerprint
+from revops.frames import fingerprint, md_cell
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
-from revops.tasks.risk_config import RiskConfig
+from revops.tasks.risk_config import TIERS, RiskConfig
 from revops.tasks.risk_scoring import explain_changes, score_accounts
 
-TIERS = ("at_risk", "watch", "healthy")
 SUB_SCORES = [
     "usage_trend_score",
     "seat_utilisation_score",
@@ -38,6 +37,9 @@ AT_RISK_COLUMNS = [
     "tier",
     "previous_tier",
     "reasons",
+    "cap",
+    "cap_reason",
+    "cap_change",
     *SUB_SCORES,
     "score_change",
     "why_changed",
@@ -153,6 +155,18 @@ def risk_markdown(
             lines.append(
                 f"| {row.account_name} ({row.account_id}) | {row.owner_id} | {row.score} "
                 f"| {was} | {row.reasons} |"
+            )
+    capped = scores[scores["cap"] != ""] if "cap" in scores.columns else scores.iloc[:0]
+    lines += ["", f"## Capped by critical signals ({len(capped)})", ""]
+    if capped.empty:
+        lines.append("No account has a critical signal.")
+    else:
+        lines += ["| Account | Score | Tier | Cap | Change | Why |", "|---|---:|---|---|---|---|"]
+        for row in capped.head(50).itertuples(index=False):
+            change = getattr(row, "cap_change", "") or "—"
+            lines.append(
+                f"| {md_cell(row.account_name)} ({row.account_id}) | {row.score} | {row.tier} "
+                f"| {row.cap} | {change} | {md_cell(row.cap_reason)} |"
             )
     if out_dir is not None:
         lines += ["", f"All scores: `{out_dir / 'at_risk.csv'}`"]
