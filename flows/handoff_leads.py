@@ -12,7 +12,7 @@ from pydantic import Field
 from revops.flows.params import SourceParams
 from revops.settings import get_settings
 from revops.tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
-from revops.tasks.lead_rules import lead_config
+from revops.tasks.lead_config import lead_config
 from revops.tasks.lead_tasks import (
     build_lead_table,
     extract_lead_inputs,

@@ -23,23 +23,17 @@ one per account per month). An open upsell opportunity from an earlier month blo
 
 from __future__ import annotations
 
-import re
 from datetime import date
-from functools import lru_cache
-from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator
 
-from revops.config import StrictConfig, config_dir, field_mapping, load_config
-from revops.frames import DATE, FREQUENCY_MONTHS, empty_frame, require_columns
-from revops.money import format_money, minor_to_major
-from revops.tasks.expected_billing import expected_unit_minor
-from revops.tasks.lead_billing import BillingTroubleRule, billing_trouble
-from revops.tasks.matching import link_customers
-from revops.tasks.reconciliation_config import Severity
+from revops.frames import DATE, require_columns
+from revops.money import minor_to_major
+from revops.tasks.lead_billing import billing_trouble
+from revops.tasks.lead_config import LeadConfig
+from revops.tasks.lead_frames import annual_minor, count_text, first_reason, join_text
+from revops.tasks.lead_upsells import upsell_leads
 
 KINDS: tuple[str, ...] = ("renewal", "upsell", "csm_task")
 ACTIONS: tuple[str, ...] = ("created", "updated", "unchanged", "skipped")
@@ -61,18 +55,7 @@ LEAD_COLUMNS: list[str] = [
     "write_error",
     "record",
 ]
-TEMPLATE_FIELDS: tuple[str, ...] = (
-    "account_name",
-    "account_id",
-    "contract_id",
-    "date",
-    "period",
-    "seats",
-)
-BASIS_POINTS = 10_000
 OPPORTUNITY_NAME_LENGTH = 120  # Salesforce's limit on Opportunity.Name
-DAYS_PER_MONTH = 30  # entitlements are per month; a usage window of N days is N/30 months
-_OPEN_END = pd.Timestamp("9999-12-31")
 _CRM_COLUMNS = [
     "revops_key",
     "opportunity_id",
@@ -83,136 +66,6 @@ _CRM_COLUMNS = [
     "close_date",
     "copies",
 ]
-_EPSILON = 1e-9  # percentiles of whole seat counts land on x.0000000001 after interpolation
-
-
-class OpportunityFields(StrictConfig):
-    """Salesforce API names of the Opportunity fields a lead writes.
-
-    `lead_config` fills the ones leads.yaml does not set from fields.yaml's Opportunity
-    mapping, so a renamed field is renamed once. `currency` null: an org without multi-currency.
-    """
-
-    name: str = "Name"
-    type: str = "Type"
-    stage: str = "StageName"
-    close_date: str = "CloseDate"
-    amount: str = "Amount"
-    currency: str | None = "CurrencyIsoCode"
-    account_id: str = "AccountId"
-    contract_id: str | None = "ContractId"
-    owner_id: str = "OwnerId"
-    revops_key: str = "RevOps_Key__c"
-
-
-class TaskFields(StrictConfig):
-    """Salesforce API names of the Task fields a lead writes; `revops_key` is optional."""
-
-    subject: str = "Subject"
-    activity_date: str = "ActivityDate"
-    what_id: str = "WhatId"
-    owner_id: str = "OwnerId"
-    description: str = "Description"
-    revops_key: str | None = None
-
-
-class LeadConfig(StrictConfig):
-    """configs/leads.yaml: when a signal becomes a lead and how it is written to Salesforce."""
-
-    active_contract_statuses: list[str] = Field(default_factory=lambda: ["Activated"])
-    renewal_window_days: int = Field(default=90, ge=1, le=730)
-    renewal_report_margin_days: int = Field(default=30, ge=0, le=365)
-    renewal_type: str = "Renewal"
-    renewal_stage: str = "Prospecting"
-    renewal_name: str = "Renewal: {account_name} ({date})"
-    billing_exception_severities: list[Severity] = Field(default_factory=lambda: ["high"])
-    hold_renewals_with_billing_exceptions: bool = False
-
-    usage_metric: str = "active_seats"
-    usage_window_days: int = Field(default=30, ge=1, le=366)
-    seat_usage_statistic: Literal["max", "percentile"] = "percentile"
-    seat_usage_percentile: float = Field(default=95.0, gt=0, le=100)
-    seat_threshold: float = Field(default=0.9, gt=0, le=10)
-    entitlements: dict[str, float] = Field(default_factory=dict)
-    overage_price_id_patterns: list[str] = Field(default_factory=lambda: ["overage"])
-    overage_description_patterns: list[str] = Field(default_factory=list)
-    billed_invoice_statuses: list[str] = Field(
-        default_factory=lambda: ["open", "paid", "uncollectible"]
-    )
-    upsell_as: Literal["opportunity", "task"] = "opportunity"
-    upsell_type: str = "Upsell"
-    upsell_stage: str = "Prospecting"
-    upsell_close_months: int = Field(default=1, ge=0, le=24)
-    upsell_name: str = "Upsell: {account_name} ({period})"
-    upsell_task_subject: str = "Upsell: {account_name} is outgrowing its plan ({period})"
-
-    at_risk_tiers: list[str] = Field(default_factory=lambda: ["at_risk"])
-    billing_trouble: BillingTroubleRule | None = BillingTroubleRule()
-    csm_task_subject: str = "Check in with {account_name} before selling more"
-    task_due_days: int = Field(default=7, ge=0, le=90)
-    task_defaults: dict[str, str] = Field(
-        default_factory=lambda: {"Status": "Not Started", "Priority": "Normal"}
-    )
-
-    managed_fields: list[Literal["amount", "close_date", "stage"]] = Field(
-        default_factory=lambda: ["amount", "close_date", "stage"]
-    )
-    untouched_stages: list[str] = Field(default_factory=lambda: ["Prospecting"])
-    opportunity_fields: OpportunityFields = OpportunityFields()
-    task_fields: TaskFields = TaskFields()
-
-    @field_validator("entitlements")
-    @classmethod
-    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = sorted(metric for metric, per_seat in value.items() if not per_seat > 0)
-        if bad:
-            raise ValueError(f"entitlements must be above 0 per seat per month: {bad}")
-        return value
-
-    @field_validator("overage_price_id_patterns", "overage_description_patterns")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
-        return value
-
-    @field_validator("renewal_name", "upsell_name", "upsell_task_subject", "csm_task_subject")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            value.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"{value!r}: bad placeholder {exc}; use {{{'}, {'.join(TEMPLATE_FIELDS)}}}"
-            ) from None
-        return value
-
-    @property
-    def seat_threshold_bp(self) -> int:
-        """The seat threshold in basis points, so the comparison with seat counts is exact."""
-        return round(self.seat_threshold * BASIS_POINTS)
-
-
-@lru_cache(maxsize=8)
-def lead_config(directory: Path | None = None) -> LeadConfig:
-    """configs/leads.yaml, validated; Opportunity field names default to fields.yaml's."""
-    config = load_config(LeadConfig, "leads.yaml", directory)
-    if not ((directory or config_dir()) / "fields.yaml").exists():
-        return config
-    mapping = field_mapping(directory).objects.get("Opportunity", {})
-    inherited = {
-        column: spec.field
-        for column, spec in mapping.items()
-        if column in OpportunityFields.model_fields
-    }
-    explicit = config.opportunity_fields.model_dump(
-        include=config.opportunity_fields.model_fields_set
-    )
-    fields = OpportunityFields.model_validate(inherited | explicit)
-    return config.model_copy(update={"opportunity_fields": fields})
 
 
 def build_leads(
@@ -265,7 +118,7 @@ def build_leads(
         if config.billing_trouble is not None
         else pd.Series(dtype=object)
     )
-    upsells = _upsells(
+    upsells = upsell_leads(
         accounts,
         contracts,
         usage,
@@ -305,7 +158,7 @@ def _renewals(contracts: pd.DataFrame, day: pd.Timestamp, config: LeadConfig) ->
     end = c["end_date"]
     end_text = end.dt.strftime("%Y-%m-%d")
     active = c["status"].isin(config.active_contract_statuses)
-    skip = _first_reason(
+    skip = first_reason(
         c.index,
         (~active, "contract not active (status " + c["status"].astype(str) + ")"),
         (
@@ -315,14 +168,14 @@ def _renewals(contracts: pd.DataFrame, day: pd.Timestamp, config: LeadConfig) ->
             + f", after the {config.renewal_window_days}-day renewal window",
         ),
     )
-    days_left = _count((end - day).dt.days.astype("int64"), "day")
+    days_left = count_text((end - day).dt.days.astype("int64"), "day")
     return pd.DataFrame(
         {
             "lead_key": "renewal:" + c["contract_id"] + ":" + end_text,
             "kind": "renewal",
             "account_id": c["account_id"],
             "contract_id": c["contract_id"],
-            "amount_minor": pd.array(_annual_minor(c, c["quantity"].to_numpy()), dtype="Int64"),
+            "amount_minor": pd.array(annual_minor(c, c["quantity"].to_numpy()), dtype="Int64"),
             "currency": c["currency"],
             "close_date": end,
             "contract_owner": c["owner_id"],
@@ -335,277 +188,6 @@ def _renewals(contracts: pd.DataFrame, day: pd.Timestamp, config: LeadConfig) ->
         },
         index=c.index,
     )
-
-
-def _annual_minor(contracts: pd.DataFrame, units: np.ndarray) -> np.ndarray:
-    """`units` seats for a year at each contract's discounted unit amount, minor units."""
-    months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy(dtype=np.int64)
-    return expected_unit_minor(contracts) * np.asarray(units, dtype=np.int64) * (12 // months)
-
-
-# -- upsells ---------------------------------------------------------------------------
-
-
-def _upsells(
-    accounts: pd.DataFrame,
-    contracts: pd.DataFrame,
-    usage: pd.DataFrame,
-    invoice_lines: pd.DataFrame,
-    invoices: pd.DataFrame | None,
-    customers: pd.DataFrame | None,
-    risk_tiers: pd.DataFrame | None,
-    trouble: pd.Series,
-    day: pd.Timestamp,
-    config: LeadConfig,
-) -> list[pd.DataFrame]:
-    """Upsell leads (skipped for at-risk accounts) and the CSM tasks that replace them.
-
-    An account with billing trouble gets the CSM task instead of the upsell, saying why; its
-    upsell is not listed unless the account is also at risk (then it is skipped, as before).
-    """
-    current = contracts[
-        contracts["status"].isin(config.active_contract_statuses)
-        & (contracts["start_date"] <= day)
-        & (contracts["end_date"].isna() | (contracts["end_date"] >= day))
-    ]
-    if current.empty:
-        return []
-    # The account's main contract prices the extra seats: the one running longest, then largest.
-    main = (
-        current.assign(_end=current["end_date"].fillna(_OPEN_END))
-        .sort_values(
-            ["account_id", "_end", "quantity", "contract_id"], ascending=[True, False, False, True]
-        )
-        .drop_duplicates("account_id")
-        .set_index("account_id")
-    )
-    seats = current.groupby("account_id")["quantity"].sum().reindex(main.index)
-    start = day - pd.Timedelta(days=config.usage_window_days)
-    recent = usage[
-        (usage["date"] >= start) & (usage["date"] < day) & usage["account_id"].isin(main.index)
-    ]
-    signals = [
-        _seat_signal(recent, seats, config),
-        *_entitlement_signals(recent, seats, config),
-        _overage_signal(
-            invoice_lines, contracts, accounts, invoices, customers, start, day, config
-        ),
-    ]
-    hit = pd.Series(False, index=main.index)
-    extra = pd.Series(1, index=main.index, dtype="int64")
-    text = pd.Series("", index=main.index, dtype=object)
-    for signal in signals:
-        signal = signal.reindex(main.index)
-        fired = signal["hit"].fillna(False).astype(bool)
-        hit |= fired
-        extra = extra.where(~fired, np.maximum(extra, signal["extra"].fillna(1).astype("int64")))
-        text = _join(text, signal["text"].where(fired, "").fillna(""))
-    main, extra, text = main[hit.to_numpy()], extra[hit], text[hit]
-    if main.empty:
-        return []
-
-    account_id = main.index.to_series(index=main.index)
-    period = f"{day:%Y-%m}"
-    tiers = _risk(risk_tiers, config).reindex(main.index)
-    at_risk = tiers.notna()
-    held = pd.Series(trouble, dtype=object).reindex(main.index)
-    troubled = held.notna()
-    as_task = config.upsell_as == "task"
-    task_due = day + pd.Timedelta(days=config.task_due_days)
-    close = (day.to_period("M") + config.upsell_close_months).end_time.normalize()
-    upsell = pd.DataFrame(
-        {
-            "lead_key": "upsell:" + account_id + ":" + period,
-            "kind": "upsell",
-            "account_id": account_id,
-            "contract_id": main["contract_id"],
-            "amount_minor": pd.array(_annual_minor(main, extra.to_numpy()), dtype="Int64"),
-            "currency": main["currency"],
-            "close_date": task_due if as_task else close,
-            "contract_owner": main["owner_id"],
-            "signal": text + "; proposing " + _count(extra, "more seat"),
-            "skip_reason": pd.Series(
-                "account is at risk (tier " + tiers.astype(str) + "): CSM task instead",
-                index=main.index,
-            ).where(at_risk),
-            "sf_object": "Task" if as_task else "Opportunity",
-            "sf_type": None if as_task else config.upsell_type,
-            "stage": None if as_task else config.upsell_stage,
-            "seats": extra,
-        },
-        index=main.index,
-    )
-    risk_text = pd.Series(
-        np.where(at_risk, " but account is at risk: check in before selling", ""), index=main.index
-    )
-    trouble_text = " but billing trouble: " + held.astype(str) + ": settle billing before selling"
-    trouble_text = trouble_text.where(troubled, "")
-    trouble_text = trouble_text.where(~at_risk, trouble_text.str.replace(" but ", "; ", n=1))
-    asks = (at_risk | troubled).to_numpy()
-    csm = upsell[asks].assign(
-        lead_key=lambda f: "csm:" + f["account_id"] + ":" + period,
-        kind="csm_task",
-        amount_minor=pd.NA,
-        currency=None,
-        close_date=task_due,
-        signal=(text + risk_text + trouble_text)[asks],
-        skip_reason=None,
-        sf_object="Task",
-        sf_type=None,
-        stage=None,
-    )
-    upsell = upsell[(at_risk | ~troubled).to_numpy()]
-    return [upsell.reset_index(drop=True), csm.reset_index(drop=True)]
-
-
-def _seat_signal(recent: pd.DataFrame, seats: pd.Series, config: LeadConfig) -> pd.DataFrame:
-    """Seat use (max or percentile of daily values) at or above the threshold of contracted."""
-    daily = recent[recent["metric"] == config.usage_metric].groupby("account_id")["quantity"]
-    if config.seat_usage_statistic == "max":
-        stat = daily.max()
-    else:
-        stat = daily.quantile(config.seat_usage_percentile / 100)
-    contracted = seats.reindex(stat.index).to_numpy(dtype=np.int64)
-    used = np.ceil(stat.to_numpy(dtype=np.float64) - _EPSILON).astype(np.int64)
-    bp = config.seat_threshold_bp
-    over = used * BASIS_POINTS - bp * contracted
-    safe = np.maximum(contracted, 1)
-    pct = (used * 200 + safe) // (2 * safe)  # half-up whole percent
-    return pd.DataFrame(
-        {
-            "hit": (contracted > 0) & (over >= 0),
-            "extra": np.maximum(-(-over // BASIS_POINTS), 1),
-            "text": "usage at "
-            + pd.Series(pct, index=stat.index).astype(str)
-            + "% of seats ("
-            + pd.Series(used, index=stat.index).astype(str)
-            + " of "
-            + pd.Series(contracted, index=stat.index).astype(str)
-            + ")",
-        },
-        index=stat.index,
-    )
-
-
-def _entitlement_signals(
-    recent: pd.DataFrame, seats: pd.Series, config: LeadConfig
-) -> list[pd.DataFrame]:
-    """One signal per entitled metric: monthly use above per-seat entitlement x seats."""
-    out = []
-    for metric, per_seat in sorted(config.entitlements.items()):
-        total = recent[recent["metric"] == metric].groupby("account_id")["quantity"].sum()
-        monthly = total * DAYS_PER_MONTH / config.usage_window_days
-        contracted = seats.reindex(total.index).to_numpy(dtype=np.int64)
-        allowed = per_seat * contracted
-        needed = np.ceil(monthly.to_numpy() / per_seat - _EPSILON).astype(np.int64)
-        pct = np.rint(monthly.to_numpy() * 100 / np.maximum(allowed, _EPSILON)).astype(np.int64)
-        text = (
-            f"{metric} at "
-            + pd.Series(pct, index=total.index).astype(str)
-            + "% of entitlement ("
-            + monthly.map("{:,.0f}".format)
-            + "/month vs "
-            + pd.Series(allowed, index=total.index).map("{:,.0f}".format)
-            + ")"
-        )
-        out.append(
-            pd.DataFrame(
-                {
-                    "hit": (contracted > 0) & (monthly.to_numpy() > allowed),
-                    "extra": np.maximum(needed - contracted, 1),
-                    "text": text,
-                },
-                index=total.index,
-            )
-        )
-    return out
-
-
-def _overage_signal(
-    lines: pd.DataFrame,
-    contracts: pd.DataFrame,
-    accounts: pd.DataFrame,
-    invoices: pd.DataFrame | None,
-    customers: pd.DataFrame | None,
-    start: pd.Timestamp,
-    day: pd.Timestamp,
-    config: LeadConfig,
-) -> pd.DataFrame:
-    """Overage lines (by price id or description pattern) whose service period meets the window."""
-    empty = pd.DataFrame({"hit": pd.Series(dtype=bool), "extra": [], "text": []})
-    matched = pd.Series(False, index=lines.index)
-    for column, patterns in (
-        ("price_id", config.overage_price_id_patterns),
-        ("description", config.overage_description_patterns),
-    ):
-        if patterns:
-            combined = "|".join(f"(?:{p})" for p in patterns)
-            text = lines[column].astype(object).fillna("").astype(str)
-            matched |= text.str.contains(combined, case=False, regex=True)
-    period_start = lines["period_start"].dt.tz_convert("UTC").dt.tz_localize(None)
-    period_end = lines["period_end"].dt.tz_convert("UTC").dt.tz_localize(None)
-    keep = matched & (period_start <= day) & (period_end > start)
-    hits = lines[keep.to_numpy()]
-    if hits.empty:
-        return empty
-    account = _line_accounts(hits, contracts, accounts, invoices, customers, config)
-    hits = hits.assign(account_id=account).dropna(subset=["account_id"])
-    if hits.empty:
-        return empty
-    totals = (
-        hits.groupby(["account_id", "currency"])["amount_minor"].agg(["sum", "size"]).reset_index()
-    )
-    totals["text"] = [
-        f"{format_money(int(total), currency)} on {count} line{'' if count == 1 else 's'}"
-        for total, currency, count in zip(
-            totals["sum"], totals["currency"], totals["size"], strict=True
-        )
-    ]
-    text = totals.groupby("account_id")["text"].agg(", ".join)
-    return pd.DataFrame({"hit": True, "extra": 1, "text": "overage billed: " + text})
-
-
-def _line_accounts(
-    lines: pd.DataFrame,
-    contracts: pd.DataFrame,
-    accounts: pd.DataFrame,
-    invoices: pd.DataFrame | None,
-    customers: pd.DataFrame | None,
-    config: LeadConfig,
-) -> pd.Series:
-    """The account of each line; NA when no link is known (or its invoice was not billed)."""
-    if "account_id" in lines.columns:
-        account = lines["account_id"].astype(object)
-    else:
-        account = pd.Series(None, index=lines.index, dtype=object)
-    subs = contracts.dropna(subset=["stripe_subscription_id"]).drop_duplicates(
-        "stripe_subscription_id"
-    )
-    by_sub = lines["subscription_id"].map(subs.set_index("stripe_subscription_id")["account_id"])
-    account = account.fillna(by_sub.astype(object))
-    if invoices is None:
-        return account
-    links = link_customers(
-        customers if customers is not None else empty_frame("customers"),
-        accounts,
-        pd.Index(invoices["customer_id"].unique()),
-    )
-    invoice_account = invoices["customer_id"].map(links.set_index("customer_id")["account_id"])
-    by_invoice = lines["invoice_id"].map(
-        pd.Series(invoice_account.to_numpy(), index=invoices["invoice_id"])
-    )
-    billed = lines["invoice_id"].map(invoices.set_index("invoice_id")["status"])
-    account = account.fillna(by_invoice.astype(object))
-    return account.where(billed.isin(config.billed_invoice_statuses).to_numpy())
-
-
-def _risk(risk_tiers: pd.DataFrame | None, config: LeadConfig) -> pd.Series:
-    """Tier of each at-risk account, indexed by account_id."""
-    if risk_tiers is None:
-        return pd.Series(dtype=object)
-    require_columns(risk_tiers, "risk_tiers frame", ["account_id", "tier"])
-    risky = risk_tiers[risk_tiers["tier"].isin(config.at_risk_tiers)]
-    return risky.drop_duplicates("account_id").set_index("account_id")["tier"].astype(object)
 
 
 # -- shared steps ----------------------------------------------------------------------
@@ -692,7 +274,7 @@ def _against_crm(
         & leads["exceptions"].notna().to_numpy()
     )
     copies = leads["crm_copies"].fillna(0).astype("int64")
-    skip = _first_reason(
+    skip = first_reason(
         leads.index,
         (leads["skip_reason"].notna(), leads["skip_reason"]),
         (
@@ -727,7 +309,9 @@ def _against_crm(
         ("stage", stage_differs, fields.stage),
     ):
         if field in managed and name is not None:
-            changed = _join(changed, pd.Series(np.where(mask, name, ""), index=leads.index), ";")
+            changed = join_text(
+                changed, pd.Series(np.where(mask, name, ""), index=leads.index), ";"
+            )
     diffable = has_key & ~is_task & skip.isna().to_numpy()
     updated = diffable & (changed != "").to_numpy()
     action = np.select(
@@ -799,30 +383,6 @@ def _records(leads: pd.DataFrame, day: pd.Timestamp, config: LeadConfig) -> list
                 record = {k: v for k, v in record.items() if k in keep}
         out.append({k: v for k, v in record.items() if k is not None and isinstance(v, str)})
     return out
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _first_reason(index: pd.Index, *rules: tuple[object, object]) -> pd.Series:
-    """The text of the first rule whose mask holds, per row; NA when none does."""
-    out = pd.Series(None, index=index, dtype=object)
-    for mask, text in rules:
-        hit = np.asarray(mask, dtype=bool) & out.isna().to_numpy()
-        values = text.astype(object) if isinstance(text, pd.Series) else text
-        out = out.mask(hit, values)
-    return out
-
-
-def _count(numbers: pd.Series, noun: str) -> pd.Series:
-    """'1 day', '3 days' for a column of counts."""
-    return numbers.astype(str) + " " + noun + np.where(numbers == 1, "", "s")
-
-
-def _join(left: pd.Series, right: pd.Series, sep: str = "; ") -> pd.Series:
-    """Element-wise join of two text columns, skipping empty parts."""
-    both = (left != "") & (right != "")
-    return (left + np.where(both, sep, "") + right).astype(object)
 
 
 def _empty_leads() -> pd.DataFrame:

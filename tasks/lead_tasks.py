@@ -16,7 +16,8 @@ from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
 from revops.frames import md_cell
 from revops.money import format_money
-from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, LeadConfig, build_leads
+from revops.tasks.lead_config import LeadConfig
+from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, build_leads
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 

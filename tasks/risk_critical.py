@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from revops.money import format_money
+from revops.tasks.risk_book import NO_DAY, day_numbers
 from revops.tasks.risk_config import TIERS, RiskConfig
 
 TIER_RANK: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
 CAP_PREFIX = "capped at "
-_NO_DAY = np.iinfo(np.int64).min
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def critical_rows(
         return []
     rows: list[CriticalRow] = []
     disputes, d_pos = billing.disputes, billing.dispute_pos
-    d_day = _days(disputes["created_at"])
+    d_day = day_numbers(disputes["created_at"])
     d_age = day - d_day
     d_seen = (d_pos >= 0) & (d_age >= 1)
     status = disputes["status"].astype(object).fillna("").to_numpy(dtype=object)
@@ -108,7 +108,7 @@ def critical_rows(
     if critical.failed_payments is not None:
         rule = critical.failed_payments
         charges, c_pos = billing.charges, billing.charge_pos
-        age = day - _days(charges["created_at"])
+        age = day - day_numbers(charges["created_at"])
         failed = (
             (c_pos >= 0)
             & (age >= 1)
@@ -131,10 +131,10 @@ def critical_rows(
         )
     if critical.old_case is not None:
         rule = critical.old_case
-        opened = _days(cases["created_at"])
-        closed_day = _days(cases["closed_at"])
+        opened = day_numbers(cases["created_at"])
+        closed_day = day_numbers(cases["closed_at"])
         is_closed = cases["is_closed"].to_numpy(dtype=bool)
-        closed_later = is_closed & (closed_day != _NO_DAY) & (closed_day >= day)
+        closed_later = is_closed & (closed_day != NO_DAY) & (closed_day >= day)
         age = day - opened
         old = (
             (case_pos >= 0)
@@ -217,10 +217,3 @@ def _first_per_account(pos: np.ndarray, mask: np.ndarray, key: np.ndarray, n: in
         first = order[np.r_[True, pos[order][1:] != pos[order][:-1]]]
         out[pos[first]] = first
     return out
-
-
-def _days(instants: pd.Series) -> np.ndarray:
-    """UTC calendar day numbers of instants (_NO_DAY for NaT)."""
-    values = instants.to_numpy(dtype="datetime64[us]")
-    days = values.astype("datetime64[D]").astype(np.int64)
-    return np.where(np.isnat(values), _NO_DAY, days)

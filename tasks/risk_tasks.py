@@ -19,7 +19,8 @@ from revops.frames import fingerprint, md_cell
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 from revops.tasks.risk_config import TIERS, RiskConfig
-from revops.tasks.risk_scoring import explain_changes, score_accounts
+from revops.tasks.risk_history import explain_changes
+from revops.tasks.risk_scoring import score_accounts
 
 SUB_SCORES = [
     "usage_trend_score",

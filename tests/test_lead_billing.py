@@ -12,7 +12,7 @@ import pytest
 from revops.config import SHIPPED_CONFIG_DIR
 from revops.connectors.demo import DemoSource
 from revops.tasks.lead_billing import BillingTroubleRule, billing_trouble
-from revops.tasks.lead_rules import LeadConfig, lead_config
+from revops.tasks.lead_config import LeadConfig, lead_config
 from revops.tasks.lead_tasks import leads_markdown
 from revops.tasks.risk_config import risk_config
 from revops.tasks.risk_scoring import score_accounts

@@ -11,7 +11,8 @@ import pytest
 from revops.config import SHIPPED_CONFIG_DIR
 from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError, InputError
-from revops.tasks.lead_rules import LEAD_COLUMNS, LeadConfig, build_leads, lead_config
+from revops.tasks.lead_config import LeadConfig, lead_config
+from revops.tasks.lead_rules import LEAD_COLUMNS, build_leads
 from tests.builders import AS_OF, account, contract, frame, invoice, line
 
 DEFAULTS = LeadConfig()

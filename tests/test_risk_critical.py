@@ -9,7 +9,7 @@ import pytest
 
 from revops.config import SHIPPED_CONFIG_DIR
 from revops.tasks.risk_config import CriticalSignals, RiskConfig, risk_config
-from revops.tasks.risk_scoring import explain_changes
+from revops.tasks.risk_history import explain_changes
 from tests.builders import account, contract
 from tests.test_risk_scoring import FAR, case, charge, dispute, score, usage
 

@@ -14,7 +14,8 @@ from revops.config import SHIPPED_CONFIG_DIR
 from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError, InputError
 from revops.tasks.risk_config import CriticalSignals, RiskConfig, risk_config
-from revops.tasks.risk_scoring import SCORE_COLUMNS, backtest, explain_changes, score_accounts
+from revops.tasks.risk_history import backtest, explain_changes
+from revops.tasks.risk_scoring import SCORE_COLUMNS, score_accounts
 from tests.builders import AS_OF, account, contract, customer, frame, ts
 
 DEFAULTS = RiskConfig()
