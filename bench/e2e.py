@@ -89,9 +89,9 @@ def export(contracts: int) -> Path:
     """The demo book of `contracts` contracts as a files export (cached)."""
     folder = CACHE / f"book-{contracts}"
     if not (folder / "invoices.jsonl").exists():
+        command = [str(BIN / "revops"), "demo-export", "--out", str(folder), "--as-of", AS_OF]
         subprocess.run(
-            [str(BIN / "revops"), "demo-export", "--out", str(folder), "--as-of", AS_OF]
-            + ["--size", str(contracts)],
+            [*command, "--size", str(contracts)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
