@@ -18,6 +18,7 @@ import pandas as pd
 from revops.config import FieldMapping
 from revops.errors import InputError, InputErrors
 from revops.frames import DATE, INSTANT, conform
+from revops.ids import salesforce_ids18
 from revops.money import ISO_4217_EXPONENTS, exponent, major_to_minor, to_decimal
 
 FRAME_OF = {
@@ -43,6 +44,10 @@ _KIND: dict[str, str] = {
     "currency": "currency",
     "billing_frequency": "frequency",
 }
+# Canonical columns holding Salesforce record ids, kept in their 18-character form.
+SALESFORCE_ID_COLUMNS = frozenset(
+    {"account_id", "contract_id", "owner_id", "case_id", "opportunity_id"}
+)
 MONEY_COLUMNS = {"unit_price": "unit_price_minor", "amount": "amount_minor"}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -172,6 +177,8 @@ def records_frame(
             frame["is_closed"] = frame["status"].str.lower().eq("closed").fillna(False)
         elif sobject == "Opportunity":
             frame["is_closed"] = frame["stage"].str.startswith("Closed").fillna(False)
+    for column in SALESFORCE_ID_COLUMNS.intersection(frame.columns):
+        frame[column] = salesforce_ids18(frame[column])
     return conform(FRAME_OF[sobject], frame)
 
 

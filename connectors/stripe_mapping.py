@@ -18,6 +18,7 @@ import pandas as pd
 
 from revops.errors import InputError, InputErrors
 from revops.frames import INSTANT, columns, conform, empty_frame
+from revops.ids import salesforce_id18
 from revops.money import is_currency, stripe_to_minor, to_decimal
 
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
@@ -224,7 +225,10 @@ class _Record:
     def metadata(self, key: str) -> str | None:
         meta = self.data.get("metadata")
         value = meta.get(key) if isinstance(meta, dict) else None
-        return value.strip() if isinstance(value, str) and value.strip() else None
+        if not isinstance(value, str) or not value.strip():
+            return None
+        # Salesforce links: a 15-character id names the same record as its 18-character twin.
+        return salesforce_id18(value.strip()) if key.startswith("salesforce_") else value.strip()
 
 
 class _Columns:
@@ -470,7 +474,8 @@ def invoices_frames(
         invoices.append(
             invoice_id=invoice_id,
             number=r.text("number"),
-            customer_id=r.text("customer", required=True),
+            # A one-off invoice may have no customer (`customer_account` instead): unmatched.
+            customer_id=r.text("customer"),
             subscription_id=_invoice_subscription(r),
             status=status,
             currency=currency,

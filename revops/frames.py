@@ -103,7 +103,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         {
             "invoice_id": _col("str", unique=True),
             "number": _col("str", True),
-            "customer_id": _col("str"),
+            "customer_id": _col("str", True),
             "subscription_id": _col("str", True),
             "status": _col("str"),
             "currency": _col("str", False, _currency),

@@ -193,7 +193,8 @@ def _book(data: ReconciliationInput, config: ReconciliationConfig) -> _Book:
         invoices=invoices,
         currencies=currencies,
         terms=ContractTerms.of(contracts, accounts, currencies, config),
-        invoice_account=account_of_customer[customer_codes],
+        # An invoice without a customer (code -1) links to no account.
+        invoice_account=np.where(customer_codes >= 0, account_of_customer[customer_codes], -1),
         config=config,
     )
 
@@ -644,7 +645,9 @@ def _unmatched(book: _Book, data: ReconciliationInput, lines: pd.DataFrame) -> p
     for acct, customer, subscription, start in zip(
         account, customers, subscriptions, pd.to_datetime(groups["period_start"]), strict=True
     ):
-        if pd.isna(acct):
+        if pd.isna(customer):
+            details.append("the invoice has no Stripe customer (a one-off invoice)")
+        elif pd.isna(acct):
             details.append(f"customer {customer} is linked to no CRM account")
         elif acct not in with_contracts:
             details.append(f"account {acct} (customer {customer}) has no contract")

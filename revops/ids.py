@@ -1,0 +1,38 @@
+"""Salesforce record ids: the 15-character (case-sensitive) and 18-character forms as one.
+
+Salesforce shows 15-character ids in its UI and reports and returns 18-character ones from
+its API; the last three characters of the long form are a checksum of the letter case of the
+first fifteen. Everywhere ids are compared they are normalised to 18 characters first, so a
+15-character id in Stripe metadata or an old export names the same record as its twin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_SUFFIX = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"))
+_SHORT_ID = r"^[A-Za-z0-9]{15}$"
+
+
+def salesforce_id18(value: str) -> str:
+    """The 18-character form of a Salesforce id; anything not a 15-character id as it is."""
+    return str(salesforce_ids18(pd.Series([value], dtype="str")).iloc[0])
+
+
+def salesforce_ids18(values: pd.Series) -> pd.Series:
+    """Each 15-character Salesforce id with its checksum suffix (others unchanged; NA stays)."""
+    text = values.astype("str")
+    short = text.str.fullmatch(_SHORT_ID).fillna(False).to_numpy(dtype=bool)
+    if not short.any():
+        return text
+    chars = np.array([list(v) for v in text[short]], dtype="<U1")
+    upper = (chars >= "A") & (chars <= "Z")
+    weights = 1 << np.arange(5)
+    chunks = (upper.reshape(len(chars), 3, 5) * weights).sum(axis=2)
+    suffix = pd.Series(
+        ["".join(row) for row in _SUFFIX[chunks]], index=text.index[short], dtype="str"
+    )
+    out = text.copy()
+    out[short] = text[short] + suffix
+    return out

@@ -1,0 +1,98 @@
+"""Real exports: invoices with no customer, 15-character Salesforce ids (issue 15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from revops.config import field_mapping
+from revops.connectors.salesforce_mapping import records_frame
+from revops.connectors.stripe_mapping import customers_frame, invoices_frames
+from revops.ids import salesforce_id18, salesforce_ids18
+from revops.periods import parse_period
+from revops.tasks.reconciliation import reconcile
+from revops.tasks.reconciliation_config import ReconciliationConfig
+from tests.builders import AS_OF, account, contract, customer, invoice, line, recon_input
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+
+
+def payload(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def test_the_18_character_form_carries_the_case_checksum() -> None:
+    # Salesforce's documented example pair, and its Knowledge article's.
+    assert salesforce_id18("001A0000006Vm9r") == "001A0000006Vm9rIAC"
+    assert salesforce_id18("001A0000006Vm9rIAC") == "001A0000006Vm9rIAC"
+    ids = pd.Series(["001A0000006Vm9r", None, "cus_ABC", "001a0000006vm9r"], dtype="str")
+    out = salesforce_ids18(ids)
+    assert out.iloc[0] == "001A0000006Vm9rIAC"
+    assert pd.isna(out.iloc[1])
+    assert out.iloc[2] == "cus_ABC"  # not a Salesforce id: unchanged
+    # Different case, a different record: a different checksum.
+    assert out.iloc[3] != out.iloc[0] and out.iloc[3].startswith("001a0000006vm9r")
+
+
+def test_a_15_character_id_in_stripe_metadata_links_to_its_18_character_account() -> None:
+    # Shape: Stripe's customer fixture (openapi fixtures3.json) with our metadata link.
+    record = payload("customers") if (FIXTURES / "customers.json").exists() else {}
+    record = record[0] if isinstance(record, list) else record
+    record = {**record, "id": "cus_A", "metadata": {"salesforce_account_id": "001A0000006Vm9r"}}
+    customers = customers_frame([record])
+    assert customers.at[0, "salesforce_account_id"] == "001A0000006Vm9rIAC"
+
+
+def test_15_character_ids_in_a_data_loader_export_become_18() -> None:
+    records = [
+        {
+            "Id": "001A0000006Vm9r",
+            "Name": "Acme",
+            "OwnerId": "005A0000001abcd",
+            "Stripe_Customer_Id__c": "cus_A",
+        }
+    ]
+    accounts = records_frame("Account", records, field_mapping())
+    assert accounts.at[0, "account_id"] == "001A0000006Vm9rIAC"
+    assert accounts.at[0, "owner_id"] == salesforce_id18("005A0000001abcd")
+
+
+def test_15_and_18_character_ids_reconcile_as_one_account() -> None:
+    long_id = salesforce_id18("001A0000006Vm9r")
+    customers = customers_frame(
+        [{"id": "cus_A", "metadata": {"salesforce_account_id": "001A0000006Vm9r"}}]
+    )
+    data = recon_input(
+        accounts=[account(long_id)],
+        contracts=[contract(account_id=long_id)],
+        customers=[customer(account_id=customers.at[0, "salesforce_account_id"])],
+        invoices=[invoice("in_1")],
+        lines=[line("in_1")],
+    )
+    result = reconcile(data, parse_period("2026-10"), AS_OF, ReconciliationConfig())
+    assert result.findings.empty
+
+
+def test_an_invoice_without_a_customer_maps() -> None:
+    # A one-off invoice billed to a customer account (Stripe's `customer_account`): the
+    # invoice fixture with `customer: null`, as Stripe returns it.
+    record = payload("invoice_void") | {"customer": None, "customer_account": "acct_1"}
+    invoices, _ = invoices_frames([record])
+    assert pd.isna(invoices.at[0, "customer_id"])
+
+
+def test_an_invoice_without_a_customer_is_unmatched_and_the_rest_reconciles() -> None:
+    data = recon_input(
+        accounts=[account()],
+        contracts=[contract()],
+        customers=[customer(account_id="001A")],
+        invoices=[invoice("in_1"), invoice("in_2", customer_id=None)],
+        lines=[line("in_1"), line("in_2", quantity=1)],
+    )
+    result = reconcile(data, parse_period("2026-10"), AS_OF, ReconciliationConfig())
+    findings = result.findings
+    assert findings["code"].tolist() == ["unmatched_invoice"]
+    assert findings.at[0, "invoice_id"] == "in_2"
+    assert "no Stripe customer" in findings.at[0, "detail"]
