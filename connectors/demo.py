@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.connectors.demo_health import choose_health_accounts, full_use, plant_alarms
 from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS, conform, validate_frame
@@ -158,7 +159,13 @@ class DemoSource:
 
     name = "demo"
 
-    def __init__(self, as_of: date, size: int = 240, seed: int = 7, history_months: int = 24):
+    def __init__(
+        self,
+        as_of: date,
+        size: int = DEMO_SIZE,
+        seed: int = DEMO_SEED,
+        history_months: int = 24,
+    ):
         if size < MIN_SIZE:
             raise ConfigError(
                 f"the demo needs at least {MIN_SIZE} contracts to plant every finding"

@@ -13,18 +13,23 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
 from revops.connectors.base import BillingSource, CrmSource, UsageSource
+from revops.connectors.choices import (
+    DEMO_SEED,
+    DEMO_SIZE,
+    BillingKind,
+    CrmKind,
+    SourceKind,
+    UsageKind,
+)
 from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError
 
-SourceKind = Literal["demo", "files", "live"]
-BillingKind = Literal["demo", "files", "stripe"]
-CrmKind = Literal["demo", "files", "salesforce"]
-UsageKind = Literal["demo", "files", "sql"]
+__all__ = ["BillingKind", "CrmKind", "SourceKind", "UsageKind"]
 LIVE = {"billing": "stripe", "crm": "salesforce", "usage": "sql"}
 
 
@@ -130,8 +135,8 @@ def build_sources(
     usage: UsageKind | None = None,
     input_dir: str | Path | None = None,
     as_of: date,
-    demo_size: int = 240,
-    demo_seed: int = 7,
+    demo_size: int = DEMO_SIZE,
+    demo_seed: int = DEMO_SEED,
     database_url: str | None = None,
     full_refresh: bool = False,
 ) -> Sources:

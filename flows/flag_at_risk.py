@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
-from pydantic import Field
 
-from revops.flows.params import SourceParams
+from revops.flows.params import RiskParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.crm_writeback import can_write, write_risk_to_crm
 from revops.tasks.outputs import source_slug
@@ -25,25 +22,16 @@ from revops.tasks.risk_tasks import (
 )
 
 
-class RiskParams(SourceParams):
-    """Parameters of `flag_at_risk`."""
-
-    as_of: date | None = Field(
-        default=None, description="Score as of this date. Default: today (UTC)."
-    )
-    out_dir: str = Field(default="var/out/risk", description="Folder for at_risk.csv and risk.md.")
-    dry_run: bool = Field(
-        default=False,
-        description="Live CRM: show the Account fields and Tasks it would write; write none.",
-    )
-
-
-@flow(name="flag-at-risk", timeout_seconds=2 * 3600, validate_parameters=True)
-def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
+@flow(
+    name="flag-at-risk",
+    flow_run_name=run_namer(RiskParams),
+    timeout_seconds=2 * 3600,
+    validate_parameters=True,
+)
+def flag_at_risk(params: RiskParams) -> dict[str, Any]:
     """Score every account, explain the scores and their change, publish them."""
-    params = params or RiskParams()
     settings = get_settings()
-    as_of = params.as_of or datetime.now(UTC).date()
+    as_of = params.resolved_as_of()
     sources = params.sources(as_of, settings.database_url)
     config = risk_config()
     inputs = extract_risk_inputs(sources, as_of, config)
@@ -55,7 +43,7 @@ def flag_at_risk(params: RiskParams | None = None) -> dict[str, Any]:
         run_id,
         as_of,
         sources.label,
-        Path(params.out_dir),
+        params.output_dir(),
         settings.database_url,
         flow_run.get_id(),
     )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from pydantic import Field
 
-from revops.flows.params import SourceParams
+from revops.flows.params import LeadsParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
 from revops.tasks.lead_config import lead_config
@@ -22,26 +19,16 @@ from revops.tasks.lead_tasks import (
 from revops.tasks.outputs import source_slug
 
 
-class LeadsParams(SourceParams):
-    """Parameters of `handoff_leads`."""
-
-    as_of: date | None = Field(
-        default=None, description="Date the leads are raised as of. Default: today (UTC)."
-    )
-    out_dir: str = Field(default="var/out/leads", description="Folder for leads.csv and leads.md.")
-    dry_run: bool = Field(
-        default=False,
-        description="Show what would be written to the CRM and write nothing. Demo and files "
-        "sources are always a dry run against their own opportunities.",
-    )
-
-
-@flow(name="handoff-leads", timeout_seconds=2 * 3600, validate_parameters=True)
-def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
+@flow(
+    name="handoff-leads",
+    flow_run_name=run_namer(LeadsParams),
+    timeout_seconds=2 * 3600,
+    validate_parameters=True,
+)
+def handoff_leads(params: LeadsParams) -> dict[str, Any]:
     """Raise renewal and upsell leads, diff them against the CRM, write or show the changes."""
-    params = params or LeadsParams()
     settings = get_settings()
-    as_of = params.as_of or datetime.now(UTC).date()
+    as_of = params.resolved_as_of()
     sources = params.sources(as_of, settings.database_url)
     config = lead_config()
     inputs = extract_lead_inputs(sources, as_of, config)
@@ -63,7 +50,7 @@ def handoff_leads(params: LeadsParams | None = None) -> dict[str, Any]:
         leads = merge_write_results(leads, written.results)
         crm_diff = written.markdown
     paths = publish_leads(
-        leads, as_of, sources.label, dry_run, Path(params.out_dir), settings.database_url
+        leads, as_of, sources.label, dry_run, params.output_dir(), settings.database_url
     )
     return {
         "as_of": as_of.isoformat(),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
 
 from revops.connectors.warehouse import RunRecord
-from revops.flows.params import ReconcileParams
+from revops.flows.params import ReconcileParams, run_namer
 from revops.settings import get_settings, task_runner_from_settings
 from revops.tasks.reconcile_tasks import (
     combine_partitions,
@@ -25,28 +24,35 @@ from revops.tasks.reconcile_tasks import (
 
 @flow(
     name="reconcile-invoices",
+    flow_run_name=run_namer(ReconcileParams),
     timeout_seconds=3 * 3600,
     validate_parameters=True,
     task_runner=task_runner_from_settings(),
 )
-def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
+def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     """Extract contracts and invoices, reconcile the window, publish files, tables and artifacts."""
-    params = params or ReconcileParams()
     as_of, window = params.resolved_as_of(), params.window()
     settings = get_settings()
     sources = params.sources(as_of, settings.database_url)
     config = params.reconciliation_config()
 
     data, prints = extract_reconciliation_input(sources)
-    if params.partitions > 1:
-        parts = split_book(data, params.partitions)
+    partitions = params.advanced.partitions
+    if partitions > 1:
+        parts = split_book(data, partitions)
         futures = [reconcile_window.submit(part, window, as_of, config) for part in parts]
         result = combine_partitions([future.result() for future in futures])
     else:
         result = reconcile_window(data, window, as_of, config)
 
     parameters = params.model_dump(
-        mode="json", exclude={"out_dir", "as_of", "period", "full_refresh", "partitions"}
+        mode="json",
+        exclude={
+            "out_dir": True,
+            "as_of": True,
+            "period": True,
+            "advanced": {"full_refresh", "partitions"},
+        },
     )
     parameters["config"] = config.model_dump(mode="json")
     run = RunRecord(
@@ -62,7 +68,7 @@ def reconcile_invoices(params: ReconcileParams | None = None) -> dict[str, Any]:
         totals=result.by_currency.to_dict("records"),
         flow_run_id=flow_run.get_id(),
     )
-    out_dir = Path(params.out_dir)
+    out_dir = params.output_dir()
     review = prepare_review(result, data, run, settings.database_url)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     reconciliation_artifacts(result, run, out_dir)

@@ -21,11 +21,19 @@ def test_a_local_dask_cluster_gives_the_same_findings(
     from prefect_dask import DaskTaskRunner
 
     monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
-    params = {"as_of": DEMO_AS_OF, "demo_size": 800}
-    default = reconcile_invoices(ReconcileParams(**params, out_dir=str(tmp_path / "default")))
+    params = {"as_of": DEMO_AS_OF}
+    default = reconcile_invoices(
+        ReconcileParams(**params, advanced={"demo_size": 800}, out_dir=str(tmp_path / "default"))
+    )
     on_dask = reconcile_invoices.with_options(
         task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
-    )(ReconcileParams(**params, partitions=3, out_dir=str(tmp_path / "dask")))
+    )(
+        ReconcileParams(
+            **params,
+            advanced={"demo_size": 800, "partitions": 3},
+            out_dir=str(tmp_path / "dask"),
+        )
+    )
     assert on_dask["run_id"] == default["run_id"], "same inputs and parameters, same run"
     assert on_dask["counts"] == default["counts"]
     for name in ("reconciliation.csv", "matched.csv"):

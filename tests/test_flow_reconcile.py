@@ -96,7 +96,7 @@ def test_parameters_are_validated_before_the_run() -> None:
     with pytest.raises(ValueError, match="is not YYYY-MM"):
         ReconcileParams(period="October")
     with pytest.raises(ValueError, match="greater than or equal to 200"):
-        ReconcileParams(demo_size=10)
+        ReconcileParams(advanced={"demo_size": 10})
     assert ReconcileParams(as_of=date(2026, 1, 10)).window().label == "2025-12"
 
 
@@ -107,7 +107,9 @@ def test_a_run_can_widen_the_tolerance(
     strict = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path / "a")))
     # 25% either way hides the -20% credit and old price, not the missing invoice
     loose = reconcile_invoices(
-        ReconcileParams(as_of=DEMO_AS_OF, tolerance_pct=25, out_dir=str(tmp_path / "b"))
+        ReconcileParams(
+            as_of=DEMO_AS_OF, advanced={"tolerance_pct": 25}, out_dir=str(tmp_path / "b")
+        )
     )
     assert loose["run_id"] != strict["run_id"]
     assert strict["counts"]["findings_underbilled"] == 2

@@ -15,6 +15,7 @@ TASK_MODULES = {
     "reconcile_tasks",
     "retry_policy",
     "risk_tasks",
+    "weekly_tasks",
 }
 
 

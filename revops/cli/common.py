@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from revops.errors import InputError, RevOpsError
@@ -52,3 +52,20 @@ def amount_text(amount_minor: int | None, currency: str | None) -> str:
     if amount_minor is None or currency is None:
         return "—"
     return format_money(amount_minor, currency).split(" ", 1)[1]
+
+
+def field_option(model: type[BaseModel], name: str, *flags: str) -> Any:
+    """A typer option whose default and help come from a flow parameter model's field.
+
+    The model is the one definition of a parameter: an empty default (None, "") stays None on
+    the command line, so the model's own default applies (see `params_from`).
+    """
+    field = model.model_fields[name]
+    default = field.get_default(call_default_factory=True)
+    return typer.Option(None if default in (None, "") else default, *flags, help=field.description)
+
+
+def params_from(model: type[BaseModel], options: dict[str, Any], advanced: dict[str, Any]) -> Any:
+    """The flow's parameter model from the options given (None: the model's default)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return model(**given, advanced={k: v for k, v in advanced.items() if v is not None})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,32 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from revops.cli.common import amount_text, console, parse_date, run_action
+from revops.cli.common import (
+    amount_text,
+    console,
+    field_option,
+    params_from,
+    parse_date,
+    run_action,
+)
 from revops.cli.migrate import migrate_app
 from revops.cli.review import review_app
+from revops.connectors.choices import SourceKind
+from revops.flows.params import (
+    BillingChoice,
+    CrmChoice,
+    CrmWriteParams,
+    LeadsParams,
+    NightlyParams,
+    ReconcileOptions,
+    ReconcileParams,
+    RiskParams,
+    SourceOptions,
+    SourceParams,
+    WeeklyParams,
+)
 from revops.prefect_env import apply_local_defaults
+from revops.settings import get_settings
 
 app = typer.Typer(
     help="RevOps Flows: reconcile Stripe billing against Salesforce contracts, and more.",
@@ -23,171 +47,117 @@ app = typer.Typer(
 )
 
 
-class Source(StrEnum):
-    demo = "demo"
-    files = "files"
-    live = "live"
+def _source() -> Any:
+    return field_option(SourceParams, "source")
 
 
-class Billing(StrEnum):
-    demo = "demo"
-    files = "files"
-    stripe = "stripe"
+def _input() -> Any:
+    return field_option(SourceParams, "input_dir", "--input")
 
 
-class Crm(StrEnum):
-    demo = "demo"
-    files = "files"
-    salesforce = "salesforce"
+def _as_of(help_text: str = "YYYY-MM-DD. Default: today (UTC).") -> Any:
+    return typer.Option(None, "--as-of", help=help_text)
 
 
-SOURCE_HELP = (
-    "demo (built-in demo book, no credentials), files (an export folder, --input) or "
-    "live (Stripe + Salesforce + the usage warehouse)."
-)
+def _out(model: type[SourceParams]) -> Any:
+    folder = get_settings().out_dir / model.OUT_SUBDIR
+    return typer.Option(None, "--out", help=f"Output folder. Default: {folder}.")
+
+
+def _demo_size(*flags: str) -> Any:
+    return field_option(SourceOptions, "demo_size", *flags)
+
+
+def _seed() -> Any:
+    return field_option(SourceOptions, "demo_seed", "--seed")
 
 
 @app.command()
 def reconcile(
-    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
-    billing: Billing | None = typer.Option(None, help="Billing source, overriding --source."),
-    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
-    input_dir: Path | None = typer.Option(
-        None, "--input", help="Export folder for the files source."
-    ),
-    period: str | None = typer.Option(
-        None, help="YYYY-MM, YYYY-Qn or YYYY. Default: the month before --as-of."
-    ),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    out: Path = typer.Option(Path("var/out/reconciliation"), help="Output folder."),
-    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
-    full_refresh: bool = typer.Option(False, help="Live sources: re-read everything."),
-    tolerance_minor: int | None = typer.Option(
-        None, help="Absolute tolerance in minor units, overriding configs/ for this run."
-    ),
-    tolerance_pct: float | None = typer.Option(
-        None, help="Relative tolerance in percent, overriding configs/ for this run."
-    ),
+    source: SourceKind = _source(),
+    billing: BillingChoice = field_option(ReconcileParams, "billing"),
+    crm: CrmChoice = field_option(ReconcileParams, "crm"),
+    input_dir: str | None = _input(),
+    period: str | None = field_option(ReconcileParams, "period"),
+    as_of: str | None = _as_of(),
+    out: str | None = _out(ReconcileParams),
+    demo_size: int | None = _demo_size(),
+    seed: int | None = _seed(),
+    full_refresh: bool = field_option(ReconcileOptions, "full_refresh", "--full-refresh"),
+    tolerance_minor: int | None = field_option(ReconcileOptions, "tolerance_minor"),
+    tolerance_pct: float | None = field_option(ReconcileOptions, "tolerance_pct"),
 ) -> None:
     """Reconcile Stripe invoices against CRM contracts for one window."""
     apply_local_defaults()
 
     def action() -> dict:
-        from revops.flows.params import ReconcileParams
         from revops.flows.reconcile_invoices import reconcile_invoices
 
-        params = ReconcileParams(
-            source=source.value,
-            billing=billing.value if billing else None,
-            crm=crm.value if crm else None,
-            input_dir=str(input_dir) if input_dir else None,
-            period=period,
-            as_of=parse_date(as_of, "--as-of"),
-            out_dir=str(out),
-            demo_size=demo_size,
-            demo_seed=seed,
-            full_refresh=full_refresh,
-            tolerance_minor=tolerance_minor,
-            tolerance_pct=tolerance_pct,
-        )
-        return reconcile_invoices(params)
+        options = {"source": source, "billing": billing, "crm": crm, "input_dir": input_dir}
+        options |= {"period": period, "as_of": parse_date(as_of, "--as-of"), "out_dir": out}
+        advanced = {"demo_size": demo_size, "demo_seed": seed, "full_refresh": full_refresh}
+        advanced |= {"tolerance_minor": tolerance_minor, "tolerance_pct": tolerance_pct}
+        return reconcile_invoices(params_from(ReconcileParams, options, advanced))
 
     print_reconciliation(run_action(action))
 
 
-@app.command()
-def risk(
-    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
-    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
-    input_dir: Path | None = typer.Option(
-        None, "--input", help="Export folder for the files source."
-    ),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    out: Path = typer.Option(Path("var/out/risk"), help="Output folder."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Show the CRM write-back; write nothing."
-    ),
-    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
+def _crm_write_command(
+    name: str,
+    model: type[CrmWriteParams],
+    flow: str,
+    printer: Callable[[dict[str, Any]], None],
+    doc: str,
 ) -> None:
-    """Score customer health, flag at-risk accounts, explain why (and what changed)."""
-    apply_local_defaults()
+    """Register `revops risk` / `revops leads`: the same options, their own flow and printout."""
 
-    def action() -> dict:
-        from revops.flows.flag_at_risk import RiskParams, flag_at_risk
+    def command(
+        source: SourceKind = _source(),
+        crm: CrmChoice = field_option(model, "crm"),
+        input_dir: str | None = _input(),
+        as_of: str | None = _as_of(),
+        out: str | None = _out(model),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help=model.model_fields["dry_run"].description
+        ),
+        demo_size: int | None = _demo_size(),
+        seed: int | None = _seed(),
+    ) -> None:
+        apply_local_defaults()
 
-        params = RiskParams(
-            source=source.value,
-            crm=crm.value if crm else None,
-            input_dir=str(input_dir) if input_dir else None,
-            as_of=parse_date(as_of, "--as-of"),
-            out_dir=str(out),
-            dry_run=dry_run,
-            demo_size=demo_size,
-            demo_seed=seed,
-        )
-        return flag_at_risk(params)
+        def action() -> dict:
+            module, function = flow.split(":")
+            run = getattr(importlib.import_module(module), function)
+            options = {"source": source, "crm": crm, "input_dir": input_dir, "out_dir": out}
+            options |= {"as_of": parse_date(as_of, "--as-of"), "dry_run": dry_run}
+            return run(params_from(model, options, {"demo_size": demo_size, "demo_seed": seed}))
 
-    print_risk(run_action(action))
+        printer(run_action(action))
 
-
-@app.command()
-def leads(
-    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
-    crm: Crm | None = typer.Option(None, help="CRM source, overriding --source."),
-    input_dir: Path | None = typer.Option(
-        None, "--input", help="Export folder for the files source."
-    ),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    out: Path = typer.Option(Path("var/out/leads"), help="Output folder."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the CRM diff; write nothing."),
-    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
-) -> None:
-    """Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing)."""
-    apply_local_defaults()
-
-    def action() -> dict:
-        from revops.flows.handoff_leads import LeadsParams, handoff_leads
-
-        params = LeadsParams(
-            source=source.value,
-            crm=crm.value if crm else None,
-            input_dir=str(input_dir) if input_dir else None,
-            as_of=parse_date(as_of, "--as-of"),
-            out_dir=str(out),
-            dry_run=dry_run,
-            demo_size=demo_size,
-            demo_seed=seed,
-        )
-        return handoff_leads(params)
-
-    print_leads(run_action(action))
+    command.__doc__ = doc
+    app.command(name)(command)
 
 
 @app.command()
 def weekly(
-    source: Source = typer.Option(Source.demo, help=SOURCE_HELP),
-    input_dir: Path | None = typer.Option(
-        None, "--input", help="Export folder for the files source."
-    ),
-    as_of: str | None = typer.Option(None, "--as-of", help="Last day of the week. Default: today."),
-    out: Path = typer.Option(Path("var/out/weekly"), help="Output folder."),
+    source: SourceKind = _source(),
+    input_dir: str | None = _input(),
+    as_of: str | None = _as_of("Last day of the week. Default: today (UTC)."),
+    out: str | None = _out(WeeklyParams),
+    demo_size: int | None = _demo_size(),
+    seed: int | None = _seed(),
 ) -> None:
     """The weekly ops review: backlog, SLA breaches, disputes, risk, leads, leakage."""
     apply_local_defaults()
 
     def action() -> dict:
-        from revops.flows.weekly_review import WeeklyParams, weekly_review
+        from revops.flows.weekly_review import weekly_review
 
-        params = WeeklyParams(
-            source=source.value,
-            input_dir=str(input_dir) if input_dir else None,
-            as_of=parse_date(as_of, "--as-of"),
-            out_dir=str(out),
+        options = {"source": source, "input_dir": input_dir, "out_dir": out}
+        options["as_of"] = parse_date(as_of, "--as-of")
+        return weekly_review(
+            params_from(WeeklyParams, options, {"demo_size": demo_size, "demo_seed": seed})
         )
-        return weekly_review(params)
 
     summary = run_action(action)
     console.print(
@@ -201,25 +171,19 @@ def weekly(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("var/out/demo"), help="Output folder."),
-    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
+    out: str = typer.Option("var/out/demo", help="Output folder."),
+    as_of: str | None = _as_of(),
+    size: int | None = _demo_size("--size"),
+    seed: int | None = _seed(),
 ) -> None:
     """The nightly run on the built-in demo book: no credentials, SQLite under var/."""
     apply_local_defaults()
 
     def action() -> dict:
-        from revops.flows.nightly import NightlyParams, nightly
+        from revops.flows.nightly import nightly
 
-        params = NightlyParams(
-            source="demo",
-            as_of=parse_date(as_of, "--as-of"),
-            out_dir=str(out),
-            demo_size=size,
-            demo_seed=seed,
-        )
-        return nightly(params)
+        options = {"source": "demo", "as_of": parse_date(as_of, "--as-of"), "out_dir": out}
+        return nightly(params_from(NightlyParams, options, {"demo_size": size, "demo_seed": seed}))
 
     result = run_action(action)
     print_reconciliation(result["reconciliation"])
@@ -236,8 +200,8 @@ class Shape(StrEnum):
 def demo_export(
     out: Path = typer.Option(..., help="Folder to write the export into."),
     as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
+    size: int = _demo_size("--size"),
+    seed: int = _seed(),
     shape: Shape = typer.Option(Shape.current, help="Stripe invoice shape: current or legacy."),
     usage_days: int = typer.Option(120, help="Days of daily usage to include."),
 ) -> None:
@@ -353,6 +317,20 @@ def print_leads(summary: dict[str, Any]) -> None:
         console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
+_crm_write_command(
+    "risk",
+    RiskParams,
+    "revops.flows.flag_at_risk:flag_at_risk",
+    print_risk,
+    "Score customer health, flag at-risk accounts, explain why (and what changed).",
+)
+_crm_write_command(
+    "leads",
+    LeadsParams,
+    "revops.flows.handoff_leads:handoff_leads",
+    print_leads,
+    "Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing).",
+)
 app.add_typer(review_app, name="review")
 app.add_typer(migrate_app, name="migrate")
 
