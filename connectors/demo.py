@@ -83,6 +83,7 @@ PLANT_CODES: dict[str, tuple[str, ...]] = {
     "after_end": ("billed_outside_contract",),
     "draft_billed": ("billed_outside_contract",),
     "orphan": ("unmatched_invoice",),
+    "addon": ("unexpected_item",),
 }
 
 
@@ -154,6 +155,42 @@ def _period_unit_price_minor(contracts: pd.DataFrame) -> np.ndarray:
     return np.asarray(prices, dtype=np.int64)
 
 
+def _coupon_discount_minor(amounts: np.ndarray, pct: np.ndarray) -> np.ndarray:
+    """A percent-off coupon's discount on each line total, rounded half up as Stripe does."""
+    return np.asarray(
+        [
+            int((Decimal(int(a)) * Decimal(str(p)) / 100).quantize(Decimal(1), ROUND_HALF_UP))
+            for a, p in zip(amounts, pct, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+def _priced_lines(contracts: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFrame:
+    """One seats line per contract, on the Stripe price its invoices bill."""
+    unit = periods.drop_duplicates("contract_row").set_index("contract_row")["unit_minor"]
+    price = (
+        "price_"
+        + contracts["currency"].str.lower()
+        + "_"
+        + unit.reindex(contracts.index).astype("int64").astype(str).to_numpy()
+    )
+    return pd.DataFrame(
+        {
+            "line_id": contracts["contract_id"] + "-L1",
+            "contract_id": contracts["contract_id"],
+            "account_id": contracts["account_id"],
+            "product_id": "01tDEMOSEATS0001",
+            "product_name": "Seats",
+            "stripe_price_id": price,
+            "charge_type": "recurring",
+            "quantity": contracts["quantity"].astype("float64"),
+            "unit_price_minor": contracts["unit_price_minor"],
+            "currency": contracts["currency"],
+        }
+    )
+
+
 class DemoSource:
     """Deterministic demo data implementing BillingSource, CrmSource and UsageSource."""
 
@@ -208,6 +245,9 @@ class DemoSource:
     def usage(self, start: date, end: date) -> pd.DataFrame:
         return self._usage(start, end)
 
+    def contract_lines(self) -> pd.DataFrame:
+        return self._book["contract_lines"]
+
     @property
     def planted(self) -> list[Plant]:
         """The planted findings in `window` (the month before as_of)."""
@@ -230,6 +270,7 @@ class DemoSource:
         invoices, lines, orphan_customers = self._invoices(periods, plants, customers, rng)
         customers = pd.concat([customers, orphan_customers], ignore_index=True)
         subscriptions = self._subscriptions(contracts, customers)
+        contract_lines = _priced_lines(contracts.iloc[plants["addon"]], periods)
         charges, disputes = self._payments(invoices, rng)
         book = {
             "accounts": accounts,
@@ -238,6 +279,7 @@ class DemoSource:
             "subscriptions": subscriptions,
             "invoices": invoices,
             "invoice_lines": lines,
+            "contract_lines": contract_lines,
             "charges": charges,
             "disputes": disputes,
             "cases": self._cases(accounts, rng),
@@ -478,7 +520,12 @@ class DemoSource:
         list_unit = periods["unit_price_minor"].to_numpy() * months
         line_unit = np.where(coupon & (plant_of != "old_price"), list_unit, unit)
         amount = line_unit * quantity
-        discount = np.where(coupon & (plant_of != "old_price"), amount - unit * quantity, 0)
+        # Stripe rounds a percent-off coupon on the line's total, not per unit.
+        discount = np.where(
+            coupon & (plant_of != "old_price"),
+            _coupon_discount_minor(amount, periods["discount_pct"].to_numpy()),
+            0,
+        )
         # Stripe anchors on the subscription's creation instant: some a day before the CRM date.
         shift_days = np.where(rng.random(n) < 0.05, -1, 0)
         seconds = rng.integers(0, 86_400, n) + shift_days * 86_400
@@ -548,6 +595,19 @@ class DemoSource:
                 discount_minor=0,
             )
             extra_lines.append(item)
+        # An add-on item on the subscription that no line of the contract has.
+        hit = lines[plant_of == "addon"]
+        extra_lines.append(
+            hit.assign(
+                line_id=hit["line_id"] + "a",
+                price_id="price_demo_addon",
+                description="1 x Add-on",
+                quantity=1,
+                unit_amount_minor=2_500,
+                amount_minor=2_500,
+                discount_minor=0,
+            )
+        )
         # Duplicates: the same period invoiced twice, both paid.
         dup = plant_of == "duplicate"
         extra_invoices.append(invoices[dup].assign(invoice_id=invoices["invoice_id"] + "d"))

@@ -12,6 +12,7 @@ is collected with its record's row and the Stripe field path, then raised togeth
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pandas as pd
@@ -387,6 +388,7 @@ def subscriptions_frame(
                 unit_amount_minor=unit,
                 interval=interval,
                 interval_count=count,
+                salesforce_line_id=item.metadata("salesforce_line_id"),
                 # The newest API versions moved the billing period onto each item.
                 current_period_end=period_end
                 if period_end is not None
@@ -410,8 +412,14 @@ def _invoice_tax(r: _Record, currency: str | None) -> int:
     return r.total("total_tax_amounts", currency)
 
 
-def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str, Any]:
-    """One invoice line item as a canonical row, from either shape."""
+def _line(
+    r: _Record, invoice_id: str | None, currency: str | None, contract_link: str | None = None
+) -> dict[str, Any]:
+    """One invoice line item as a canonical row, from either shape.
+
+    `contract_link` is the invoice's subscription metadata `salesforce_contract_id`; a
+    subscription line's own metadata (the subscription's, per Stripe) wins.
+    """
     parent = r.child("parent")
     if "parent" in r.data or "pricing" in r.data:  # the current shape
         kind = parent.data.get("type")
@@ -419,14 +427,19 @@ def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str,
         details = parent.child(kind) if isinstance(kind, str) else parent
         subscription = details.text("subscription") or r.text("subscription")
         proration = details.flag("proration")
+        item_id = details.text("subscription_item")
         pricing = r.child("pricing")
         price_id = pricing.child("price_details").text("price")
         unit = pricing.decimal_amount("unit_amount_decimal", currency)
+        usage_type = None  # the current shape names the price only by id
     else:  # older shape, and localstripe's
         line_type = "subscription" if r.data.get("type") == "subscription" else "invoiceitem"
         subscription = r.text("subscription")
         proration = r.flag("proration")
+        item_id = r.text("subscription_item")
         price_id, unit, _, _ = _price(r, currency)
+        usage_type = _usage_type(r)
+    unit = _unit_excluding_tax(r, currency, unit)
     # Canonical line amounts exclude tax and come before discounts (given separately).
     if r.data.get("amount_excluding_tax") is not None:
         amount = r.amount("amount_excluding_tax", currency)
@@ -451,7 +464,70 @@ def _line(r: _Record, invoice_id: str | None, currency: str | None) -> dict[str,
         "period_start": period.integer("start", required=True),
         "period_end": period.integer("end", required=True),
         "proration": proration,
+        "subscription_item_id": item_id,
+        "salesforce_contract_id": r.metadata("salesforce_contract_id") or contract_link,
+        "salesforce_line_id": r.metadata("salesforce_line_id"),
+        "usage_type": usage_type,
+        "quantity_decimal": _quantity_decimal(r),
     }
+
+
+def _usage_type(r: _Record) -> str | None:
+    """`licensed` or `metered`, from the older shape's price (or plan)."""
+    price = r.data.get("price") if isinstance(r.data.get("price"), dict) else None
+    if price is not None:
+        recurring = price.get("recurring")
+        value = recurring.get("usage_type") if isinstance(recurring, dict) else None
+    else:
+        plan = r.data.get("plan")
+        value = plan.get("usage_type") if isinstance(plan, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _unit_excluding_tax(r: _Record, currency: str | None, unit: int | None) -> int | None:
+    """The unit amount net of inclusive tax.
+
+    Older API versions give `unit_amount_excluding_tax` (a decimal string, rounded half-up
+    here to the minor unit). Without it, a line with inclusive tax has no net unit: NA, so
+    the price check uses the line's net amount per unit.
+    """
+    value = r.data.get("unit_amount_excluding_tax")
+    if value is not None and value != "" and currency is not None:
+        try:
+            number = to_decimal(value)
+        except ValueError:
+            r.bad("unit_amount_excluding_tax", f"{value!r} is not a number")
+            return unit
+        whole = int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return stripe_to_minor(whole, currency)
+    inclusive = any(
+        isinstance(t, dict) and t.get("tax_behavior") == "inclusive" for t in r.entries("taxes")
+    ) or any(isinstance(t, dict) and t.get("inclusive") is True for t in r.entries("tax_amounts"))
+    return None if inclusive else unit
+
+
+def _quantity_decimal(r: _Record) -> float | None:
+    """`quantity_decimal` (a decimal string; newer API versions) as a number."""
+    value = r.data.get("quantity_decimal")
+    if value is None or value == "":
+        return None
+    try:
+        return float(to_decimal(value))
+    except ValueError:
+        r.bad("quantity_decimal", f"{value!r} is not a number")
+        return None
+
+
+def _invoice_contract_link(r: _Record) -> str | None:
+    """`salesforce_contract_id` in the invoice's subscription metadata, either shape."""
+    for details in (
+        r.child("subscription_details"),
+        r.child("parent").child("subscription_details"),
+    ):
+        value = details.metadata("salesforce_contract_id")
+        if value:
+            return value
+    return None
 
 
 def invoices_frames(
@@ -490,8 +566,11 @@ def invoices_frames(
             billing_reason=r.text("billing_reason"),
         )
         r.complete("lines", "invoice")
+        contract_link = _invoice_contract_link(r)
         for i, line in enumerate(r.entries("lines")):
-            lines.append(**_line(r.item("lines.data", i, line), invoice_id, currency))
+            lines.append(
+                **_line(r.item("lines.data", i, line), invoice_id, currency, contract_link)
+            )
     problems.raise_if_any()
     return invoices.frame(), lines.frame()
 

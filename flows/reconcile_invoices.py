@@ -36,7 +36,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     sources = params.sources(as_of, settings.database_url)
     config = params.reconciliation_config()
 
-    data, prints = extract_reconciliation_input(sources)
+    data, prints = extract_reconciliation_input(sources, window)
     partitions = params.advanced.partitions
     if partitions > 1:
         parts = split_book(data, partitions)

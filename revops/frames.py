@@ -20,6 +20,8 @@ from revops.money import ISO_4217_EXPONENTS
 DATE = "datetime64[us]"
 INSTANT = "datetime64[us, UTC]"
 FREQUENCY_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}
+# How a contract line bills: every period, once (in the period holding its start), or by use.
+CHARGE_TYPES = ("recurring", "one_time", "usage")
 
 _currency = pa.Check.isin(sorted(ISO_4217_EXPONENTS), error="not an ISO 4217 currency code")
 _non_negative = pa.Check.ge(0)
@@ -94,6 +96,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "current_period_end": _col(INSTANT, True),
             "cancel_at_period_end": _col("bool"),
             "salesforce_contract_id": _col("str", True),
+            "salesforce_line_id": _col("str", True),
         },
         unique=["subscription_id", "item_id"],
         strict=True,
@@ -136,6 +139,11 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "period_start": _col(INSTANT),
             "period_end": _col(INSTANT),
             "proration": _col("bool"),
+            "subscription_item_id": _col("str", True),
+            "salesforce_contract_id": _col("str", True),
+            "salesforce_line_id": _col("str", True),
+            "usage_type": _col("str", True),
+            "quantity_decimal": _col("float64", True, _non_negative),
         },
         unique=["invoice_id", "line_id"],
         strict=True,
@@ -206,6 +214,43 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         strict=True,
         ordered=True,
     ),
+    "contract_lines": pa.DataFrameSchema(
+        {
+            "line_id": _col("str", unique=True),
+            "contract_id": _col("str"),
+            "account_id": _col("str", True),
+            "product_id": _col("str", True),
+            "product_name": _col("str", True),
+            "stripe_price_id": _col("str", True),
+            "charge_type": _col("str", False, pa.Check.isin(list(CHARGE_TYPES))),
+            "quantity": _col("float64", False, _non_negative),
+            "unit_price_minor": _col("int64"),
+            "discount_pct": _col("float64", True, pa.Check.in_range(0, 100)),
+            "start_date": _col(DATE, True),
+            "end_date": _col(DATE, True),
+            "billing_frequency": _col("str", True, pa.Check.isin(list(FREQUENCY_MONTHS))),
+            "usage_metric": _col("str", True),
+            "included_quantity": _col("float64", True, _non_negative),
+            "revises_line_id": _col("str", True),
+            "currency": _col("str", True, _currency),
+        },
+        checks=[
+            pa.Check(
+                lambda df: (
+                    df["end_date"].isna()
+                    | df["start_date"].isna()
+                    | (df["end_date"] >= df["start_date"])
+                ),
+                error="end_date is before start_date",
+            ),
+            pa.Check(
+                lambda df: (df["charge_type"] != "usage") | df["usage_metric"].notna(),
+                error="a usage line needs a usage metric",
+            ),
+        ],
+        strict=True,
+        ordered=True,
+    ),
     "usage": pa.DataFrameSchema(
         {
             "account_id": _col("str"),
@@ -254,7 +299,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             series = frame[col]
             out[col] = series if str(series.dtype) == dtype else series.astype(dtype)
         else:
-            out[col] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
+            missing = float("nan") if dtype == "float64" else pd.NA
+            out[col] = pd.Series(missing, index=frame.index, dtype=dtype)
     return pd.DataFrame(out, index=frame.index)
 
 

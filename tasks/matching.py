@@ -21,6 +21,7 @@ import pandas as pd
 
 from revops.frames import FREQUENCY_MONTHS
 from revops.periods import Window, local_days, month_parts
+from revops.tasks.contract_lines import LineTable
 from revops.tasks.expected_billing import expected_unit_minor
 from revops.tasks.reconciliation_config import ReconciliationConfig
 
@@ -134,7 +135,7 @@ def billable_lines(
     inv_pos = inv_pos[keep]
     line_type_regular = (kept["line_type"] == "subscription").to_numpy()
     proration = kept["proration"].to_numpy(dtype=bool)
-    quantity = kept["quantity"]
+    quantity = kept["quantity_decimal"].astype("float64").fillna(kept["quantity"].astype("float64"))
     unit = kept["unit_amount_minor"]
     amount = kept["amount_minor"].to_numpy(dtype=np.int64)
     discount = kept["discount_minor"].to_numpy(dtype=np.int64)
@@ -146,12 +147,14 @@ def billable_lines(
             "currency": currencies.get_indexer(kept["currency"]),
             "regular": line_type_regular & ~proration,
             "proration": proration,
-            "quantity": quantity.fillna(0).to_numpy(dtype=np.int64),
+            "quantity": quantity.fillna(0).to_numpy(dtype="float64"),
             "has_quantity": quantity.notna().to_numpy(),
             "unit": unit.fillna(0).to_numpy(dtype=np.int64),
             "has_unit": unit.notna().to_numpy(),
             "discount": discount,
+            "gross": amount,
             "net": amount - discount,
+            "metered": (kept["usage_type"] == "metered").fillna(False).to_numpy(dtype=bool),
             "start": local_days(kept["period_start"], config.billing_timezone),
             "end": end[keep],
         }
@@ -159,21 +162,73 @@ def billable_lines(
     invoice_subs = invoices["subscription_id"].to_numpy(dtype=object)[inv_pos]
     subs = kept["subscription_id"].to_numpy(dtype=object)
     subs = np.where(pd.isna(subs), invoice_subs, subs)
+    facts["price_id"] = kept["price_id"].to_numpy(dtype=object)
+    facts["sf_contract"] = kept["salesforce_contract_id"].to_numpy(dtype=object)
+    facts["sf_line"] = kept["salesforce_line_id"].to_numpy(dtype=object)
+    facts["item_id"] = kept["subscription_item_id"].to_numpy(dtype=object)
     return facts, pd.Series(subs, dtype="str")
 
 
+def with_subscription_links(
+    facts: pd.DataFrame, subs: pd.Series, subscriptions: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Fill each line's Salesforce links from its Stripe subscription where the line has none.
+
+    A subscription's `metadata.salesforce_contract_id` links all its lines to a contract; a
+    subscription item's `metadata.salesforce_line_id` links that item's lines to a line.
+    """
+    if subscriptions is None or subscriptions.empty:
+        return facts
+    by_sub = (
+        subscriptions.dropna(subset=["salesforce_contract_id"])
+        .drop_duplicates("subscription_id")
+        .set_index("subscription_id")["salesforce_contract_id"]
+    )
+    by_item = (
+        subscriptions.dropna(subset=["item_id", "salesforce_line_id"])
+        .drop_duplicates("item_id")
+        .set_index("item_id")["salesforce_line_id"]
+    )
+    contract = pd.Series(facts["sf_contract"].to_numpy(dtype=object))
+    contract = contract.where(contract.notna(), subs.map(by_sub).to_numpy(dtype=object))
+    line = pd.Series(facts["sf_line"].to_numpy(dtype=object))
+    items = pd.Series(facts["item_id"].to_numpy(dtype=object))
+    line = line.where(line.notna(), items.map(by_item).to_numpy(dtype=object))
+    return facts.assign(sf_contract=contract.to_numpy(), sf_line=line.to_numpy())
+
+
 def match_contracts(
-    facts: pd.DataFrame, subs: pd.Series, contracts: pd.DataFrame, terms: ContractTerms, grace: int
+    facts: pd.DataFrame,
+    subs: pd.Series,
+    contracts: pd.DataFrame,
+    terms: ContractTerms,
+    grace: int,
+    table: LineTable,
 ) -> pd.DataFrame:
     """The best contract for each line, or none: contract (row position, -1), inside, bills.
 
+    Links in order of strength: the line's Salesforce contract or line id (subscription or
+    item metadata) names its contract outright; else the candidates are the contracts
+    carrying its subscription id, those of its account carrying none, and those of its
+    account with a line on its price. Among candidates: one with a line on the line's price,
+    then one carrying its subscription, then one whose dates contain it, whose status bills,
+    in its currency, the nearest in time.
     `inside`: the line starts within the contract's dates (less the grace days); `bills`:
     the contract's status bills within its dates.
     """
     n = len(facts)
     line = np.arange(n)
+    lines = table.lines
+    forced = pd.Index(contracts["contract_id"]).get_indexer(
+        pd.Series(facts["sf_contract"].to_numpy(dtype=object), dtype="str")
+    )
+    by_line = pd.Index(lines["line_id"].astype("str")).get_indexer(
+        pd.Series(facts["sf_line"].to_numpy(dtype=object), dtype="str")
+    )
+    forced = np.where(by_line >= 0, lines["contract"].to_numpy()[np.maximum(by_line, 0)], forced)
+    free = forced < 0
     with_sub = contracts["stripe_subscription_id"].notna().to_numpy()
-    by_sub = pd.DataFrame({"sub": subs, "line": line})[subs.notna().to_numpy()].merge(
+    by_sub = pd.DataFrame({"sub": subs, "line": line})[subs.notna().to_numpy() & free].merge(
         pd.DataFrame(
             {
                 "sub": contracts["stripe_subscription_id"][with_sub],
@@ -182,19 +237,48 @@ def match_contracts(
         ),
         on="sub",
     )
-    open_lines = np.ones(n, dtype=bool)
+    account = facts["account"].to_numpy()
+    open_lines = free.copy()
     open_lines[by_sub["line"].to_numpy()] = False
-    open_lines &= facts["account"].to_numpy() >= 0
-    by_account = pd.DataFrame(
-        {"account": facts["account"].to_numpy()[open_lines], "line": line[open_lines]}
-    ).merge(
+    open_lines &= account >= 0
+    by_account = pd.DataFrame({"account": account[open_lines], "line": line[open_lines]}).merge(
         pd.DataFrame({"account": terms.account[~with_sub], "contract": np.flatnonzero(~with_sub)}),
         on="account",
     )
-    cand_line = np.concatenate([by_sub["line"].to_numpy(), by_account["line"].to_numpy()])
-    cand_contract = np.concatenate(
-        [by_sub["contract"].to_numpy(), by_account["contract"].to_numpy()]
+    prices = price_pairs(table)
+    price_codes = prices.codes_of(facts["price_id"])
+    priced = free & (price_codes >= 0) & (account >= 0)
+    by_price = pd.DataFrame(
+        {"account": account[priced], "code": price_codes[priced], "line": line[priced]}
+    ).merge(
+        pd.DataFrame(
+            {
+                "account": terms.account[prices.contract],
+                "code": prices.code,
+                "contract": prices.contract,
+            }
+        ),
+        on=["account", "code"],
     )
+    fixed = np.flatnonzero(~free)
+    cand_line = np.concatenate(
+        [fixed, by_sub["line"].to_numpy(), by_account["line"].to_numpy(), by_price["line"]]
+    )
+    cand_contract = np.concatenate(
+        [
+            forced[fixed],
+            by_sub["contract"].to_numpy(),
+            by_account["contract"].to_numpy(),
+            by_price["contract"].to_numpy(),
+        ]
+    )
+    via_sub = np.concatenate(
+        [
+            np.ones(len(fixed) + len(by_sub), dtype=bool),
+            np.zeros(len(by_account) + len(by_price), dtype=bool),
+        ]
+    )
+    price_match = prices.has(cand_contract, price_codes[cand_line])
 
     starts = facts["start"].to_numpy()[cand_line]
     begins = terms.start[cand_contract] - np.timedelta64(grace, "D")
@@ -202,7 +286,9 @@ def match_contracts(
     inside = (starts >= begins) & (starts <= ends)
     bills = terms.bills[cand_contract]
     rank = (
-        inside.astype(np.int64) * 4
+        price_match.astype(np.int64) * 16
+        + via_sub.astype(np.int64) * 8
+        + inside.astype(np.int64) * 4
         + bills.astype(np.int64) * 2
         + (terms.currency[cand_contract] == facts["currency"].to_numpy()[cand_line])
     )
@@ -225,3 +311,40 @@ def match_contracts(
     out_bills = np.zeros(n, dtype=bool)
     out_bills[cand_line[chosen]] = bills[chosen]
     return pd.DataFrame({"contract": contract, "inside": out_inside, "bills": out_bills})
+
+
+@dataclass(frozen=True)
+class PricePairs:
+    """The (contract, Stripe price) pairs of the contracts' lines, as integer codes."""
+
+    index: pd.Index  # price id -> code
+    contract: np.ndarray
+    code: np.ndarray
+    keys: pd.Index  # contract * len(index) + code, for membership tests
+
+    def codes_of(self, price_ids: pd.Series) -> np.ndarray:
+        """Each price id's code, -1 when no contract line has it (or none is given)."""
+        return self.index.get_indexer(pd.Series(price_ids.to_numpy(dtype=object), dtype="str"))
+
+    def has(self, contract: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """Whether `contract` has a line on the price `code` (vectorised)."""
+        if not len(self.keys):
+            return np.zeros(len(contract), dtype=bool)
+        return (code >= 0) & pd.Index(contract * len(self.index) + code).isin(self.keys)
+
+    def priced_contracts(self, n_contracts: int) -> np.ndarray:
+        """Whether each contract has any line with a Stripe price id."""
+        out = np.zeros(n_contracts, dtype=bool)
+        out[self.contract] = True
+        return out
+
+
+def price_pairs(table: LineTable) -> PricePairs:
+    """The price pairs of a line table."""
+    lines = table.lines
+    with_price = lines["price_id"].notna().to_numpy()
+    index = pd.Index(pd.unique(lines["price_id"][with_price].astype("str")), dtype="str")
+    contract = lines["contract"].to_numpy(dtype=np.int64)[with_price]
+    code = index.get_indexer(lines["price_id"][with_price].astype("str"))
+    keys = pd.Index(np.unique(contract * len(index) + code))
+    return PricePairs(index=index, contract=contract, code=code, keys=keys)

@@ -2,8 +2,9 @@
 
 Contracts go with their account. An invoice goes with the contract carrying its subscription
 when there is one, else with the account its customer links to, else by its customer id; its
-lines follow it. Accounts and customers (small, and needed to link customers) go to every
-partition. So each contract period and each invoice is reconciled in exactly one partition.
+lines follow it; contract lines follow their contract and usage its account. Accounts,
+customers and subscriptions (small, and needed to link) go to every partition. So each
+contract period and each invoice is reconciled in exactly one partition.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def split_by_account(data: ReconciliationInput, partitions: int) -> list[Reconci
         .reindex(data.invoice_lines["invoice_id"])
         .to_numpy()
     )
+    lines = data.contract_lines
+    lines_part = (
+        pd.Series(contract_part, index=data.contracts["contract_id"])
+        .reindex(lines["contract_id"])
+        .fillna(-1)
+        .to_numpy(dtype=np.int64)
+        if lines is not None
+        else None
+    )
+    usage = data.usage
+    usage_part = _bucket(usage["account_id"], partitions) if usage is not None else None
     return [
         ReconciliationInput(
             accounts=data.accounts,
@@ -54,6 +66,9 @@ def split_by_account(data: ReconciliationInput, partitions: int) -> list[Reconci
             customers=data.customers,
             invoices=invoices[invoice_part == p],
             invoice_lines=data.invoice_lines[line_part == p],
+            contract_lines=lines[lines_part == p] if lines is not None else None,
+            usage=usage[usage_part == p] if usage is not None else None,
+            subscriptions=data.subscriptions,
         )
         for p in range(partitions)
     ]

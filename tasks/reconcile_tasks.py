@@ -44,18 +44,34 @@ ARTIFACT_ROWS = 500
 
 
 @task(name="extract-reconciliation-input", **CALLS_OUTSIDE_SYSTEMS)
-def extract_reconciliation_input(sources: Sources) -> tuple[ReconciliationInput, dict[str, str]]:
-    """Read accounts and contracts from the CRM, customers and invoices from billing."""
+def extract_reconciliation_input(
+    sources: Sources, window: Window | None = None
+) -> tuple[ReconciliationInput, dict[str, str]]:
+    """Read accounts, contracts and their lines from the CRM, customers and invoices from
+    billing, and the usage that usage lines bill (for the periods starting in `window`)."""
     logger = get_run_logger()
     invoices, lines = sources.billing.invoices()
+    read_lines = getattr(sources.crm, "contract_lines", None)
+    contract_lines = read_lines() if read_lines is not None else None
+    if contract_lines is not None and contract_lines.empty:
+        contract_lines = None
     data = ReconciliationInput(
         accounts=sources.crm.accounts(),
         contracts=sources.crm.contracts(),
         customers=sources.billing.customers(),
         invoices=invoices,
         invoice_lines=lines,
+        contract_lines=contract_lines,
+        usage=_line_usage(sources, contract_lines, window),
+        subscriptions=sources.billing.subscriptions() if contract_lines is not None else None,
     )
-    prints = {name: fingerprint(frame) for name, frame in vars(data).items()}
+    # A book without contract lines keeps the fingerprints (and run ids) it always had.
+    always = ("accounts", "contracts", "customers", "invoices", "invoice_lines")
+    prints = {
+        name: fingerprint(frame)
+        for name, frame in vars(data).items()
+        if name in always or (frame is not None and len(frame))
+    }
     for system, calls in sources.calls().items():
         logger.info("%s API calls: %d", system, calls)
     logger.info(
@@ -68,6 +84,18 @@ def extract_reconciliation_input(sources: Sources) -> tuple[ReconciliationInput,
         sources.label,
     )
     return data, prints
+
+
+def _line_usage(
+    sources: Sources, contract_lines: pd.DataFrame | None, window: Window | None
+) -> pd.DataFrame | None:
+    """Usage for the periods of usage lines that start in `window` (up to a year long)."""
+    if contract_lines is None or window is None:
+        return None
+    if not (contract_lines["charge_type"] == "usage").any():
+        return None
+    end = (pd.Timestamp(window.end) + pd.DateOffset(months=12)).date()
+    return sources.usage.usage(window.start, end)
 
 
 @task(name="reconcile-window", cache_policy=NO_CACHE)

@@ -22,6 +22,7 @@ FINDING_CODES: tuple[str, ...] = (
     "duplicate_invoice",
     "billed_outside_contract",
     "unmatched_invoice",
+    "unexpected_item",
 )
 
 

@@ -16,7 +16,15 @@ from revops.tasks.reconciliation_config import FINDING_CODES, reconciliation_con
 
 def reconcile_demo(demo: DemoSource, window: str | None = None):
     invoices, lines = demo.invoices()
-    data = ReconciliationInput(demo.accounts(), demo.contracts(), demo.customers(), invoices, lines)
+    data = ReconciliationInput(
+        demo.accounts(),
+        demo.contracts(),
+        demo.customers(),
+        invoices,
+        lines,
+        contract_lines=demo.contract_lines(),
+        subscriptions=demo.subscriptions(),
+    )
     return reconcile(
         data, parse_period(window) if window else demo.window, demo.as_of, reconciliation_config()
     )

@@ -92,6 +92,11 @@ def test_older_shape_with_a_coupon_exclusive_tax_and_a_one_off_item() -> None:
         "period_start": utc("2025-10-01"),
         "period_end": utc("2025-11-01"),
         "proration": False,
+        "subscription_item_id": "si_QAcmeSeats",
+        "salesforce_contract_id": None,
+        "salesforce_line_id": None,
+        "usage_type": "licensed",
+        "quantity_decimal": None,
     }
     assert (onboarding["line_type"], onboarding["subscription_id"]) == ("invoiceitem", None)
     assert (onboarding["price_id"], onboarding["unit_amount_minor"]) == (
@@ -120,7 +125,8 @@ def test_current_shape_with_inclusive_tax_and_a_proration_line() -> None:
     )
     assert (invoice["amount_paid_minor"], invoice["amount_due_minor"]) == (0, 150_839)
     seats, proration, training = lines
-    # Inclusive VAT is taken out of each line's amount; the unit price stays as priced.
+    # Inclusive VAT is taken out of each line's amount; the current shape has no unit amount
+    # net of tax, so the unit is NA and the price check uses the net amount per unit.
     assert seats | {"description": None} == {
         "line_id": "il_1SAmstdSeat001",
         "invoice_id": "in_1SAmstdCurrent01",
@@ -129,13 +135,18 @@ def test_current_shape_with_inclusive_tax_and_a_proration_line() -> None:
         "price_id": "price_1SSeatEURgross",
         "description": None,
         "quantity": 10,
-        "unit_amount_minor": 12_100,
+        "unit_amount_minor": None,
         "amount_minor": 100_000,
         "discount_minor": 0,
         "currency": "EUR",
         "period_start": utc("2025-11-15"),
         "period_end": utc("2025-12-15"),
         "proration": False,
+        "subscription_item_id": "si_SAmstdSeats",
+        "salesforce_contract_id": "800SB000000AMST",  # parent.subscription_details.metadata
+        "salesforce_line_id": None,
+        "usage_type": None,
+        "quantity_decimal": None,
     }
     assert proration["proration"] is True and proration["line_type"] == "subscription"
     assert (proration["amount_minor"], proration["quantity"]) == (3_999, 2)
@@ -148,7 +159,7 @@ def test_current_shape_with_inclusive_tax_and_a_proration_line() -> None:
         "line_type": "invoiceitem",
         "subscription_id": "sub_1SAmstdSeats",  # from invoice_item_details
         "price_id": "price_1STrainingEUR",
-        "unit_amount_minor": 25_000,
+        "unit_amount_minor": None,  # tax-inclusive: no unit net of tax in this shape
         "amount_minor": 20_661,
         "proration": False,
     }
@@ -327,6 +338,7 @@ def test_subscriptions_give_one_row_per_item_in_both_api_shapes() -> None:
         "current_period_end": utc("2025-12-15"),  # newest API: per item
         "cancel_at_period_end": True,
         "salesforce_contract_id": "800SA000000AMSTYA4",  # 15 chars in metadata: 18 here
+        "salesforce_line_id": None,
     }
     assert (support["item_id"], support["interval"], support["unit_amount_minor"]) == (
         "si_SAmstdSupport",
