@@ -181,7 +181,9 @@ def _priced_lines(contracts: pd.DataFrame, periods: pd.DataFrame) -> pd.DataFram
             "contract_id": contracts["contract_id"],
             "account_id": contracts["account_id"],
             "product_id": "01tDEMOSEATS0001",
-            "product_name": "Seats",
+            "product_name": None,  # Product2.Name is not on OrderItem: exports carry the id
+            "start_date": contracts["start_date"],
+            "end_date": contracts["end_date"],
             "stripe_price_id": price,
             "charge_type": "recurring",
             "quantity": contracts["quantity"].astype("float64"),

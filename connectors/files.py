@@ -23,6 +23,7 @@ import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
 from revops.connectors import stripe_mapping
+from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
     MONEY_COLUMNS,
@@ -67,6 +68,11 @@ class FilesSource:
     def opportunities(self) -> pd.DataFrame:
         """Canonical `opportunities` from Opportunity.csv (empty when absent)."""
         return self._crm("Opportunity")
+
+    def contract_lines(self) -> pd.DataFrame:
+        """Canonical `contract_lines` from Order.csv + OrderItem.csv, or the CPQ preset's
+        SBQQ__Subscription__c.csv (configs/fields.yaml); empty when the files are absent."""
+        return self._once("contract_lines", self._read_contract_lines)
 
     # -- BillingSource --------------------------------------------------------------------
 
@@ -136,6 +142,51 @@ class FilesSource:
             for column, spec in self.mapping.for_object(sobject).items()
         }
         return validate_frame(frame_name, frame, _location(name, rows, columns, header_lines=1))
+
+    def _read_contract_lines(self) -> pd.DataFrame:
+        preset = self.mapping.contract_lines
+        if preset == "none":
+            return empty_frame("contract_lines")
+        objects = ("SBQQ__Subscription__c",) if preset == "cpq" else ("Order", "OrderItem")
+        if not all((self.folder / f"{name}.csv").is_file() for name in objects):
+            return empty_frame("contract_lines")
+        parsed = {}
+        for sobject in objects:
+            name = f"{sobject}.csv"
+            header, values, rows, lines = _read_csv(self.folder / name)
+            check_fields(sobject, header, self.mapping, file=name)
+            records = [dict(zip(header, row, strict=True)) for row in values]
+            parsed[sobject] = (records, rows, lines)
+        if preset == "orders":
+            orders, items = parsed["Order"], parsed["OrderItem"]
+            item_records = with_order_currency(items[0], orders[0], self.mapping)
+            order_frame = records_frame(
+                "Order", orders[0], self.mapping, rows=orders[1], file="Order.csv", lines=orders[2]
+            )
+            item_frame = records_frame(
+                "OrderItem",
+                item_records,
+                self.mapping,
+                rows=items[1],
+                file="OrderItem.csv",
+                lines=items[2],
+            )
+            frame = order_lines(order_frame, item_frame, self.mapping, items[1])
+            name, sobject, rows = "OrderItem.csv", "OrderItem", items[1]
+        else:
+            records, rows, lines = parsed["SBQQ__Subscription__c"]
+            name, sobject = "SBQQ__Subscription__c.csv", "SBQQ__Subscription__c"
+            subs = records_frame(sobject, records, self.mapping, rows=rows, file=name, lines=lines)
+            frame = cpq_lines(subs, self.mapping, rows)
+        columns = {
+            {"unit_price": "unit_price_minor", "line_quantity": "quantity"}.get(c, c): s.field
+            for c, s in self.mapping.for_object(sobject).items()
+        }
+        # The frame keeps the parsed rows' index labels (items of inactive orders dropped).
+        location = SourceLocation(
+            file=name, columns=columns, header_lines=1, rows=lambda i: rows[int(i)]
+        )
+        return validate_frame("contract_lines", frame, location)
 
     def _stripe(
         self,

@@ -30,6 +30,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +60,7 @@ def write_export(
     cases: pd.DataFrame | None = None,
     opportunities: pd.DataFrame | None = None,
     usage: pd.DataFrame | None = None,
+    contract_lines: pd.DataFrame | None = None,
     invoice_shape: InvoiceShape = "current",
     mapping: FieldMapping | None = None,
 ) -> list[Path]:
@@ -77,6 +79,10 @@ def write_export(
     for sobject, frame in crm.items():
         if frame is not None:
             texts[f"{sobject}.csv"] = crm_csv(sobject, frame, mapping)
+    if contract_lines is not None and len(contract_lines):
+        if contracts is None:
+            raise ValueError("contract_lines are written as orders of contracts: pass contracts")
+        texts.update(order_csvs(contract_lines, contracts, mapping))
     if customers is not None:
         texts["customers.jsonl"] = _jsonl(map(_customer, _records(customers)))
     if subscriptions is not None:
@@ -143,7 +149,7 @@ def crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
         elif dtype == INSTANT:
             text = values.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
         elif dtype == "float64":
-            text = values.map(lambda v: f"{v:g}")
+            text = values.map(_plain_number, na_action="ignore")
         else:
             text = values.astype(object).map(str, na_action="ignore")
         cells.append(text.astype(object).where(text.notna(), ""))
@@ -152,6 +158,51 @@ def crm_csv(sobject: str, frame: pd.DataFrame, mapping: FieldMapping) -> str:
     writer.writerow([spec.field for spec in specs.values()])
     writer.writerows(zip(*(column.tolist() for column in cells), strict=True))
     return buffer.getvalue()
+
+
+def _plain_number(value: float) -> str:
+    """A float as plain decimal text (2.5, 1000000), never exponent notation."""
+    text = format(Decimal(repr(float(value))).normalize(), "f")
+    return text
+
+
+CHARGE_LABELS = {"recurring": "Recurring", "one_time": "One-Time", "usage": "Usage"}
+
+
+def order_csvs(
+    contract_lines: pd.DataFrame, contracts: pd.DataFrame, mapping: FieldMapping
+) -> dict[str, str]:
+    """Order.csv and OrderItem.csv for contract lines: one Activated order per contract.
+
+    Each order runs over its contract's dates; an item whose own dates are empty reads back
+    with its order's, which are the contract's, so it reconciles the same.
+    """
+    with_lines = contracts[contracts["contract_id"].isin(contract_lines["contract_id"])]
+    order_ids = "801" + with_lines["contract_id"].str[3:]
+    orders = pd.DataFrame(
+        {
+            "order_id": order_ids.to_numpy(),
+            "contract_id": with_lines["contract_id"].to_numpy(),
+            "account_id": with_lines["account_id"].to_numpy(),
+            "status": "Activated",
+            "start_date": with_lines["start_date"].to_numpy(),
+            "end_date": with_lines["end_date"].to_numpy(),
+            "currency": with_lines["currency"].to_numpy(),
+        }
+    )
+    order_of = pd.Series(order_ids.to_numpy(), index=with_lines["contract_id"].to_numpy())
+    items = contract_lines.assign(
+        order_id=contract_lines["contract_id"].map(order_of).to_numpy(),
+        line_quantity=contract_lines["quantity"],
+        charge_type=contract_lines["charge_type"].map(CHARGE_LABELS),
+        currency=contract_lines["currency"].fillna(
+            contract_lines["contract_id"].map(with_lines.set_index("contract_id")["currency"])
+        ),
+    )
+    return {
+        "Order.csv": crm_csv("Order", orders, mapping),
+        "OrderItem.csv": crm_csv("OrderItem", items, mapping),
+    }
 
 
 # -- Stripe API objects ----------------------------------------------------------------------

@@ -26,7 +26,12 @@ FRAME_OF = {
     "Contract": "contracts",
     "Case": "cases",
     "Opportunity": "opportunities",
+    # Contract lines: parsed here, joined into `contract_lines` by connectors.line_mapping.
+    "Order": "contract_lines",
+    "OrderItem": "contract_lines",
+    "SBQQ__Subscription__c": "contract_lines",
 }
+LINE_OBJECTS = ("Order", "OrderItem", "SBQQ__Subscription__c")
 # How a canonical column is parsed. Money columns are named without `_minor` in fields.yaml.
 _KIND: dict[str, str] = {
     "start_date": "date",
@@ -43,6 +48,8 @@ _KIND: dict[str, str] = {
     "amount": "money",
     "currency": "currency",
     "billing_frequency": "frequency",
+    "line_quantity": "decimal",
+    "included_quantity": "decimal",
 }
 # Canonical columns holding Salesforce record ids, kept in their 18-character form.
 SALESFORCE_ID_COLUMNS = frozenset(
@@ -165,11 +172,20 @@ def records_frame(
             out[name] = _percent(values, cells, name)
         elif kind == "frequency":
             out[name] = _frequencies(values, mapping, cells, name)
+        elif kind == "decimal":
+            numbers = _decimals(values, cells, name)
+            out[name] = pd.Series(
+                [np.nan if d is None else float(d) for d in numbers],
+                index=values.index,
+                dtype="float64",
+            )
         elif kind == "money":
             out[MONEY_COLUMNS[name]] = _money(values, currency, cells, name)
     cells.raise_if_any()
 
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
+    if sobject in LINE_OBJECTS:  # not canonical yet: connectors.line_mapping joins them
+        return frame
     # Exports without IsClosed: derive it the way Salesforce's standard statuses do.
     closed_field = fields.get("is_closed")
     if closed_field is not None and closed_field not in raw.columns:

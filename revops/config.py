@@ -43,6 +43,8 @@ class FieldMapping(StrictConfig):
 
     default_currency: str = "USD"
     billing_frequency_values: dict[str, Literal["monthly", "quarterly", "annual"]]
+    # Where contract lines come from (connectors.line_mapping).
+    contract_lines: Literal["orders", "cpq", "none"] = "orders"
     objects: dict[str, dict[str, FieldSpec]]
 
     @field_validator("default_currency")

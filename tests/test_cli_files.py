@@ -35,6 +35,7 @@ def export(demo: DemoSource, folder: Path, shape: str = "current") -> Path:
         cases=demo.cases(),
         opportunities=demo.opportunities(),
         usage=demo.usage(USAGE_FROM, USAGE_TO),
+        contract_lines=demo.contract_lines(),
         invoice_shape=shape,  # type: ignore[arg-type]
     )
     return folder

@@ -46,6 +46,7 @@ def demo_frames(demo: DemoSource) -> Frames:
         "cases": demo.cases(),
         "opportunities": demo.opportunities(),
         "usage": demo.usage(USAGE_FROM, USAGE_TO),
+        "contract_lines": demo.contract_lines(),
     }
 
 
@@ -64,6 +65,7 @@ def read_back(folder: Path) -> Frames:
         "cases": files.cases(),
         "opportunities": files.opportunities(),
         "usage": files.usage(date(2000, 1, 1), date(2100, 1, 1)),
+        "contract_lines": files.contract_lines(),
     }
 
 

@@ -34,7 +34,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
         "summary.md",
     ]
     findings = pd.read_csv(out / "reconciliation.csv")
-    assert len(findings) == summary["counts"]["findings"] == 13
+    assert len(findings) == summary["counts"]["findings"] == 14
 
     warehouse = Warehouse(warehouse_url)
     runs = warehouse.runs()
@@ -42,11 +42,13 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     assert json.loads(runs.loc[0, "input_fingerprints"]).keys() == {
         "accounts",
         "contracts",
+        "contract_lines",
+        "subscriptions",
         "customers",
         "invoices",
         "invoice_lines",
     }
-    assert warehouse.count(reconciliation_findings, summary["run_id"]) == 13
+    assert warehouse.count(reconciliation_findings, summary["run_id"]) == 14
 
     artifacts = flow_run_artifacts(runs.loc[0, "flow_run_id"])
     assert set(artifacts) == {
@@ -59,7 +61,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     )
     table = artifacts["reconciliation-demo-exceptions"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert len(rows) == 13
+    assert len(rows) == 14
     assert {r["code"] for r in rows} == set(findings["code"])
     assert "# Reconciliation 2026-10" in artifacts["reconciliation-demo-summary"].data
 
@@ -76,7 +78,7 @@ def test_rerunning_the_same_inputs_writes_nothing_new(
     assert (tmp_path / "reconciliation.csv").read_bytes() == csv_before
     warehouse = Warehouse(sqlite_url)
     assert warehouse.count(reconciliation_runs) == 1
-    assert warehouse.count(reconciliation_findings) == 13
+    assert warehouse.count(reconciliation_findings) == 14
 
 
 def test_a_different_window_is_a_different_run(

@@ -36,12 +36,21 @@ def test_nightly_runs_every_part_and_names_the_one_that_failed(
 def stripe_export(demo_source: DemoSource, tmp_path: Path) -> tuple[Path, dict[str, list[dict]]]:
     """The demo book as a CRM export plus its Stripe objects, ready to serve."""
     invoices, lines = demo_source.invoices()
-    crm = {"accounts": demo_source.accounts(), "contracts": demo_source.contracts()}
+    crm = {
+        "accounts": demo_source.accounts(),
+        "contracts": demo_source.contracts(),
+        "contract_lines": demo_source.contract_lines(),
+    }
     write_export(tmp_path / "crm", **crm)
-    billing = {"customers": demo_source.customers(), "invoices": invoices, "invoice_lines": lines}
+    billing = {
+        "customers": demo_source.customers(),
+        "subscriptions": demo_source.subscriptions(),
+        "invoices": invoices,
+        "invoice_lines": lines,
+    }
     write_export(tmp_path / "stripe", **billing)
     served: dict[str, list[dict]] = {}
-    for name in ("customers", "invoices"):
+    for name in ("customers", "subscriptions", "invoices"):
         text = (tmp_path / "stripe" / f"{name}.jsonl").read_text()
         served[name] = [json.loads(t) for t in text.splitlines()]
     for obj in served["invoices"]:
@@ -76,7 +85,7 @@ def test_a_transient_source_fault_is_retried_and_the_run_completes(
         # More 503s than the HTTP layer retries (5): the task itself must retry.
         server.faults += [Fault("/v1/invoices", 503) for _ in range(6)]
         summary = reconcile_invoices(_params(crm, tmp_path / "out"))
-    assert summary["counts"]["findings"] == 13
+    assert summary["counts"]["findings"] == 14
     assert not server.faults
 
 

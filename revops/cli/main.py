@@ -229,6 +229,7 @@ def demo_export(
             cases=demo.cases(),
             opportunities=demo.opportunities(),
             usage=demo.usage(day - timedelta(days=usage_days), day),
+            contract_lines=demo.contract_lines(),
             invoice_shape=shape.value,
         )
 
