@@ -143,7 +143,7 @@ def test_current_shape_with_inclusive_tax_and_a_proration_line() -> None:
         "period_end": utc("2025-12-15"),
         "proration": False,
         "subscription_item_id": "si_SAmstdSeats",
-        "salesforce_contract_id": "800SB000000AMST",  # parent.subscription_details.metadata
+        "salesforce_contract_id": "800SB000000AMSTYA4",  # parent.subscription_details.metadata
         "salesforce_line_id": None,
         "usage_type": None,
         "quantity_decimal": None,
