@@ -27,6 +27,7 @@ from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_cu
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
     MONEY_COLUMNS,
+    canonical_header,
     check_fields,
     records_frame,
     strict_dates,
@@ -36,6 +37,9 @@ from revops.frames import SourceLocation, conform, empty_frame, validate_frame
 
 T = TypeVar("T")
 REQUIRED_FILES = ("Account.csv", "Contract.csv", "invoices.jsonl")
+# Files that must hold records when they are there: a reconciliation of no contracts or no
+# invoices would report every period missing (or nothing at all) and look like a result.
+NON_EMPTY_FILES = REQUIRED_FILES
 USAGE_COLUMNS = ("account_id", "date", "metric", "quantity")
 
 
@@ -58,8 +62,29 @@ class FilesSource:
         return self._crm("Account")
 
     def contracts(self) -> pd.DataFrame:
-        """Canonical `contracts` from Contract.csv (required)."""
-        return self._crm("Contract")
+        """Canonical `contracts` from Contract.csv (required), each on an account of
+        Account.csv (a contract on an account the export lacks has no customer to match)."""
+        return self._once("contracts-on-accounts", self._contracts_on_accounts)
+
+    def _contracts_on_accounts(self) -> pd.DataFrame:
+        contracts = self._crm("Contract")
+        accounts = self._crm("Account")
+        unknown = ~contracts["account_id"].isin(accounts["account_id"])
+        if unknown.any():
+            rows, lines = self._frames["Contract.csv-rows"]
+            field = self.mapping.for_object("Contract")["account_id"].field
+            problems = [
+                InputError(
+                    f"account {contracts.at[i, 'account_id']!r} is not in Account.csv",
+                    file="Contract.csv",
+                    row=rows[i],
+                    column=field,
+                    line=lines[i],
+                )
+                for i in np.flatnonzero(unknown.to_numpy())
+            ]
+            raise problems[0] if len(problems) == 1 else InputErrors(problems)
+        return contracts
 
     def cases(self) -> pd.DataFrame:
         """Canonical `cases` from Case.csv (empty when absent)."""
@@ -131,10 +156,13 @@ class FilesSource:
 
     def _read_crm(self, sobject: str, name: str) -> pd.DataFrame:
         frame_name = FRAME_OF[sobject]
-        if not (self.folder / name).is_file():
+        if not (self.folder / name).exists():
             return self._absent(name, frame_name)
         header, values, rows, lines = _read_csv(self.folder / name)
+        header = canonical_header(sobject, header, self.mapping)
         check_fields(sobject, header, self.mapping, file=name)
+        self._require_records(name, values)
+        self._frames[f"{name}-rows"] = (rows, lines)
         records = [dict(zip(header, row, strict=True)) for row in values]
         frame = records_frame(sobject, records, self.mapping, rows=rows, file=name, lines=lines)
         columns = {
@@ -196,9 +224,10 @@ class FilesSource:
         frame_rows: Callable[[Sequence[dict], Sequence[int]], list[int]] | None = None,
     ) -> pd.DataFrame:
         def read() -> pd.DataFrame:
-            if not (self.folder / name).is_file():
+            if not (self.folder / name).exists():
                 return self._absent(name, frame_name)
             records, rows = _read_jsonl(self.folder / name)
+            self._require_records(name, records)
             frame = mapper(records, rows=rows, file=name)
             located = frame_rows(records, rows) if frame_rows else rows
             fields = stripe_mapping.STRIPE_FIELDS[frame_name]
@@ -208,9 +237,10 @@ class FilesSource:
 
     def _read_invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         name = "invoices.jsonl"
-        if not (self.folder / name).is_file():
+        if not (self.folder / name).exists():
             raise self._missing(name)
         records, rows = _read_jsonl(self.folder / name)
+        self._require_records(name, records)
         invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
         fields = stripe_mapping.STRIPE_FIELDS
         line_rows = stripe_mapping.invoice_line_rows(records, rows)
@@ -221,11 +251,21 @@ class FilesSource:
             ),
         )
 
+    def _require_records(self, name: str, records: Sequence[object]) -> None:
+        if name in NON_EMPTY_FILES and not records:
+            raise InputError(
+                "holds no records (a header alone, or nothing): the export is incomplete",
+                file=name,
+            )
+
     def _read_usage(self) -> pd.DataFrame:
         name = "usage.csv"
-        if not (self.folder / name).is_file():
+        if not (self.folder / name).exists():
             return empty_frame("usage")
         header, values, rows, lines = _read_csv(self.folder / name)
+        header = [
+            column.lower() if column.lower() in USAGE_COLUMNS else column for column in header
+        ]
         missing = [column for column in USAGE_COLUMNS if column not in header]
         if missing:
             raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
@@ -284,24 +324,47 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int], list[i
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [column.strip() for column in next(reader, [])]
+            if not any(header):
+                raise InputError("is empty: expected a header row of field names", file=path.name)
+            _unique_header(header, path.name)
             for row, cells in enumerate(reader, start=1):
                 if not any(cell.strip() for cell in cells):
                     continue
-                if len(cells) > len(header):
+                if len(cells) != len(header):
+                    # Data Loader writes every column on every row: a short row is cut off.
                     raise InputError(
-                        f"has {len(cells)} values but the header has {len(header)} columns",
+                        f"has {len(cells)} values but the header has {len(header)} columns"
+                        + (" (a truncated row?)" if len(cells) < len(header) else ""),
                         file=path.name,
                         row=row,
+                        column=header[min(len(cells), len(header) - 1)],
                         line=reader.line_num,
                     )
-                values.append(cells + [""] * (len(header) - len(cells)))
+                values.append(cells)
                 rows.append(row)
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
     except csv.Error as exc:
         raise InputError(f"is not valid CSV: {exc}", file=path.name) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror or exc}", file=path.name) from None
     return header, values, rows, lines
+
+
+def _unique_header(header: Sequence[str], name: str) -> None:
+    """A column named twice (in any case): which one wins would be a guess."""
+    seen: dict[str, int] = {}
+    for position, column in enumerate(header, start=1):
+        key = column.lower()
+        if key in seen:
+            raise InputError(
+                f"appears twice in the header (columns {seen[key]} and {position}, line 1): "
+                "remove one",
+                file=name,
+                column=column,
+            )
+        seen[key] = position
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
@@ -315,7 +378,14 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
                 if not text.strip():
                     continue
                 try:
-                    value = json.loads(text)
+                    value = json.loads(
+                        text, parse_constant=_no_constant, object_pairs_hook=_unique_keys
+                    )
+                except _JsonProblem as exc:
+                    problems.append(
+                        InputError(str(exc), file=path.name, row=number, column=exc.key)
+                    )
+                    continue
                 except json.JSONDecodeError as exc:
                     problems.append(
                         InputError(
@@ -332,6 +402,38 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
                 rows.append(number)
     except UnicodeDecodeError as exc:
         raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror or exc}", file=path.name) from None
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     return records, rows
+
+
+class _JsonProblem(ValueError):
+    """Valid to Python's json module, but not JSON as Stripe writes it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class _Constant(str):
+    """NaN, Infinity or -Infinity as Python's json module reads them; JSON has no such thing."""
+
+
+def _no_constant(name: str) -> _Constant:
+    return _Constant(name)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with unique keys and real numbers: with a key twice, which value counts is
+    a guess; NaN or Infinity is no amount."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _JsonProblem("appears twice in one object: remove one", key=key)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, _Constant) for v in values):
+            raise _JsonProblem("is NaN or Infinity, which is not a number in JSON", key=key)
+        out[key] = value
+    return out

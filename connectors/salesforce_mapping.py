@@ -56,6 +56,13 @@ SALESFORCE_ID_COLUMNS = frozenset(
     {"account_id", "contract_id", "owner_id", "case_id", "opportunity_id"}
 )
 MONEY_COLUMNS = {"unit_price": "unit_price_minor", "amount": "amount_minor"}
+# No amount or count in a book comes near this; beyond it sums could overflow int64.
+MAX_MINOR = 10**15
+# Salesforce's standard Contract statuses, matched case-insensitively (an edited export may say
+# `activated`); any other status is kept as written. Only a contract not yet activated may
+# leave its price and quantity blank: every other one is priced by them.
+CONTRACT_STATUSES = ("Draft", "In Approval Process", "Activated", "Expired")
+UNPRICED_STATUSES = ("Draft", "In Approval Process")
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 _DATE_TEXT = r"\d{4}-\d{2}-\d{2}"
@@ -101,6 +108,16 @@ class _Cells:
             raise self.errors[0]
         if self.errors:
             raise InputErrors(self.errors)
+
+
+def canonical_header(sobject: str, header: Sequence[str], mapping: FieldMapping) -> list[str]:
+    """`header` with each configured API field spelled as configs/fields.yaml spells it.
+
+    Older Data Loader releases write upper-case headings (ACCOUNTID); Salesforce field names
+    are case-insensitive.
+    """
+    known = {spec.field.lower(): spec.field for spec in mapping.for_object(sobject).values()}
+    return [known.get(name.lower(), name) for name in header]
 
 
 def missing_fields(sobject: str, header: Iterable[str], mapping: FieldMapping) -> list[str]:
@@ -181,6 +198,10 @@ def records_frame(
             )
         elif kind == "money":
             out[MONEY_COLUMNS[name]] = _money(values, currency, cells, name)
+    id_column = next(iter(fields))
+    _case_duplicates(out[id_column], cells, id_column)
+    if sobject == "Contract":
+        _contract_terms(out, text, cells)
     cells.raise_if_any()
 
     frame = pd.DataFrame(out, index=pd.RangeIndex(len(raw)))
@@ -196,6 +217,42 @@ def records_frame(
     for column in SALESFORCE_ID_COLUMNS.intersection(frame.columns):
         frame[column] = salesforce_ids18(frame[column])
     return conform(FRAME_OF[sobject], frame)
+
+
+def _case_duplicates(ids: pd.Series, cells: _Cells, column: str) -> None:
+    """18-character Salesforce ids differing only in case name one record (the suffix encodes
+    the case); two rows with them would be counted twice."""
+    folded = ids.str.upper().where(ids.str.len() == 18, ids)
+    repeated = (folded.duplicated(keep="first") & ~ids.duplicated(keep="first")).to_numpy()
+    first = dict(zip(folded[::-1], ids[::-1], strict=True))
+    for position in np.flatnonzero(repeated & folded.notna().to_numpy()):
+        cells.at(
+            column,
+            position,
+            f"duplicate id {ids.iloc[position]!r}: it differs from {first[folded.iloc[position]]!r}"
+            " only in case (18-character Salesforce ids ignore case)",
+        )
+
+
+def _contract_terms(out: dict[str, pd.Series], text: dict[str, pd.Series], cells: _Cells) -> None:
+    """Standard statuses in their Salesforce spelling; a priced contract's blank price or
+    quantity is an error (a Draft one may be blank: it bills nothing, so 0 is stored)."""
+    status = out["status"]
+    spelled = status.str.lower().map({s.lower(): s for s in CONTRACT_STATUSES})
+    status = spelled.fillna(status).astype("str")
+    out["status"] = status
+    unpriced = status.isin(UNPRICED_STATUSES).to_numpy()
+    for column in ("unit_price_minor", "quantity"):
+        name = "unit_price" if column == "unit_price_minor" else column
+        blank = text[name].isna().to_numpy()
+        for position in np.flatnonzero(blank & ~unpriced & status.notna().to_numpy()):
+            cells.at(
+                name,
+                position,
+                f"is empty on a contract with status {status.iloc[position]!r}; a contract "
+                f"that bills needs it (only {' or '.join(UNPRICED_STATUSES)} may leave it blank)",
+            )
+        out[column] = out[column].fillna(0)
 
 
 def _text(raw: pd.DataFrame, field: str) -> pd.Series:
@@ -265,9 +322,16 @@ def _decimals(values: pd.Series, cells: _Cells, column: str) -> list[Decimal | N
 
 def _whole(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
     numbers = _decimals(values, cells, column)
-    fractional = np.array([d is not None and d != d.to_integral_value() for d in numbers])
+    fractional = np.array(
+        [d is not None and d != d.to_integral_value() for d in numbers], dtype=bool
+    )
     cells.add(column, fractional, values, "is not a whole number")
-    whole = [None if d is None or f else int(d) for d, f in zip(numbers, fractional, strict=True)]
+    huge = np.array([d is not None and abs(d) >= MAX_MINOR for d in numbers], dtype=bool)
+    cells.add(column, huge & ~fractional, values, f"is too large (the limit is {MAX_MINOR:,})")
+    whole = [
+        None if d is None or f or h else int(d)
+        for d, f, h in zip(numbers, fractional, huge, strict=True)
+    ]
     return pd.Series(pd.array(whole, dtype="Int64"), index=values.index)
 
 
@@ -299,13 +363,18 @@ def _money(values: pd.Series, currency: pd.Series, cells: _Cells, column: str) -
         if number is None or not isinstance(code, str):  # no amount, or a reported currency
             continue
         try:
-            minor[i] = major_to_minor(number, code)
+            amount = major_to_minor(number, code)
         except ValueError:
             cells.at(
                 column,
                 i,
                 f"{values.iloc[i]!r} has more decimal places than {code} allows ({exponent(code)})",
             )
+            continue
+        if abs(amount) >= MAX_MINOR:
+            cells.at(column, i, f"{values.iloc[i]!r} is too large for an amount in {code}")
+            continue
+        minor[i] = amount
     return pd.Series(pd.array(minor, dtype="Int64"), index=values.index)
 
 

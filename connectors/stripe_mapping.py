@@ -11,6 +11,7 @@ is collected with its record's row and the Stripe field path, then raised togeth
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -23,6 +24,12 @@ from revops.ids import salesforce_id18
 from revops.money import is_currency, stripe_to_minor, to_decimal
 
 INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+# No amount or count in a book comes near this; beyond it sums could overflow int64.
+MAX_INTEGER = 10**15
+# Stripe timestamps are unix seconds; outside these years one is in milliseconds or garbage.
+EARLIEST_SECONDS, LATEST_SECONDS = 946_684_800, 4_102_444_800  # 2000-01-01, 2100-01-01
+# Stripe ids (and ids of the objects they refer to) never hold spaces.
+_ID_KEYS = ("id", "customer", "subscription", "invoice", "charge", "price", "plan")
 
 # The Stripe field each canonical column comes from, to name it in validation messages.
 STRIPE_FIELDS: dict[str, dict[str, str]] = {
@@ -131,6 +138,9 @@ class _Record:
         if not isinstance(value, str):
             self.bad(key, f"expected text, got {value!r}")
             return None
+        if key in _ID_KEYS and value != value.strip():
+            self.bad(key, f"{value!r} has leading or trailing spaces (Stripe ids have none)")
+            return None
         return value
 
     def integer(self, key: str, required: bool = False) -> int | None:
@@ -139,10 +149,27 @@ class _Record:
             if required:
                 self.bad(key, "is required but missing")
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value != int(value)
+        ):
             self.bad(key, f"expected a whole number, got {value!r}")
             return None
+        if abs(value) >= MAX_INTEGER:
+            self.bad(key, f"{value!r} is too large (the limit is {MAX_INTEGER:,})")
+            return None
         return int(value)
+
+    def timestamp(self, key: str, required: bool = False) -> int | None:
+        """Unix seconds, as Stripe writes every timestamp."""
+        value = self.integer(key, required=required)
+        if value is not None and not EARLIEST_SECONDS <= value < LATEST_SECONDS:
+            unit = " (milliseconds? Stripe writes seconds)" if value >= LATEST_SECONDS else ""
+            self.bad(key, f"{value!r} is not a unix time in seconds between 2000 and 2100{unit}")
+            return None
+        return value
 
     def amount(self, key: str, currency: str | None, required: bool = True) -> int | None:
         """An integer amount in Stripe's unit for `currency`, as ISO minor units."""
@@ -308,7 +335,7 @@ def customers_frame(
             email=r.text("email"),
             currency=r.currency(required=False),
             salesforce_account_id=r.metadata("salesforce_account_id"),
-            created_at=r.integer("created"),
+            created_at=r.timestamp("created"),
         )
     problems.raise_if_any()
     return out.frame()
@@ -372,11 +399,11 @@ def subscriptions_frame(
             "customer_id": r.text("customer", required=True),
             "status": r.text("status", required=True),
             "currency": currency,
-            "created_at": r.integer("created"),
+            "created_at": r.timestamp("created"),
             "cancel_at_period_end": r.flag("cancel_at_period_end"),
             "salesforce_contract_id": r.metadata("salesforce_contract_id"),
         }
-        period_end = r.integer("current_period_end")
+        period_end = r.timestamp("current_period_end")
         for i, data in enumerate(items or [None]):
             item = r.item("items.data", i, data)
             price_id, unit, interval, count = _price(item, currency)
@@ -392,7 +419,7 @@ def subscriptions_frame(
                 # The newest API versions moved the billing period onto each item.
                 current_period_end=period_end
                 if period_end is not None
-                else item.integer("current_period_end"),
+                else item.timestamp("current_period_end"),
             )
     problems.raise_if_any()
     return out.frame()
@@ -461,8 +488,8 @@ def _line(
         "amount_minor": amount,
         "discount_minor": r.total("discount_amounts", currency),
         "currency": currency,
-        "period_start": period.integer("start", required=True),
-        "period_end": period.integer("end", required=True),
+        "period_start": period.timestamp("start", required=True),
+        "period_end": period.timestamp("end", required=True),
         "proration": proration,
         "subscription_item_id": item_id,
         "salesforce_contract_id": r.metadata("salesforce_contract_id") or contract_link,
@@ -555,9 +582,9 @@ def invoices_frames(
             subscription_id=_invoice_subscription(r),
             status=status,
             currency=currency,
-            created_at=r.integer("created", required=True),
-            period_start=r.integer("period_start"),
-            period_end=r.integer("period_end"),
+            created_at=r.timestamp("created", required=True),
+            period_start=r.timestamp("period_start"),
+            period_end=r.timestamp("period_end"),
             subtotal_minor=r.amount("subtotal", currency),
             tax_minor=_invoice_tax(r, currency),
             total_minor=r.amount("total", currency),
@@ -594,7 +621,7 @@ def charges_frame(
             status=r.text("status", required=True),
             failure_code=r.text("failure_code"),
             disputed=r.flag("disputed"),
-            created_at=r.integer("created", required=True),
+            created_at=r.timestamp("created", required=True),
         )
     problems.raise_if_any()
     return out.frame()
@@ -617,8 +644,8 @@ def disputes_frame(
             currency=currency,
             status=r.text("status", required=True),
             reason=r.text("reason"),
-            created_at=r.integer("created", required=True),
-            evidence_due_by=r.child("evidence_details").integer("due_by"),
+            created_at=r.timestamp("created", required=True),
+            evidence_due_by=r.child("evidence_details").timestamp("due_by"),
         )
     problems.raise_if_any()
     return out.frame()
