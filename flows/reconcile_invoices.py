@@ -71,7 +71,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     out_dir = params.output_dir()
     review = prepare_review(result, data, run, settings.database_url)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
-    reconciliation_artifacts(result, run, out_dir)
+    reconciliation_artifacts(result, run, out_dir, review)
     return {
         "run_id": run.run_id,
         "period": window.label,

@@ -30,8 +30,14 @@ RECONCILIATION_FILES = (
     "summary.md",
     "report.html",
 )
-# Review columns follow docs/design.md's columns: the decision carried forward for each finding.
-REVIEW_COLUMNS = ["review_status", "review_note"]
+# Review columns follow docs/design.md's columns: the decision carried forward for each finding;
+# then the account's name, for people (ids stay for joins).
+REVIEW_COLUMNS = ["review_status", "review_note", "account_name"]
+# The Exceptions sheet and the table artifact lead with what a reviewer reads first.
+_LEAD = ["code", "severity", "account_name", "account_id", "contract_id", "invoice_id"]
+_LEAD += ["period_start", "period_end", "currency"]
+_MONEY_COLUMNS = ("expected", "billed", "variance")
+_WIDTHS = {"detail": 60, "finding_key": 44, "review_note": 40, "account_name": 28}
 _HEADER = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3864")
 
@@ -132,18 +138,23 @@ def _workbook(
     )
 
     exceptions = book.create_sheet("Exceptions")
-    money_cols = ("expected", "billed", "variance")
-    headers = [c for c in findings.columns if c != "run_id"] + [
-        f"{c} (major units)" for c in money_cols
-    ]
+    present = [c for c in findings.columns if c != "run_id"]
+    lead = [c for c in _LEAD if c in present]
+    rest = [c for c in present if c not in lead and not c.endswith("_minor")]
+    minor = [f"{c}_minor" for c in _MONEY_COLUMNS]
+    headers = lead + [f"{c} (major units)" for c in _MONEY_COLUMNS] + rest + minor
+    for number, name in enumerate(headers, start=1):
+        width = _WIDTHS.get(name, max(12, len(name) + 2))
+        exceptions.column_dimensions[get_column_letter(number)].width = width
+    exceptions.freeze_panes = "A2"
+    exceptions.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(findings) + 1}"
     exceptions.append(_header(exceptions, headers))
     for record in findings.to_dict("records"):
         currency = record["currency"]
-        values = [_plain(record[c]) for c in headers[: -len(money_cols)]]
-        values += [_money_cell(exceptions, record[f"{c}_minor"], currency) for c in money_cols]
+        values = [_plain(record[c]) for c in lead]
+        values += [_money_cell(exceptions, record[c], currency) for c in minor]
+        values += [_plain(record[c]) for c in rest + minor]
         exceptions.append(values)
-    exceptions.freeze_panes = "A2"
-    exceptions.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(findings) + 1}"
     book.save(path)
 
 
@@ -262,3 +273,31 @@ def _m(amount: object, currency: str) -> str:
 
 def _s(value: object) -> str:
     return "—" if value is None or pd.isna(value) else str(value)
+
+
+def exceptions_table(findings: pd.DataFrame, rows: int) -> list[dict[str, object]]:
+    """The exceptions as a Prefect table artifact: what a reviewer reads, money in major units.
+
+    Amounts are exact strings in the currency's decimals (no float), with the currency beside
+    them; no run id (the artifact belongs to the run already).
+    """
+    shown = findings.head(rows)
+    table = []
+    for record in shown.to_dict("records"):
+        currency = str(record["currency"])
+        row: dict[str, object] = {c: _text(record.get(c)) for c in _LEAD if c in shown.columns}
+        for period in ("period_start", "period_end"):
+            if row.get(period):
+                row[period] = str(row[period])[:10]
+        for column in _MONEY_COLUMNS:
+            row[column] = _m(record[f"{column}_minor"], currency)
+        row["review_status"] = _text(record.get("review_status")) or "open"
+        row["finding_key"] = _text(record.get("finding_key"))
+        table.append(row)
+    return table
+
+
+def _text(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return str(value.date()) if isinstance(value, pd.Timestamp) else str(value)

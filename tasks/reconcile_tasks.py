@@ -23,6 +23,7 @@ from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
 from revops.periods import Window
 from revops.tasks.outputs import (
+    exceptions_table,
     source_slug,
     staged_outputs,
     summary_markdown,
@@ -174,7 +175,10 @@ def prepare_review(
         .map(contract_owner)
         .fillna(reviewed["account_id"].map(account_owner))
     )
-    reviewed = reviewed.assign(owner_id=owners.astype("str"))
+    names = data.accounts.set_index("account_id")["name"]
+    reviewed = reviewed.assign(
+        owner_id=owners.astype("str"), account_name=reviewed["account_id"].map(names)
+    )
     trend = warehouse.trend(run.source)
     current = result.by_currency.assign(period=run.period, window_start=run.window_start)
     trend = pd.concat(
@@ -229,7 +233,12 @@ def publish_reconciliation(
 
 
 @task(name="reconciliation-artifacts", cache_policy=NO_CACHE)
-def reconciliation_artifacts(result: ReconciliationResult, run: RunRecord, out_dir: Path) -> None:
+def reconciliation_artifacts(
+    result: ReconciliationResult,
+    run: RunRecord,
+    out_dir: Path,
+    review: ReviewContext | None = None,
+) -> None:
     """A markdown summary and a table of the exceptions on the flow run, keyed per source.
 
     The same keys every run, so the Prefect UI shows each key's history across runs.
@@ -248,13 +257,9 @@ def reconciliation_artifacts(result: ReconciliationResult, run: RunRecord, out_d
         key=f"reconciliation-{slug}-summary",
         description=f"Reconciliation {result.window.label} summary",
     )
-    findings = result.findings.head(ARTIFACT_ROWS).assign(run_id=run.run_id)
-    records = json.loads(findings.to_json(orient="records", date_format="iso"))
-    for record in records:
-        for key in ("period_start", "period_end"):
-            if record.get(key):
-                record[key] = record[key][:10]
-    more = len(result.findings) - len(findings)
+    findings = review.findings if review is not None else result.findings
+    records = exceptions_table(findings, ARTIFACT_ROWS)
+    more = len(result.findings) - len(records)
     create_table_artifact(
         table=records,
         key=f"reconciliation-{slug}-exceptions",

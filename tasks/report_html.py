@@ -271,20 +271,32 @@ def _exceptions_section(findings: pd.DataFrame, evidence: dict[str, dict[str, An
             f'data-currency="{escape(r.currency)}" data-status="{escape(r.review_status)}">'
             f'<td data-sort="{severity_rank}"><span class="sev {escape(r.severity)}">{escape(r.severity)}</span></td>'
             f"<td>{escape(CODE_LABELS.get(r.code, r.code))}</td>"
-            f"<td>{escape(_text(r.account_id))}</td><td>{escape(_text(r.contract_id))}</td>"
+            + _account_cell(r)
+            + f"<td>{escape(_text(r.contract_id))}</td>"
             f'<td class="period" data-sort="{r.period_start:%Y-%m-%d}">{r.period_start:%Y-%m-%d}<br>– {r.period_end:%Y-%m-%d}</td>'
             f"<td>{escape(r.currency)}</td>"
             + _money_cell(r.expected_minor, r.currency)
             + _money_cell(r.billed_minor, r.currency)
             + _money_cell(r.variance_minor, r.currency)
             + f"<td>{escape(r.review_status)}{status_note}</td>"
-            + f"<td>{escape(r.detail)}{_evidence(evidence.get(r.finding_key), r)}</td></tr>"
+            + f"<td>{escape(r.detail)}"
+            + f'<div class="note">Key: <code class="finding-key">{escape(r.finding_key)}</code></div>'
+            + f"{_evidence(evidence.get(r.finding_key), r)}</td></tr>"
         )
     return (
         '<section id="exceptions"><h2>Exceptions</h2>'
         + filters
         + f'<table id="exceptions-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>'
     )
+
+
+def _account_cell(finding: Any) -> str:
+    """The account's name (when known) over its id, so people read names and can still search ids."""
+    name = _text(getattr(finding, "account_name", None))
+    account_id = escape(_text(finding.account_id))
+    if not name or name == "—":
+        return f"<td>{account_id}</td>"
+    return f'<td>{escape(name)}<div class="note">{account_id}</div></td>'
 
 
 def _evidence(found: dict[str, Any] | None, finding: Any) -> str:

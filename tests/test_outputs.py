@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
-from revops.tasks.outputs import staged_outputs, summary_markdown, write_reconciliation_files
+from revops.money import format_money
+from revops.tasks.outputs import (
+    exceptions_table,
+    staged_outputs,
+    summary_markdown,
+    write_reconciliation_files,
+)
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS
 from tests.test_demo import reconcile_demo
 
@@ -46,7 +54,26 @@ def test_workbook_has_a_summary_and_exact_exceptions(result, tmp_path: Path) -> 
     assert codes_in_summary == set(result.findings["code"])
     sheet = book["Exceptions"]
     header = [c.value for c in sheet[1]]
-    assert header[:13] == [c for c in FINDING_COLUMNS if c != "run_id"]
+    # What a reviewer reads first, money in major units before the minor-unit columns.
+    assert header[:11] == [
+        "code",
+        "severity",
+        "account_id",
+        "contract_id",
+        "invoice_id",
+        "period_start",
+        "period_end",
+        "currency",
+        "expected (major units)",
+        "billed (major units)",
+        "variance (major units)",
+    ]
+    assert set(header) >= {c for c in FINDING_COLUMNS if c != "run_id"}
+    assert header.index("variance (major units)") < header.index("expected_minor")
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{get_column_letter(len(header))}{sheet.max_row}"
+    assert sheet.column_dimensions["A"].width >= 12
+    assert sheet.column_dimensions[get_column_letter(header.index("detail") + 1)].width == 60
     assert sheet.max_row == len(result.findings) + 1
     first = result.findings.iloc[0]
     row = [c for c in sheet[2]]
@@ -73,3 +100,21 @@ def test_staged_outputs_replace_files_only_when_all_were_written(tmp_path: Path)
     with staged_outputs(tmp_path) as staging:
         (staging / "reconciliation.csv").write_text("new run\n")
     assert (tmp_path / "reconciliation.csv").read_text() == "new run\n"
+
+
+def test_the_exceptions_artifact_reads_in_major_units_with_names_and_status(result) -> None:
+    findings = result.findings.assign(
+        account_name="Acme Ltd",
+        review_status=["accepted"] + ["open"] * (len(result.findings) - 1),
+    )
+    table = exceptions_table(findings, 5)
+    assert len(table) == min(5, len(findings))
+    first, source = table[0], findings.iloc[0]
+    assert "run_id" not in first
+    assert list(first)[:3] == ["code", "severity", "account_name"]
+    assert first["account_name"] == "Acme Ltd" and first["review_status"] == "accepted"
+    assert first["currency"] == source["currency"]
+    if pd.notna(source["variance_minor"]):
+        expected = format_money(int(source["variance_minor"]), source["currency"]).split(" ")[1]
+        assert first["variance"] == expected
+    json.dumps(table)  # JSON-safe, as Prefect stores it
