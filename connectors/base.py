@@ -1,14 +1,16 @@
-"""The protocols every source implements, so demo, files and live sources are interchangeable.
+"""The protocols every source and writer implements, so demo, files and live are interchangeable.
 
 A source returns canonical frames (revops.frames), validated at its boundary. A frame the
 source cannot provide because the system has no such data is returned empty; a frame the
 source needs but cannot read raises InputError or SourceError with an actionable message.
+Writers are separate protocols (BillingWriter, CrmWriter): the registry hands one out only for
+a system that writes, so callers test `writer is None`, never probe an object for methods.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -71,4 +73,79 @@ class UsageSource(Protocol):
 
     def usage(self, start: date, end: date) -> pd.DataFrame:
         """Canonical `usage` rows with start <= date < end."""
+        ...
+
+
+@runtime_checkable
+class BillingWriter(Protocol):
+    """The Stripe calls a plan migration makes: read one object now, preview, change a price.
+
+    Only a live billing source writes; the demo and files sources are read-only, and the
+    registry hands out no writer for them.
+    """
+
+    name: str
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """API calls made so far, per endpoint."""
+        ...
+
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription as Stripe returns it now (not from the incremental store)."""
+        ...
+
+    def retrieve_price(self, price_id: str) -> dict[str, Any] | None:
+        """The price (or plan, its older form) as Stripe returns it; None when there is none."""
+        ...
+
+    def preview_price_change(
+        self,
+        customer_id: str,
+        subscription_id: str,
+        item_id: str,
+        new_price: str,
+        proration_behavior: str = "create_prorations",
+        quantity: int | None = None,
+    ) -> dict[str, Any]:
+        """The invoice Stripe would issue after the change (nothing is changed)."""
+        ...
+
+    def change_subscription_price(
+        self,
+        subscription_id: str,
+        item_id: str,
+        new_price: str,
+        *,
+        idempotency_key: str,
+        proration_behavior: str | None = None,
+        quantity: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Move one subscription item to `new_price`, once per idempotency key."""
+        ...
+
+
+@runtime_checkable
+class CrmWriter(Protocol):
+    """Idempotent CRM writes: upserts on an external id, Tasks keyed in their subject."""
+
+    name: str
+
+    def upsert(
+        self,
+        sobject: str,
+        records: list[dict[str, Any]],
+        external_id_field: str | None = None,
+        dry_run: bool = False,
+    ) -> pd.DataFrame:
+        """One row per record: key, action, id, changed_fields, error (refusals are rows)."""
+        ...
+
+    def create_tasks(self, records: list[dict[str, Any]], dry_run: bool = False) -> pd.DataFrame:
+        """Create each Task unless one with its key exists; one row per record."""
+        ...
+
+    def refresh(self) -> None:
+        """Forget what was read, so the next read sees the records as they are now."""
         ...

@@ -3,6 +3,9 @@
 `--source X` is shorthand for the same choice on all three systems (`live` = stripe +
 salesforce + sql); `--billing`, `--crm` and `--usage` override one system each, so a team can
 mix (live Stripe with a CRM export, say). Demo and files instances are shared between systems.
+A system that writes (live Stripe, live Salesforce) also comes back as its writer
+(`billing_writer`, `crm_writer`); read-only sources have none, so callers test for None.
+`migration_sources` builds what a plan migration reads and writes.
 """
 
 from __future__ import annotations
@@ -13,11 +16,17 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from revops.connectors.base import BillingSource, CrmSource, UsageSource
+from revops.connectors.base import (
+    BillingSource,
+    BillingWriter,
+    CrmSource,
+    CrmWriter,
+    UsageSource,
+)
 from revops.connectors.choices import (
     DEMO_SEED,
     DEMO_SIZE,
@@ -41,6 +50,8 @@ class Sources:
     crm: CrmSource
     usage: UsageSource
     api_calls: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
+    billing_writer: BillingWriter | None = field(default=None, compare=False)
+    crm_writer: CrmWriter | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -194,10 +205,13 @@ def build_sources(
         shared[kind] = made
         return made
 
+    billing_kind, crm_kind = kind_for("billing", billing), kind_for("crm", crm)
     built = Sources(
-        billing=make(kind_for("billing", billing)),  # type: ignore[arg-type]
-        crm=make(kind_for("crm", crm)),  # type: ignore[arg-type]
+        billing=make(billing_kind),  # type: ignore[arg-type]
+        crm=make(crm_kind),  # type: ignore[arg-type]
         usage=make(kind_for("usage", usage)),  # type: ignore[arg-type]
+        billing_writer=make(billing_kind) if billing_kind == "stripe" else None,  # type: ignore[arg-type]
+        crm_writer=make(crm_kind) if crm_kind == "salesforce" else None,  # type: ignore[arg-type]
     )
     if cache is None:
         return built
@@ -206,5 +220,69 @@ def build_sources(
         billing=shared[id(built.billing)],  # type: ignore[arg-type]
         crm=shared[id(built.crm)],  # type: ignore[arg-type]
         usage=shared[id(built.usage)],  # type: ignore[arg-type]
+        billing_writer=built.billing_writer,
+        crm_writer=built.crm_writer,
     )
     return cache[key]
+
+
+@dataclass(frozen=True)
+class MigrationSources:
+    """What a plan migration reads and writes.
+
+    `billing` is read for customers and subscriptions; `writer` (live Stripe only) re-reads
+    single objects and changes prices; `crm` is where accounts and contracts come from (None:
+    customers link to accounts through their metadata only); `crm_writer` mirrors contract
+    fields (None: CRM fields are skipped, and the dry run says so).
+    """
+
+    label: str
+    billing: BillingSource
+    writer: BillingWriter | None = None
+    crm: CrmSource | None = None
+    crm_writer: CrmWriter | None = None
+
+    @property
+    def writable(self) -> bool:
+        """Whether this run can change Stripe."""
+        return self.writer is not None
+
+    def calls(self) -> dict[str, int]:
+        """API calls made so far per outside system."""
+        if self.writer is None:
+            return {}
+        counted = self.writer.calls
+        return {self.writer.name: sum(counted.values())} if counted else {}
+
+
+def migration_sources(
+    *,
+    source: Literal["demo", "live"],
+    crm: Literal["none", "salesforce"],
+    as_of: date,
+    database_url: str,
+    demo_size: int = DEMO_SIZE,
+    demo_seed: int = DEMO_SEED,
+) -> MigrationSources:
+    """Demo: the demo book, read-only. Live: Stripe (re-read in full) plus the chosen CRM."""
+    if source == "demo":
+        demo = DemoSource(as_of=as_of, size=demo_size, seed=demo_seed)
+        return MigrationSources(label="demo", billing=demo, crm=demo)
+    if source != "live":
+        raise ConfigError(f"unknown migration source {source!r}: use demo or live")
+    from revops.connectors.stripe_billing import StripeBilling
+    from revops.connectors.warehouse import Warehouse
+
+    # Subscriptions change in place and the incremental store only re-reads recent ones:
+    # a migration must see every subscription as it is now.
+    billing = StripeBilling.from_settings(Warehouse(database_url), full_refresh=True)
+    if crm == "none":
+        return MigrationSources(label="stripe", billing=billing, writer=billing)
+    if crm != "salesforce":
+        raise ConfigError(f"unknown CRM {crm!r} for a migration: use none or salesforce")
+    from revops.connectors.salesforce_crm import SalesforceCrm
+
+    salesforce = SalesforceCrm.from_settings(Warehouse(database_url))
+    return MigrationSources(
+        label="live", billing=billing, writer=billing, crm=salesforce, crm_writer=salesforce
+    )

@@ -262,7 +262,7 @@ class StripeStore:
 
 
 class StripeBilling:
-    """BillingSource over the Stripe API, plus the subscription writes migrations need."""
+    """BillingSource over the Stripe API, and the BillingWriter plan migrations write through."""
 
     name = "stripe"
 
@@ -406,6 +406,24 @@ class StripeBilling:
             f"subscription {subscription_id}",
             lambda: self.client.v1.subscriptions.retrieve(subscription_id),
         ).to_dict(for_json=True)
+
+    def retrieve_price(self, price_id: str) -> dict[str, Any] | None:
+        """A price as Stripe returns it; None when there is no such price.
+
+        Falls back to the plans endpoint on a 404: plans are the older form of prices (a plan
+        id works as a price id), and a test server (localstripe) knows only plans.
+        """
+        for endpoint in (self.client.v1.prices, self.client.v1.plans):
+            try:
+                return endpoint.retrieve(price_id).to_dict(for_json=True)
+            except stripe.StripeError as exc:
+                if exc.http_status != 404:
+                    raise SourceError(
+                        f"Stripe failed on price {price_id}: {exc.user_message or exc}",
+                        transient=isinstance(exc, stripe.APIConnectionError)
+                        or (exc.http_status or 0) >= 500,
+                    ) from None
+        return None
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from prefect.runtime import flow_run
 
 from revops.flows.params import RiskParams, run_namer
 from revops.settings import get_settings
-from revops.tasks.crm_writeback import can_write, write_risk_to_crm
+from revops.tasks.crm_writeback import write_risk_to_crm
 from revops.tasks.outputs import source_slug
 from revops.tasks.risk_config import risk_config
 from revops.tasks.risk_tasks import (
@@ -48,10 +48,10 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
         flow_run.get_id(),
     )
     written = None
-    if can_write(sources.crm):
+    if sources.crm_writer is not None:
         # After the outputs and history have landed: a CRM outage does not lose the scores.
         written = write_risk_to_crm(
-            sources.crm,
+            sources.crm_writer,
             scores,
             as_of,
             params.dry_run,

@@ -8,7 +8,7 @@ from prefect import flow
 
 from revops.flows.params import LeadsParams, run_namer
 from revops.settings import get_settings
-from revops.tasks.crm_writeback import can_write, merge_write_results, write_leads_to_crm
+from revops.tasks.crm_writeback import merge_write_results, write_leads_to_crm
 from revops.tasks.lead_config import lead_config
 from revops.tasks.lead_tasks import (
     build_lead_table,
@@ -34,12 +34,12 @@ def handoff_leads(params: LeadsParams) -> dict[str, Any]:
     inputs = extract_lead_inputs(sources, as_of, config)
     reconciliation, risk_tiers = load_lead_context(settings.database_url, sources.label, as_of)
     leads = build_lead_table(inputs, as_of, config, reconciliation, risk_tiers)
-    dry_run = params.dry_run or not can_write(sources.crm)
+    dry_run = params.dry_run or sources.crm_writer is None
     crm_diff = None
-    if can_write(sources.crm):
+    if sources.crm_writer is not None:
         # Diffed again against Salesforce by key at write time; its answer is what leads.csv says.
         written = write_leads_to_crm(
-            sources.crm,
+            sources.crm_writer,
             leads,
             dry_run,
             config.opportunity_fields.revops_key,

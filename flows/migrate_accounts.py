@@ -23,26 +23,25 @@ from prefect.states import Cancelled, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from revops.connectors.migration_ledger import MigrationLedger
+from revops.connectors.registry import MigrationSources, migration_sources
 from revops.errors import ConfigError
 from revops.settings import get_settings
-from revops.tasks.migration_plan import MigrationPlan, load_plan, migration_config, records
-from revops.tasks.migration_tasks import (
+from revops.tasks.migration_apply import apply_migration_batch, batches, worklist
+from revops.tasks.migration_config import migration_config
+from revops.tasks.migration_dry_run import (
     DryRun,
-    MigrationIncomplete,
-    MigrationSources,
-    apply_migration_batch,
-    batches,
     check_migration_plan,
     extract_migration_book,
     migration_dry_run,
+)
+from revops.tasks.migration_plan import MigrationPlan, load_plan
+from revops.tasks.migration_rollback import rollback_migration_batch, rollback_preview
+from revops.tasks.migration_status import records
+from revops.tasks.migration_tasks import MigrationIncomplete, record_migration_decision
+from revops.tasks.migration_verify import (
     migration_expectations,
-    open_migration_sources,
-    record_migration_decision,
     rollback_expectations,
-    rollback_migration_batch,
-    rollback_preview,
     verify_migration,
-    worklist,
 )
 
 FLOW_TIMEOUT_SECONDS = 30 * 3600  # longer than the longest approval wait (a day) plus the run
@@ -156,7 +155,7 @@ def _settings_and_sources(
     params: _MigrationBase, source: str, as_of: date | None, size: int, seed: int
 ) -> tuple[str, MigrationSources]:
     database_url = get_settings().database_url
-    sources = open_migration_sources(
+    sources = migration_sources(
         source=source,
         crm=params.crm,
         as_of=as_of or datetime.now(UTC).date(),

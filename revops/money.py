@@ -260,3 +260,12 @@ def format_money(amount_minor: int | None, currency: str) -> str:
     exp = exponent(currency)
     value = minor_to_major(amount_minor, currency)
     return f"{currency.upper()} {value:,.{exp}f}"
+
+
+def money_or_dash(amount_minor: object, currency: str) -> str:
+    """format_money for a report cell: a dash where the amount is missing (None, NaN or NA)."""
+    try:
+        missing = amount_minor is None or bool(amount_minor != amount_minor)  # NaN != NaN
+    except TypeError:  # pandas.NA refuses to be a bool
+        missing = True
+    return "—" if missing else format_money(int(amount_minor), currency)  # type: ignore[call-overload]

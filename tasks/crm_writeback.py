@@ -20,6 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import Field, field_validator
 
 from revops.config import StrictConfig, load_config
+from revops.connectors.base import CrmWriter
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 # What a dry run's diff says, in the words of a real run (leads.csv speaks past tense).
@@ -57,11 +58,6 @@ class WritebackConfig(StrictConfig):
 def writeback_config(directory: Path | None = None) -> WritebackConfig:
     """configs/crm_writeback.yaml, validated."""
     return load_config(WritebackConfig, "crm_writeback.yaml", directory)
-
-
-def can_write(crm: object) -> bool:
-    """Whether a CRM source writes (live Salesforce) or is read-only (demo, files)."""
-    return callable(getattr(crm, "upsert", None)) and callable(getattr(crm, "create_tasks", None))
 
 
 def account_health_records(
@@ -189,7 +185,7 @@ def writeback_markdown(title: str, results: dict[str, pd.DataFrame], dry_run: bo
 
 @task(name="write-risk-to-crm", **CALLS_OUTSIDE_SYSTEMS)
 def write_risk_to_crm(
-    crm: Any, scores: pd.DataFrame, as_of: date, dry_run: bool, artifact_key: str
+    crm: CrmWriter, scores: pd.DataFrame, as_of: date, dry_run: bool, artifact_key: str
 ) -> Writeback:
     """Account health fields (updated by Id) and at-risk Tasks (once per episode).
 
@@ -214,7 +210,7 @@ def write_risk_to_crm(
 
 @task(name="write-leads-to-crm", **CALLS_OUTSIDE_SYSTEMS)
 def write_leads_to_crm(
-    crm: Any,
+    crm: CrmWriter,
     leads: pd.DataFrame,
     dry_run: bool,
     opportunity_key_field: str,

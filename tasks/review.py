@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from revops.money import format_money
+from revops.money import money_or_dash
 
 REVIEW_STATUSES = ("open", "reopened", "accepted", "fix", "false_positive")
 _MONEY = ("currency", "expected_minor", "billed_minor", "variance_minor")
@@ -56,8 +56,8 @@ def carry_forward(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFra
             said += f": {row.comment}"
         if not is_same:
             said = (
-                f"re-opened: {said} at variance {_money(row.variance_minor, row.currency)}; "
-                f"now {_money(now_variance, now_currency)}"
+                f"re-opened: {said} at variance {money_or_dash(row.variance_minor, row.currency)}; "
+                f"now {money_or_dash(now_variance, now_currency)}"
             )
         notes.append(said)
     out["review_status"] = pd.array(status, dtype="str")
@@ -71,7 +71,3 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return str(a) == str(b)
     return int(a) == int(b)  # type: ignore[call-overload]
-
-
-def _money(amount: object, currency: str) -> str:
-    return "—" if amount is None or pd.isna(amount) else format_money(int(amount), currency)

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TASK_MODULES = {
     "crm_writeback",
     "lead_tasks",
+    "migration_apply",
+    "migration_dry_run",
+    "migration_rollback",
     "migration_tasks",
+    "migration_verify",
     "reconcile_tasks",
     "retry_policy",
     "risk_tasks",

@@ -10,21 +10,12 @@ import pytest
 from revops.config import field_mapping
 from revops.connectors.salesforce_mapping import same_field_value
 from revops.errors import InputError, InputErrors
-from revops.tasks.migration_plan import (
-    Book,
-    MigrationConfig,
-    catalogue_entry,
-    catalogue_frame,
-    idempotency_key,
-    impact_totals,
-    load_plan,
-    parse_csv_plan,
-    parse_yaml_plan,
-    plan_status,
-    price_impact,
-    resolve_plan,
-    subscription_items,
-)
+from revops.tasks.migration_catalogue import catalogue_entry, catalogue_frame, subscription_items
+from revops.tasks.migration_config import MigrationConfig
+from revops.tasks.migration_impact import impact_totals, price_impact
+from revops.tasks.migration_plan import load_plan, parse_csv_plan, parse_yaml_plan
+from revops.tasks.migration_resolve import Book, resolve_plan
+from revops.tasks.migration_status import idempotency_key, plan_status
 from tests.builders import account, contract, customer, frame, ts
 
 CONFIG = MigrationConfig()

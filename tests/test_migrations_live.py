@@ -34,6 +34,7 @@ from typer.testing import CliRunner
 from revops.cli.migrate import migrate_app
 from revops.config import SHIPPED_CONFIG_DIR, field_mapping
 from revops.connectors.migration_ledger import MigrationLedger, state
+from revops.connectors.registry import MigrationSources
 from revops.connectors.stripe_billing import (
     ResilientHTTPClient,
     StripeBilling,
@@ -48,18 +49,14 @@ from revops.flows.migrate_accounts import (
     migrate_accounts,
     rollback_migration,
 )
-from revops.tasks.migration_plan import load_plan, migration_config, resolve_plan
-from revops.tasks.migration_tasks import (
-    MigrationIncomplete,
-    MigrationSources,
-    apply_accounts,
-    dry_run_report,
-    migration_expectations,
-    read_book,
-    rollback_accounts,
-    verify_accounts,
-    worklist,
-)
+from revops.tasks.migration_apply import apply_accounts, worklist
+from revops.tasks.migration_config import migration_config
+from revops.tasks.migration_dry_run import dry_run_report, read_book
+from revops.tasks.migration_plan import load_plan
+from revops.tasks.migration_resolve import resolve_plan
+from revops.tasks.migration_rollback import rollback_accounts
+from revops.tasks.migration_tasks import MigrationIncomplete
+from revops.tasks.migration_verify import migration_expectations, verify_accounts
 from tests.conftest import DEMO_AS_OF
 from tests.local_servers import localstripe as run_localstripe
 from tests.prefect_helpers import flow_run_artifacts
@@ -680,7 +677,7 @@ def test_crm_fields_are_upserted_verified_and_restored(
             settings=StripeSettings(api_key=SecretStr(KEY), api_base=localstripe),
             full_refresh=True,
         )
-        sources = MigrationSources("live", billing, crm=crm, crm_writer=crm, writable=True)
+        sources = MigrationSources("live", billing, writer=billing, crm=crm, crm_writer=crm)
         config = migration_config()
         ledger = MigrationLedger(Warehouse(sqlite_url))
         plan = load_plan(plan_path, config)

@@ -103,7 +103,8 @@ def migrate(
         return
     who = reviewer or _login()
     if yes:
-        from revops.tasks.migration_plan import load_plan, migration_config
+        from revops.tasks.migration_config import migration_config
+        from revops.tasks.migration_plan import load_plan
 
         fingerprint = run_action(lambda: load_plan(plan, migration_config()).fingerprint)
         note = comment or "approved on the command line with --yes"
@@ -135,7 +136,8 @@ def status(plan: Path = typer.Option(..., "--plan", help=PLAN_HELP)) -> None:
     def action() -> dict[str, Any]:
         from revops.connectors.migration_ledger import MigrationLedger
         from revops.settings import get_settings
-        from revops.tasks.migration_plan import load_plan, migration_config
+        from revops.tasks.migration_config import migration_config
+        from revops.tasks.migration_plan import load_plan
         from revops.tasks.migration_tasks import migration_status
 
         parsed = load_plan(plan, migration_config())
