@@ -64,6 +64,22 @@ def _apply_one(
 ) -> dict[str, Any]:
     account = entry["account_key"]
     outcome = {"account_key": account, "subscription_id": entry["subscription_id"], "written": 0}
+    with ledger.hold(fingerprint, account, config.claim_wait_seconds) as held:
+        if not held:
+            return {**outcome, "outcome": "skipped (another run holds this account)"}
+        return _apply_held(entry, fingerprint, sources, ledger, config, outcome)
+
+
+def _apply_held(
+    entry: dict[str, Any],
+    fingerprint: str,
+    sources: MigrationSources,
+    ledger: MigrationLedger,
+    config: MigrationConfig,
+    outcome: dict[str, Any],
+) -> dict[str, Any]:
+    """One account, held by this run: its ledger row is read only now, under the hold."""
+    account = entry["account_key"]
     existing = ledger.get(fingerprint, account)
     if existing is not None and (
         existing["operation"] == "rollback" or existing["status"] == "applied"

@@ -129,8 +129,23 @@ def _rollback_one(
     ledger: MigrationLedger,
     config: MigrationConfig,
 ) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"account_key": account, "written": 0}
+    with ledger.hold(fingerprint, account, config.claim_wait_seconds) as held:
+        if not held:
+            return {**outcome, "outcome": "skipped (another run holds this account)"}
+        return _rollback_held(account, fingerprint, sources, ledger, config, outcome)
+
+
+def _rollback_held(
+    account: str,
+    fingerprint: str,
+    sources: MigrationSources,
+    ledger: MigrationLedger,
+    config: MigrationConfig,
+    outcome: dict[str, Any],
+) -> dict[str, Any]:
+    """One account, held by this run: its ledger row is read only now, under the hold."""
     row = ledger.get(fingerprint, account)
-    outcome = {"account_key": account, "written": 0}
     if row is None or (row["operation"] == "rollback" and row["status"] == "rolled_back"):
         return {**outcome, "outcome": "skipped (rolled back)"}
     outcome["subscription_id"] = row["subscription_id"]

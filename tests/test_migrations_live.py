@@ -10,17 +10,24 @@ asserted on its state: each price change adds one "Unused time" invoice item.
 from __future__ import annotations
 
 import contextvars
+import json
+import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import requests
 import stripe
 import typer
 from prefect import tags
@@ -64,6 +71,7 @@ from tests.prefect_helpers import flow_run_artifacts
 pytestmark = [pytest.mark.prefect, pytest.mark.servers]
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk_test_revops"
 
 
@@ -874,3 +882,104 @@ def test_the_cli_asks_before_applying_and_records_the_answer(
     assert approvals[["reviewer", "channel"]].values.tolist()[1:] == [
         ["Carl Controller", "cli:rollback"]
     ]
+
+
+# -- two applies of one plan at once (processes) ---------------------------------------------
+
+
+@contextmanager
+def recording_proxy(upstream: str, post_delay: float) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy in front of localstripe recording 'METHOD /path' of every request.
+
+    Subscription POSTs are held `post_delay` seconds before they are forwarded, so a second
+    run reaches an account while the first is still writing it (the window the ledger's hold
+    must close). localstripe keeps no request log of its own, hence the proxy.
+    """
+    log: list[str] = []
+    guard = threading.Lock()
+
+    class Forward(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            path = self.path.split("?")[0]
+            with guard:
+                log.append(f"{self.command} {path}")
+            if self.command == "POST" and path.startswith("/v1/subscriptions/"):
+                time.sleep(post_delay)
+            headers = {
+                k: v
+                for k, v in self.headers.items()
+                if k.lower() not in ("host", "content-length", "connection")
+            }
+            answer = requests.request(
+                self.command, upstream + self.path, data=body, headers=headers, timeout=30
+            )
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = do_DELETE = _forward
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", log
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_two_concurrent_applies_of_one_plan_write_each_account_once(
+    localstripe: str,
+    localstripe_configs: Path,
+    stripe_client: stripe.StripeClient,
+    warehouse_url: str,
+    tmp_path: Path,
+) -> None:
+    accounts = seed(stripe_client, 4)
+    plan = write_plan(tmp_path, accounts)
+    go = tmp_path / "go"
+    with recording_proxy(localstripe, post_delay=0.5) as (proxy, log):
+        env = os.environ | {
+            "STRIPE_API_KEY": KEY,
+            "STRIPE_API_BASE": proxy,
+            "REVOPS_DATABASE_URL": warehouse_url,
+        }
+        runs = [
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "tests.migration_worker", str(plan)),
+                    *(str(tmp_path / f"out{n}"), str(tmp_path / f"ready{n}"), str(go)),
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(2)
+        ]
+        deadline = time.monotonic() + 240
+        while not all((tmp_path / f"ready{n}").exists() for n in range(2)):
+            assert time.monotonic() < deadline, "the workers did not get ready"
+            assert all(r.poll() is None for r in runs), [r.communicate() for r in runs]
+            time.sleep(0.1)
+        go.touch()  # both runs hold the same priced worklist and start applying together
+        answers = [r.communicate(timeout=300) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], answers
+    posts = Counter(e for e in log if e.startswith("POST /v1/subscriptions/"))
+    assert posts == {f"POST /v1/subscriptions/{a['subscription_id']}": 1 for a in accounts}
+    outcomes = [json.loads(out.splitlines()[-1]) for out, _ in answers]
+    for a in accounts:
+        mine = [
+            o["outcome"] for run in outcomes for o in run if o["account_key"] == a["account_id"]
+        ]
+        assert sorted(mine)[0] == "applied" and mine.count("applied") == 1, mine
+    assert changes_made(stripe_client, accounts) == {a["account_id"]: 1 for a in accounts}
+    assert ledger_of(warehouse_url, plan)["status"].tolist() == ["applied"] * 4
