@@ -144,6 +144,13 @@ def load_plan(path: str | Path, config: MigrationConfig) -> MigrationPlan:
     path = Path(path)
     name = str(path)
     try:
+        size = path.stat().st_size
+        if size > config.max_plan_bytes:
+            raise InputError(
+                f"the plan file is {size:,} bytes; at most {config.max_plan_bytes:,} are "
+                "allowed (max_plan_bytes in configs/migrations.yaml): split the plan",
+                file=name,
+            )
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError("the plan file does not exist", file=name) from None
@@ -182,10 +189,25 @@ def parse_csv_plan(text: str, file: str, config: MigrationConfig) -> MigrationPl
 def parse_yaml_plan(text: str, file: str, config: MigrationConfig) -> MigrationPlan:
     """Parse a YAML plan: a list of rows, or a mapping with `migrations`, `name`, `defaults`."""
     try:
+        aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text))
+        if aliases > config.max_yaml_aliases:
+            raise InputError(
+                f"the plan uses {aliases} YAML aliases (*name); at most "
+                f"{config.max_yaml_aliases} are allowed (max_yaml_aliases in "
+                "configs/migrations.yaml)",
+                file=file,
+            )
+        node = yaml.compose(text)
+        expanded = _expanded_size(node, {})
+        if expanded > config.max_plan_bytes:
+            raise InputError(
+                f"the plan expands to {expanded:,} characters through its YAML aliases; at "
+                f"most {config.max_plan_bytes:,} are allowed (max_plan_bytes)",
+                file=file,
+            )
         # Every scalar stays the text written, as in a CSV plan: an all-digit id such as
         # 0011831245 must not become the number 11831245.
         data = yaml.load(text, Loader=yaml.BaseLoader)
-        node = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {exc}", file=file) from None
     name = None
@@ -239,6 +261,22 @@ def parse_yaml_plan(text: str, file: str, config: MigrationConfig) -> MigrationP
                 values[key] = value
         rows.append(_row(values, number, line, defaults, file, config, problems))
     return _plan(file, name, rows, problems)
+
+
+def _expanded_size(node: yaml.Node | None, seen: dict[int, int]) -> int:
+    """Characters of the document with every alias expanded, counted once per shared node."""
+    if node is None:
+        return 0
+    if id(node) not in seen:
+        seen[id(node)] = 0  # a recursive alias counts once
+        if isinstance(node, yaml.ScalarNode):
+            size = len(node.value) + 1
+        elif isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(_expanded_size(n, seen) for n in node.value)
+        else:
+            size = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+        seen[id(node)] = size
+    return seen[id(node)]
 
 
 def _plan(

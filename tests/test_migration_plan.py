@@ -416,3 +416,33 @@ migrations:
     assert plan.rows[0].account_id == "0011831245"
     assert plan.rows[0].change_interval is True
     assert not plan.problems
+
+
+# A "billion laughs" document: nine levels of nine aliases expand `name` to 9**9 copies.
+ALIAS_BOMB = "\n".join(
+    [
+        'a0: &a0 ["lol"]',
+        *(f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)),
+        "name: *a9",
+        "migrations:",
+        "  - {account_id: 001A, from_price: price_old, to_price: price_new}",
+    ]
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(InputError, match=r"82 YAML aliases.*at most 20") as refused:
+        parse_yaml_plan(ALIAS_BOMB, "plan.yaml", CONFIG)
+    assert refused.value.file == "plan.yaml"
+    lenient = MigrationConfig(max_yaml_aliases=1000)
+    with pytest.raises(InputError, match=r"expands to [\d,]+ characters"):
+        parse_yaml_plan(ALIAS_BOMB, "plan.yaml", lenient)
+
+
+def test_a_plan_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    row = "001A,price_old,price_new\n"
+    plan.write_text("account_id,from_price,to_price\n" + row * 100)
+    with pytest.raises(InputError, match=r"the plan file is 2,531 bytes; at most 1,024"):
+        load_plan(plan, MigrationConfig(max_plan_bytes=1024))
+    assert load_plan(plan, CONFIG).rows, "under the default limit it parses"
