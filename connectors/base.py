@@ -43,6 +43,15 @@ class BillingSource(Protocol):
 
 
 @runtime_checkable
+class CreditSource(Protocol):
+    """A billing source that also knows what was given back (credit notes, grants, refunds)."""
+
+    def money_given_back(self) -> dict[str, pd.DataFrame]:
+        """Canonical credit_notes, credit_note_lines, credit_grants and refunds, by name."""
+        ...
+
+
+@runtime_checkable
 class CrmSource(Protocol):
     """Salesforce-side data: accounts, contracts, cases, opportunities."""
 

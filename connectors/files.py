@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
-from revops.connectors import stripe_mapping
+from revops.connectors import stripe_credits, stripe_mapping
 from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
@@ -125,6 +125,40 @@ class FilesSource:
     def disputes(self) -> pd.DataFrame:
         """Canonical `disputes` from disputes.jsonl (empty when absent)."""
         return self._stripe("disputes.jsonl", "disputes", stripe_mapping.disputes_frame)
+
+    def money_given_back(self) -> dict[str, pd.DataFrame]:
+        """Canonical credit_notes, credit_note_lines, credit_grants and refunds (CreditSource).
+
+        From credit_notes.jsonl, the invoices' credit grants and the charges' refunds; each
+        empty when its file is absent.
+        """
+        return self._once("money given back", self._read_given_back)
+
+    def _read_given_back(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        name = "credit_notes.jsonl"
+        if (self.folder / name).is_file():
+            records, rows = _read_jsonl(self.folder / name)
+            notes, lines = stripe_credits.credit_notes_frames(records, rows=rows, file=name)
+            line_rows = stripe_credits.credit_note_line_rows(records, rows)
+            fields = stripe_credits.STRIPE_FIELDS
+            out["credit_notes"] = validate_frame(
+                "credit_notes", notes, _location(name, rows, fields["credit_notes"])
+            )
+            out["credit_note_lines"] = validate_frame(
+                "credit_note_lines", lines, _location(name, line_rows, fields["credit_note_lines"])
+            )
+        for frame_name, name, mapper in (
+            ("credit_grants", "invoices.jsonl", stripe_credits.credit_grants_frame),
+            ("refunds", "charges.jsonl", stripe_credits.refunds_frame),
+        ):
+            if (self.folder / name).is_file():
+                records, rows = _read_jsonl(self.folder / name)
+                out[frame_name] = validate_frame(
+                    frame_name, mapper(records, rows=rows, file=name), SourceLocation(file=name)
+                )
+        names = ("credit_notes", "credit_note_lines", "credit_grants", "refunds")
+        return {n: out[n] if n in out else empty_frame(n) for n in names}
 
     # -- UsageSource ----------------------------------------------------------------------
 

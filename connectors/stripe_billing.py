@@ -32,13 +32,21 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from revops.config import StrictConfig, load_config
-from revops.connectors import stripe_mapping
+from revops.connectors import stripe_credits, stripe_mapping
 from revops.connectors.rate_limits import Limiter, limiter_for
 from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
 from revops.errors import ConfigError, RateLimited, SourceError
 from revops.frames import SourceLocation, validate_frame
 
-OBJECT_TYPES = ("customers", "subscriptions", "invoices", "charges", "disputes")
+UNFINISHED = ("open", "draft")  # invoice statuses that still change; the others are final
+OBJECT_TYPES = (
+    "customers",
+    "subscriptions",
+    "invoices",
+    "charges",
+    "disputes",
+    "credit_notes",
+)
 # Errors in fetched objects name the warehouse's raw store: row N is the Nth stored object of
 # its type, oldest first, the order `StripeStore.objects` returns.
 STORE_FILE = "Stripe objects (warehouse table stripe_objects)"
@@ -338,6 +346,36 @@ class StripeBilling:
     def disputes(self) -> pd.DataFrame:
         return self._frame("disputes", stripe_mapping.disputes_frame)
 
+    def money_given_back(self) -> dict[str, pd.DataFrame]:
+        """Credit notes (listed incrementally like invoices), credit grants and refunds.
+
+        Grants come from the stored invoices, refunds from the stored charges (their
+        `refunds.data` when embedded, else `amount_refunded`).
+        """
+        self._sync("credit_notes")
+        objects = self.store.objects("credit_notes")
+        notes, lines = stripe_credits.credit_notes_frames(objects, file=STORE_FILE)
+        line_rows = stripe_credits.credit_note_line_rows(objects)
+        self.invoices()
+        self._sync("charges")
+        out = {
+            "credit_notes": validate_frame(
+                "credit_notes", notes, _location("credit_notes", range(1, len(objects) + 1))
+            ),
+            "credit_note_lines": validate_frame(
+                "credit_note_lines", lines, _location("credit_note_lines", line_rows)
+            ),
+        }
+        for name, object_type, mapper in (
+            ("credit_grants", "invoices", stripe_credits.credit_grants_frame),
+            ("refunds", "charges", stripe_credits.refunds_frame),
+        ):
+            stored = self.store.objects(object_type)
+            out[name] = validate_frame(
+                name, mapper(stored, file=STORE_FILE), SourceLocation(file=STORE_FILE)
+            )
+        return out
+
     @property
     def calls(self) -> dict[str, int]:
         """API calls made so far, per endpoint (retries included)."""
@@ -447,6 +485,8 @@ class StripeBilling:
         params: dict[str, Any] = {"limit": self.config.page_size}
         if object_type == "disputes":
             params["expand"] = ["data.charge"]  # the customer is on the charge
+        if object_type == "subscriptions":
+            params["status"] = "all"  # Stripe leaves cancelled ones out by default
         if cursor is not None:
             lookback = self.config.lookback_days.get(object_type, 0) * 86_400
             params["created"] = {"gte": cursor - lookback}
@@ -459,11 +499,32 @@ class StripeBilling:
                     object_type, {"limit": self.config.page_size, "status": status}
                 ):
                     fetched.update((o["id"], o) for o in page)
+        if object_type == "invoices" and cursor is not None:
+            fetched.update(self._settle_unfinished(fetched))
         newest = max((int(o.get("created") or 0) for o in fetched.values()), default=None)
         new_cursor = max(filter(None, (cursor, newest)), default=None)
         self.store.save(object_type, list(fetched.values()), new_cursor, replace_all=whole)
 
         self._synced.add(object_type)
+
+    def _settle_unfinished(self, fetched: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Re-read each stored open or draft invoice this run did not see, whatever its age.
+
+        The look-back and the status lists miss one that left open for void, paid or
+        uncollectible long after its creation: it would stay open in the store and keep
+        counting as billed. One call per such invoice, until it reaches a final status.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for stored in self.store.objects("invoices"):
+            if stored.get("status") not in UNFINISHED or stored["id"] in fetched:
+                continue
+            invoice = self._call(
+                f"invoice {stored['id']}",
+                lambda i=stored["id"]: self.client.v1.invoices.retrieve(i),
+            ).to_dict(for_json=True)
+            self._complete_lines(invoice)
+            out[invoice["id"]] = invoice
+        return out
 
     def _pages(self, object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """Pages of plain dicts, following starting_after while has_more."""
@@ -472,16 +533,17 @@ class StripeBilling:
         while True:
             page = self._call(f"{object_type} list", lambda: service.list(params))
             objects = [item.to_dict(for_json=True) for item in page.data]
-            if object_type == "invoices":
-                for invoice in objects:
-                    self._complete_lines(invoice)
+            if object_type in ("invoices", "credit_notes"):
+                for record in objects:
+                    self._complete_lines(record, object_type)
             yield objects
             if not page.has_more or not objects:
                 return
             params["starting_after"] = objects[-1]["id"]
 
-    def _complete_lines(self, invoice: dict[str, Any]) -> None:
-        """Page in the lines beyond the first handful Stripe embeds in an invoice."""
+    def _complete_lines(self, invoice: dict[str, Any], object_type: str = "invoices") -> None:
+        """Page in the lines beyond the first handful Stripe embeds (invoices, credit notes)."""
+        service = getattr(self.client.v1, object_type).line_items
         lines = invoice.get("lines") or {}
         if not lines.get("has_more"):
             return
@@ -490,7 +552,7 @@ class StripeBilling:
             params = {"limit": self.config.page_size, "starting_after": data[-1]["id"]}
             page = self._call(
                 f"lines of invoice {invoice['id']}",
-                lambda p=params: self.client.v1.invoices.line_items.list(invoice["id"], p),
+                lambda p=params: service.list(invoice["id"], p),
             )
             data.extend(item.to_dict(for_json=True) for item in page.data)
             if not page.has_more or not page.data:

@@ -60,6 +60,8 @@ STRIPE_FIELDS: dict[str, dict[str, str]] = {
         "total_minor": "total",
         "amount_paid_minor": "amount_paid",
         "amount_due_minor": "amount_due",
+        "finalized_at": "status_transitions.finalized_at",
+        "voided_at": "status_transitions.voided_at",
     },
     "invoice_lines": {
         "line_id": "lines.data[].id",
@@ -591,6 +593,8 @@ def invoices_frames(
             amount_paid_minor=r.amount("amount_paid", currency),
             amount_due_minor=r.amount("amount_due", currency),
             billing_reason=r.text("billing_reason"),
+            finalized_at=r.child("status_transitions").integer("finalized_at"),
+            voided_at=r.child("status_transitions").integer("voided_at"),
         )
         r.complete("lines", "invoice")
         contract_link = _invoice_contract_link(r)

@@ -119,6 +119,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "amount_paid_minor": _col("int64"),
             "amount_due_minor": _col("int64"),
             "billing_reason": _col("str", True),
+            # status_transitions: when it was finalized and voided (NA: not, or not known).
+            "finalized_at": _col(INSTANT, True),
+            "voided_at": _col(INSTANT, True),
         },
         strict=True,
         ordered=True,
@@ -160,6 +163,64 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "status": _col("str"),
             "failure_code": _col("str", True),
             "disputed": _col("bool"),
+            "created_at": _col(INSTANT),
+        },
+        strict=True,
+        ordered=True,
+    ),
+    "credit_notes": pa.DataFrameSchema(
+        {
+            "credit_note_id": _col("str", unique=True),
+            "invoice_id": _col("str"),
+            "customer_id": _col("str", True),
+            "status": _col("str", False, pa.Check.isin(["issued", "void"])),
+            "currency": _col("str", False, _currency),
+            "amount_minor": _col("int64", False, _non_negative),  # total, tax included
+            "reason": _col("str", True),
+            "memo": _col("str", True),
+            "created_at": _col(INSTANT),
+            "voided_at": _col(INSTANT, True),
+            "refund_ids": _col("str", True),  # ';'-joined refunds it names
+        },
+        strict=True,
+        ordered=True,
+    ),
+    "credit_note_lines": pa.DataFrameSchema(
+        {
+            "credit_note_id": _col("str"),
+            "line_id": _col("str"),
+            "invoice_id": _col("str"),
+            "line_type": _col(
+                "str", False, pa.Check.isin(["invoice_line_item", "custom_line_item"])
+            ),
+            "invoice_line_id": _col("str", True),  # the credited invoice line
+            "amount_minor": _col("int64", False, _non_negative),  # before tax, net of discounts
+            "currency": _col("str", False, _currency),
+        },
+        unique=["credit_note_id", "line_id"],
+        strict=True,
+        ordered=True,
+    ),
+    "credit_grants": pa.DataFrameSchema(
+        {
+            "invoice_id": _col("str"),
+            "line_id": _col("str", True),  # NA: the invoice as a whole
+            "credit_balance_transaction": _col("str", True),
+            "amount_minor": _col("int64", False, _non_negative),
+            "currency": _col("str", False, _currency),
+        },
+        strict=True,
+        ordered=True,
+    ),
+    "refunds": pa.DataFrameSchema(
+        {
+            "refund_id": _col("str"),
+            "charge_id": _col("str"),
+            "invoice_id": _col("str", True),
+            "customer_id": _col("str", True),
+            "amount_minor": _col("int64", False, _non_negative),
+            "currency": _col("str", False, _currency),
+            "status": _col("str"),
             "created_at": _col(INSTANT),
         },
         strict=True,

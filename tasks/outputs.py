@@ -103,7 +103,17 @@ def _workbook(
     summary.append([])
     summary.append(
         _header(
-            summary, ["Currency", "Expected", "Billed", "Under-billed", "Over-billed", "Findings"]
+            summary,
+            [
+                "Currency",
+                "Expected",
+                "Billed",
+                "Under-billed",
+                "Over-billed",
+                "Credited",
+                "Refunded",
+                "Findings",
+            ],
         )
     )
     for row in result.by_currency.itertuples(index=False):
@@ -116,6 +126,8 @@ def _workbook(
                     row.billed_minor,
                     row.underbilled_minor,
                     row.overbilled_minor,
+                    getattr(row, "credited_minor", 0),
+                    getattr(row, "refunded_minor", 0),
                 )
             ]
             + [int(row.findings)]
@@ -209,8 +221,9 @@ def summary_markdown(
         "",
         "## Money per currency",
         "",
-        "| Currency | Expected | Billed | Under-billed | Over-billed | Findings |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Currency | Expected | Billed | Under-billed | Over-billed | Credited | Refunded "
+        "| Findings |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result.by_currency.itertuples(index=False):
         cur = row.currency
@@ -219,6 +232,8 @@ def summary_markdown(
             row.billed_minor,
             row.underbilled_minor,
             row.overbilled_minor,
+            getattr(row, "credited_minor", 0),
+            getattr(row, "refunded_minor", 0),
         )
         lines.append(
             f"| {cur} | " + " | ".join(_m(a, cur) for a in amounts) + f" | {row.findings} |"

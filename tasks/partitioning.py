@@ -69,6 +69,7 @@ def split_by_account(data: ReconciliationInput, partitions: int) -> list[Reconci
             contract_lines=lines[lines_part == p] if lines is not None else None,
             usage=usage[usage_part == p] if usage is not None else None,
             subscriptions=data.subscriptions,
+            credits=data.credits,  # keyed by invoice: each applies in its invoice's part
         )
         for p in range(partitions)
     ]

@@ -18,10 +18,12 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from revops.connectors.base import CreditSource
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
 from revops.periods import Window
+from revops.tasks.credits import Credits
 from revops.tasks.outputs import (
     exceptions_table,
     source_slug,
@@ -56,6 +58,11 @@ def extract_reconciliation_input(
     contract_lines = read_lines() if read_lines is not None else None
     if contract_lines is not None and contract_lines.empty:
         contract_lines = None
+    given_back = (
+        Credits(**sources.billing.money_given_back())
+        if isinstance(sources.billing, CreditSource)
+        else None
+    )
     data = ReconciliationInput(
         accounts=sources.crm.accounts(),
         contracts=sources.crm.contracts(),
@@ -65,14 +72,18 @@ def extract_reconciliation_input(
         contract_lines=contract_lines,
         usage=_line_usage(sources, contract_lines, window),
         subscriptions=sources.billing.subscriptions() if contract_lines is not None else None,
+        credits=given_back,
     )
-    # A book without contract lines keeps the fingerprints (and run ids) it always had.
+    # A book without contract lines keeps the fingerprints (and run ids) it always had; one
+    # without credits too.
     always = ("accounts", "contracts", "customers", "invoices", "invoice_lines")
     prints = {
         name: fingerprint(frame)
         for name, frame in vars(data).items()
-        if name in always or (frame is not None and len(frame))
+        if name in always or (isinstance(frame, pd.DataFrame) and len(frame))
     }
+    if given_back is not None:
+        prints.update({name: fingerprint(f) for name, f in vars(given_back).items() if len(f)})
     for system, calls in sources.calls().items():
         logger.info("%s API calls: %d", system, calls)
     logger.info(

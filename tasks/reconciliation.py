@@ -20,6 +20,13 @@ import pandas as pd
 
 from revops.periods import Window, add_months_parts, month_parts
 from revops.tasks.contract_lines import group_terms, line_table, period_lines
+from revops.tasks.credits import (
+    as_of_view,
+    given_back,
+    net_of_credits,
+    with_credit_findings,
+    with_credit_totals,
+)
 from revops.tasks.expected_billing import contract_periods
 from revops.tasks.line_findings import (
     price_mismatches,
@@ -80,6 +87,7 @@ def reconcile(
     line when the period it bills starts there. Periods starting after `as_of` are not yet
     due: they are never reported missing, but anything billed for them is checked.
     """
+    data = as_of_view(data, as_of, config.billing_timezone)
     book = _book(data, config)
     facts, subs = billable_lines(
         book.invoices, data.invoice_lines, book.invoice_account, book.currencies, window, config
@@ -102,6 +110,10 @@ def reconcile(
     extra = assigned[assigned["unexpected"].to_numpy()]
     assigned = assigned[~assigned["unexpected"].to_numpy()]
     periods = _period_totals(periods, assigned)
+    given = given_back(
+        data.credits, book.invoices, data.invoice_lines, assigned, as_of, config.billing_timezone
+    )
+    periods = net_of_credits(periods, given)
     per_invoice = _invoice_totals(assigned, periods)
     frames = [
         missing(book, periods),
@@ -114,6 +126,7 @@ def reconcile(
         outside_contract(book, loose[loose["contract"].to_numpy() >= 0]),
         unmatched(book, data, loose[loose["contract"].to_numpy() < 0]),
     ]
+    frames = with_credit_findings(frames, book, periods, given)
     findings = finish_findings([f for f in frames if not f.empty], config)
     considered = periods["due"] | periods["has_lines"]
     flagged = periods["pkey"].isin(findings["pkey"])
@@ -135,7 +148,11 @@ def reconcile(
         findings=findings.drop(columns=["pkey"]),
         matched=matched_pairs(book, per_invoice, findings),
         by_code=by_code(findings),
-        by_currency=by_currency(book, periods, assigned, pd.concat([loose, extra]), findings),
+        by_currency=with_credit_totals(
+            by_currency(book, periods, assigned, pd.concat([loose, extra]), findings),
+            given,
+            book.currencies,
+        ),
         counts=counts,
     )
 

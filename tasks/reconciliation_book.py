@@ -16,6 +16,7 @@ import pandas as pd
 from revops.money import ISO_4217_EXPONENTS
 from revops.periods import Window
 from revops.tasks.contract_lines import LineTable
+from revops.tasks.credits import Credits
 from revops.tasks.matching import ContractTerms
 from revops.tasks.reconciliation_config import ReconciliationConfig
 
@@ -67,6 +68,8 @@ class ReconciliationInput:
     contract_lines: pd.DataFrame | None = None
     usage: pd.DataFrame | None = None
     subscriptions: pd.DataFrame | None = None
+    # Optional: credit notes, credit grants and refunds (tasks.credits); none when absent.
+    credits: Credits | None = None
 
 
 @dataclass(frozen=True)

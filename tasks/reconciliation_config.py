@@ -23,6 +23,8 @@ FINDING_CODES: tuple[str, ...] = (
     "billed_outside_contract",
     "unmatched_invoice",
     "unexpected_item",
+    "credited",
+    "refunded",
 )
 
 

@@ -130,7 +130,14 @@ def _totals_section(result: ReconciliationResult) -> str:
         f"<tr><td>{escape(r.currency)}</td>"
         + "".join(
             _money_cell(v, r.currency)
-            for v in (r.expected_minor, r.billed_minor, r.underbilled_minor, r.overbilled_minor)
+            for v in (
+                r.expected_minor,
+                r.billed_minor,
+                r.underbilled_minor,
+                r.overbilled_minor,
+                getattr(r, "credited_minor", 0),
+                getattr(r, "refunded_minor", 0),
+            )
         )
         + f'<td class="num">{r.findings}</td></tr>'
         for r in result.by_currency.itertuples(index=False)
@@ -138,7 +145,8 @@ def _totals_section(result: ReconciliationResult) -> str:
     return (
         '<section id="totals"><h2>Money per currency</h2>'
         "<table><thead><tr><th>Currency</th><th>Expected</th><th>Billed</th>"
-        "<th>Under-billed (leakage)</th><th>Over-billed</th><th>Findings</th></tr></thead>"
+        "<th>Under-billed (leakage)</th><th>Over-billed</th><th>Credited</th><th>Refunded</th>"
+        "<th>Findings</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         '<p class="note">Totals are never added across currencies.</p></section>'
     )

