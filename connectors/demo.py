@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 
 from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
-from revops.connectors.demo_health import choose_health_accounts, full_use, plant_alarms
+from revops.connectors.demo_health import (
+    choose_health_accounts,
+    full_use,
+    plant_alarms,
+    plant_hygiene,
+)
 from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS, conform, validate_frame
 from revops.periods import add_months, parse_period, periods_elapsed, previous_month
@@ -293,6 +298,8 @@ class DemoSource:
         health = choose_health_accounts(book, planted_contracts, self.as_of)
         if "alarms" in health:
             book = plant_alarms(book, health["alarms"], self.as_of)
+        book, hygiene = plant_hygiene(book, self.as_of, self.window.start)
+        health = health | hygiene
         validated = {name: validate_frame(name, conform(name, f)) for name, f in book.items()}
         validated["planted"] = self._planted_list(plants)
         validated["health_plants"] = health
@@ -390,8 +397,10 @@ class DemoSource:
             {
                 "customer_id": _ids("cus_demo", np.arange(n) + 1, 7),
                 "name": accounts["name"],
+                # One domain per company (head + number): shared domains mean duplicates.
                 "email": "billing@"
                 + accounts["name"].str.split(" ").str[0].str.lower()
+                + (np.arange(n) + 1).astype(str)
                 + ".example",
                 "currency": None,
                 "salesforce_account_id": accounts["account_id"].where(~linked_in_crm),
@@ -897,7 +906,7 @@ class DemoSource:
         noise = 1.0 + 0.05 * _hashed_normal(account_number, epoch_day, self.seed)
         active = np.clip(np.rint(seats[:, None] * utilisation[:, None] * decline * noise), 0, None)
         active = np.minimum(active, np.ceil(seats[:, None] * 1.1))
-        alarms = current["account_id"].isin(self._book["health_plants"].values()).to_numpy()
+        alarms = (current["account_id"] == self._book["health_plants"].get("alarms")).to_numpy()
         active = full_use(active, seats, alarms)
         frame = pd.DataFrame(
             {

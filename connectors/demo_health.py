@@ -121,3 +121,66 @@ def plant_alarms(
 def full_use(quantity: np.ndarray, seats: np.ndarray, planted: np.ndarray) -> np.ndarray:
     """Daily active seats of planted accounts: every seat, every day."""
     return np.where(planted[:, None], seats[:, None], quantity)
+
+
+def plant_hygiene(
+    book: dict[str, pd.DataFrame], as_of: date, window_start: date
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """CRM hygiene plants (a new book dict, and plant name -> record id): an account no
+    Stripe customer links to; an earlier contract still Activated after its end and another
+    without an owner (both ended before the reconciliation window, so no billing is expected);
+    an account whose name differs from another's only by case and a legal suffix; an open
+    opportunity 20 days past its close date. Stripe customers with no CRM account are the
+    reconciliation's orphan plants."""
+    accounts, contracts = book["accounts"], book["contracts"]
+    first, second = accounts.iloc[0], accounts.iloc[1]
+    no_stripe, duplicate = "001DEMOHYG00000001", "001DEMOHYG00000002"
+    stale = "006DEMOHYG00000001"
+    new_accounts = pd.DataFrame(
+        {
+            "account_id": [no_stripe, duplicate],
+            "name": ["Zenith Unlinked", str(second["name"]).upper() + ", Inc."],
+            "owner_id": [first["owner_id"], second["owner_id"]],
+            "stripe_customer_id": [None, None],
+            "segment": ["smb", str(second["segment"])],
+        }
+    )
+    # Two of the earlier, expired contracts that ended before the window (the book keeps its
+    # size): one left Activated after its end, one without an owner.
+    earlier = contracts[
+        (contracts["status"] == "Expired")
+        & (contracts["end_date"] < pd.Timestamp(window_start) - pd.Timedelta(days=1))
+    ].sort_values("contract_id")
+    past_end, ownerless = earlier["contract_id"].iloc[0], earlier["contract_id"].iloc[1]
+    changed = contracts.copy()
+    changed.loc[changed["contract_id"] == past_end, "status"] = "Activated"
+    changed.loc[changed["contract_id"] == ownerless, "owner_id"] = None
+    opportunity = pd.DataFrame(
+        {
+            "opportunity_id": [stale],
+            "account_id": [first["account_id"]],
+            "contract_id": [None],
+            "name": ["New business: second team"],
+            "type": ["New Business"],
+            "stage": ["Negotiation/Review"],
+            "is_closed": [False],
+            "close_date": [pd.Timestamp(as_of) - pd.Timedelta(days=20)],
+            "amount_minor": [1_200_000],
+            "currency": ["USD"],
+            "owner_id": [first["owner_id"]],
+            "revops_key": [None],
+        }
+    ).astype({"close_date": book["opportunities"]["close_date"].dtype})
+    out = dict(book)
+    out["accounts"] = pd.concat([accounts, new_accounts], ignore_index=True)
+    out["contracts"] = changed
+    out["opportunities"] = pd.concat([book["opportunities"], opportunity], ignore_index=True)
+    planted = {
+        "no_stripe": no_stripe,
+        "duplicate": duplicate,
+        "duplicate_of": str(second["account_id"]),
+        "past_end_contract": past_end,
+        "ownerless_contract": ownerless,
+        "stale_opportunity": stale,
+    }
+    return out, planted

@@ -46,6 +46,8 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
         params.output_dir(),
         settings.database_url,
         flow_run.get_id(),
+        contracts=inputs.contracts,
+        contract_statuses=config.active_contract_statuses,
     )
     written = None
     if sources.crm_writer is not None:

@@ -1,4 +1,5 @@
-"""nightly: the scheduled run: reconcile, score health, hand off leads, as sub-flows."""
+"""nightly: the scheduled run: reconcile, score health, hand off leads, check CRM hygiene, as
+sub-flows."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from prefect.states import State
 
 from revops.connectors.registry import shared_sources
 from revops.errors import RevOpsError
+from revops.flows.crm_hygiene import crm_hygiene
 from revops.flows.flag_at_risk import flag_at_risk
 from revops.flows.handoff_leads import handoff_leads
 from revops.flows.params import (
+    HygieneParams,
     LeadsParams,
     NightlyParams,
     ReconcileParams,
@@ -45,6 +48,7 @@ def nightly(params: NightlyParams) -> dict[str, Any]:
         }
         parts["risk"] = flag_at_risk(params.part(RiskParams, as_of), return_state=True)
         parts["leads"] = handoff_leads(params.part(LeadsParams, as_of), return_state=True)
+        parts["hygiene"] = crm_hygiene(params.part(HygieneParams, as_of), return_state=True)
     results: dict[str, Any] = {}
     failures = []
     for name, state in parts.items():

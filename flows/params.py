@@ -278,6 +278,31 @@ class WeeklyParams(SourceParams):
     RUN_NAME = "weekly-{as_of}-{source}"
 
 
+class HygieneParams(SourceParams):
+    """Parameters of `crm_hygiene`."""
+
+    OUT_SUBDIR = "hygiene"
+    RUN_NAME = "hygiene-{as_of}-{source}"
+
+
+class MrrParams(SourceParams):
+    """Parameters of `mrr` (as of: the whole months before it are counted)."""
+
+    OUT_SUBDIR = "mrr"
+    RUN_NAME = "mrr-{as_of}-{source}"
+
+    months: int = Field(
+        default=12, ge=1, le=120, title="Months", description="Months of movements."
+    )
+    reactivation_months: int = Field(
+        default=12,
+        ge=0,
+        le=120,
+        title="Reactivation window (months)",
+        description="A return within this many months is a reactivation, not new.",
+    )
+
+
 class NightlyParams(SourceParams):
     """Parameters of the nightly run; each part writes under out_dir/<part>."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from prefect import flow
 
 from revops.flows.params import WeeklyParams, run_namer
 from revops.settings import get_settings
+from revops.tasks.health_review_tasks import weekly_health_sections
 from revops.tasks.weekly_tasks import build_review, extract_ops_data, publish_review
 
 
@@ -26,6 +28,8 @@ def weekly_review(params: WeeklyParams) -> dict[str, Any]:
     review = build_review(
         cases, opportunities, disputes, as_of, sources.label, settings.database_url
     )
+    health = weekly_health_sections(sources, as_of, settings.database_url)
+    review = dataclasses.replace(review, health=health)
     paths = publish_review(review, params.output_dir())
     return {
         "as_of": as_of.isoformat(),

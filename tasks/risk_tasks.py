@@ -18,6 +18,12 @@ from revops.connectors.warehouse import Warehouse
 from revops.frames import fingerprint, md_cell
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
+from revops.tasks.revenue_at_risk import (
+    annual_values,
+    revenue_by_tier,
+    revenue_markdown,
+    top_at_risk,
+)
 from revops.tasks.risk_config import TIERS, RiskConfig
 from revops.tasks.risk_history import explain_changes
 from revops.tasks.risk_scoring import score_accounts
@@ -132,7 +138,11 @@ def risk_run_id(as_of: date, source: str, config: RiskConfig, inputs: RiskInputs
 
 
 def risk_markdown(
-    scores: pd.DataFrame, as_of: date, source: str, out_dir: Path | None = None
+    scores: pd.DataFrame,
+    as_of: date,
+    source: str,
+    out_dir: Path | None = None,
+    revenue: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> str:
     """Counts per tier and the accounts newly at risk, for CSMs."""
     counts = scores["tier"].value_counts()
@@ -169,6 +179,8 @@ def risk_markdown(
                 f"| {md_cell(row.account_name)} ({row.account_id}) | {row.score} | {row.tier} "
                 f"| {row.cap} | {change} | {md_cell(row.cap_reason)} |"
             )
+    if revenue is not None:
+        lines += ["", *revenue_markdown(*revenue)]
     if out_dir is not None:
         lines += ["", f"All scores: `{out_dir / 'at_risk.csv'}`"]
     return "\n".join(lines) + "\n"
@@ -183,14 +195,26 @@ def publish_risk(
     out_dir: Path,
     database_url: str,
     flow_run_id: str | None,
+    contracts: pd.DataFrame | None = None,
+    contract_statuses: list[str] | None = None,
 ) -> list[Path]:
-    """at_risk.csv and risk.md, the score history, and the run's artifacts; all or nothing."""
-    markdown = risk_markdown(scores, as_of, source, out_dir)
+    """at_risk.csv and risk.md, the score history, and the run's artifacts; all or nothing.
+
+    With `contracts`, revenue at risk (tasks.revenue_at_risk) goes into risk.md, the
+    artifacts and revenue_at_risk.csv (value per tier and currency).
+    """
+    revenue = None
+    if contracts is not None:
+        values = annual_values(contracts, as_of, contract_statuses or ["Activated"])
+        revenue = (revenue_by_tier(scores, values), top_at_risk(scores, values))
+    markdown = risk_markdown(scores, as_of, source, out_dir, revenue)
     counts = {f"tier_{t}": int((scores["tier"] == t).sum()) for t in TIERS}
     counts["newly_at_risk"] = int(scores["newly_at_risk"].sum())
     with staged_outputs(out_dir) as staging:
         scores[AT_RISK_COLUMNS].to_csv(staging / "at_risk.csv", index=False, lineterminator="\n")
         (staging / "risk.md").write_text(markdown, encoding="utf-8")
+        if revenue is not None:
+            revenue[0].to_csv(staging / "revenue_at_risk.csv", index=False, lineterminator="\n")
         Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
     slug = source_slug(source)
     create_markdown_artifact(
@@ -200,4 +224,11 @@ def publish_risk(
     create_table_artifact(
         table=table, key=f"risk-{slug}-accounts", description=f"{len(scores)} accounts, worst first"
     )
+    if revenue is not None:
+        create_table_artifact(
+            table=json.loads(revenue[0].to_json(orient="records")),
+            key=f"risk-{slug}-revenue",
+            description=f"Annualised contract value per tier and currency as of {as_of}",
+        )
+        return [out_dir / "at_risk.csv", out_dir / "risk.md", out_dir / "revenue_at_risk.csv"]
     return [out_dir / "at_risk.csv", out_dir / "risk.md"]

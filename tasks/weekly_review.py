@@ -136,6 +136,7 @@ class WeeklyReview:
     leads: dict[str, int]
     leakage: pd.DataFrame  # Warehouse.trend(): under-/over-billed per window and currency
     has_first_response: bool
+    health: str = ""  # markdown sections from tasks.health_review (revenue, MRR, hygiene)
 
 
 def _markdown_table(frame: pd.DataFrame) -> list[str]:
@@ -201,6 +202,8 @@ def weekly_markdown(review: WeeklyReview) -> str:
         if not trend.empty
         else ["No reconciliation runs yet."]
     )
+    if review.health:
+        lines += ["", review.health]
     return "\n".join(lines) + "\n"
 
 
@@ -267,6 +270,9 @@ def weekly_html(review: WeeklyReview) -> str:
             )
             if not trend.empty
             else "<p>No reconciliation runs yet.</p>",
+            f"<h2>Health, revenue and CRM hygiene</h2><pre>{escape(review.health)}</pre>"
+            if review.health
+            else "",
             "</body></html>",
         ]
     )

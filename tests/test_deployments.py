@@ -130,6 +130,16 @@ FORMS = {
     "weekly-review": (SOURCE + TAIL, ADVANCED),
     "flag-at-risk": ([*SOURCE, ("dry_run", "Dry run"), *TAIL], ADVANCED),
     "handoff-leads": ([*SOURCE, ("dry_run", "Dry run"), *TAIL], ADVANCED),
+    "crm-hygiene": (SOURCE + TAIL, ADVANCED),
+    "mrr": (
+        [
+            *SOURCE,
+            ("months", "Months"),
+            ("reactivation_months", "Reactivation window (months)"),
+            *TAIL,
+        ],
+        ADVANCED,
+    ),
 }
 # Until the migrations change removes them from migrate's model (issue 17), the migration
 # deployments are checked for the one rule that matters there only once it lands.

@@ -48,7 +48,8 @@ def test_nightly_scores_before_leads_so_no_upsell_goes_to_an_at_risk_account(
 ) -> None:
     monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
     result = nightly(NightlyParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
-    assert set(result) == {"reconciliation", "risk", "leads"}
+    assert set(result) == {"reconciliation", "risk", "leads", "hygiene"}  # hygiene: issue 18
+    assert (tmp_path / "hygiene" / "hygiene.csv").exists()
     tiers = pd.read_csv(tmp_path / "risk" / "at_risk.csv", dtype=str).set_index("account_id")[
         "tier"
     ]

@@ -10,10 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # Modules of tasks/ that define Prefect tasks: they may import connectors and Prefect.
 TASK_MODULES = {
     "crm_writeback",
+    "health_review_tasks",
+    "hygiene_tasks",
     "lead_tasks",
     "migration_apply",
     "migration_dry_run",
     "migration_rollback",
+    "mrr_tasks",
     "migration_tasks",
     "migration_verify",
     "reconcile_tasks",

@@ -28,7 +28,9 @@ from revops.flows.params import (
     BillingChoice,
     CrmChoice,
     CrmWriteParams,
+    HygieneParams,
     LeadsParams,
+    MrrParams,
     NightlyParams,
     ReconcileOptions,
     ReconcileParams,
@@ -332,6 +334,88 @@ _crm_write_command(
     print_leads,
     "Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing).",
 )
+
+
+# -- health: CRM hygiene and MRR ------------------------------------------------------------
+
+
+@app.command()
+def hygiene(
+    source: SourceKind = _source(),
+    crm: CrmChoice = field_option(HygieneParams, "crm"),
+    input_dir: str | None = _input(),
+    as_of: str | None = _as_of(),
+    out: str | None = _out(HygieneParams),
+    demo_size: int | None = _demo_size(),
+    seed: int | None = _seed(),
+) -> None:
+    """CRM hygiene: unlinked accounts, stale contracts and opportunities, duplicates."""
+    apply_local_defaults()
+
+    def action() -> dict:
+        from revops.flows.crm_hygiene import crm_hygiene
+
+        options = {"source": source, "crm": crm, "input_dir": input_dir, "out_dir": out}
+        options["as_of"] = parse_date(as_of, "--as-of")
+        return crm_hygiene(
+            params_from(HygieneParams, options, {"demo_size": demo_size, "demo_seed": seed})
+        )
+
+    summary = run_action(action)
+    console.print(
+        f"\n[bold]CRM hygiene[/] as of {summary['as_of']} (source {summary['source']}): "
+        f"{sum(summary['counts'].values())} problems",
+        soft_wrap=True,
+    )
+    table = Table("Check", "Problems")
+    for check, count in summary["counts"].items():
+        table.add_row(check, str(count))
+    console.print(table)
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def mrr(
+    source: SourceKind = _source(),
+    billing: BillingChoice = field_option(MrrParams, "billing"),
+    crm: CrmChoice = field_option(MrrParams, "crm"),
+    input_dir: str | None = _input(),
+    as_of: str | None = _as_of(),
+    months: int | None = field_option(MrrParams, "months"),
+    reactivation_months: int | None = field_option(MrrParams, "reactivation_months"),
+    out: str | None = _out(MrrParams),
+    demo_size: int | None = _demo_size(),
+    seed: int | None = _seed(),
+) -> None:
+    """MRR/ARR movements per month and currency, from contracts and from Stripe."""
+    apply_local_defaults()
+
+    def action() -> dict:
+        from revops.flows.mrr import mrr as mrr_flow
+
+        options = {"source": source, "billing": billing, "crm": crm, "input_dir": input_dir}
+        options |= {"as_of": parse_date(as_of, "--as-of"), "out_dir": out, "months": months}
+        options["reactivation_months"] = reactivation_months
+        return mrr_flow(
+            params_from(MrrParams, options, {"demo_size": demo_size, "demo_seed": seed})
+        )
+
+    summary = run_action(action)
+    console.print(
+        f"\n[bold]MRR[/] at the end of {summary['month']} (source {summary['source']}); "
+        f"{summary['accounts_differing']} accounts where contracted and Stripe MRR differ",
+        soft_wrap=True,
+    )
+    table = Table("Source", "Currency", "MRR")
+    for key, minor in summary["mrr_end"].items():
+        origin, currency = key.split(":")
+        table.add_row(origin, currency, amount_text(minor, currency))
+    console.print(table)
+    for path in summary["outputs"]:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
 app.add_typer(review_app, name="review")
 app.add_typer(migrate_app, name="migrate")
 

@@ -1,0 +1,264 @@
+"""MRR and ARR movements per month and currency, from contracts and from Stripe subscriptions.
+
+Counting rules (also in the README, "MRR movements"):
+
+- **Snapshot**: an account's MRR for a month is what it is contracted (or subscribed) for on
+  the last day of that month. A contract counts from its start date through its end date in
+  the statuses `counted_statuses` (Activated and Expired: an expired contract was live during
+  its term; Draft never counts). Its MRR is unit price x seats less its discount, per month,
+  rounded half up once per contract, in integer minor units.
+- **Movements**, per account and currency, month over month: `new` (0 before, above 0 now, no
+  MRR in the `reactivation_months` months before), `reactivation` (0 before, above 0 now, with
+  MRR within that window), `expansion` / `contraction` (above 0 both months, up / down),
+  `churn` (above 0 before, 0 now, negative). net = the sum; mrr_end = mrr_start + net.
+- **Same-month churn**: a contract that starts and ends between two month ends is never in a
+  snapshot and is counted in no movement.
+- **Metered revenue**: Stripe items without a quantity or unit amount (metered, usage-billed)
+  are not recurring revenue and are left out; overage lines are never MRR.
+- **Stripe**: an item's MRR is its unit amount x quantity scaled to a month (interval and
+  interval count; a year is 12 months, a week 52/12 of one, a day 365/12), rounded half up.
+  Stripe's list API holds no past quantities, so a subscription counts at its current price
+  from its creation to its end (canceled ones end at `current_period_end`): items added or
+  removed show, past quantity changes do not.
+- **Currency**: every figure is per currency. Nothing is summed or converted across currencies
+  (no cross-currency total is produced; a dated rate table is not supported yet).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from revops.config import StrictConfig
+from revops.frames import require_columns
+from revops.tasks.matching import link_customers
+
+MOVEMENTS: tuple[str, ...] = ("new", "expansion", "contraction", "churn", "reactivation")
+MOVEMENT_COLUMNS = [
+    "source",
+    "month",
+    "currency",
+    "accounts",
+    "mrr_start_minor",
+    *(f"{m}_minor" for m in MOVEMENTS),
+    "net_minor",
+    "mrr_end_minor",
+    "arr_end_minor",
+]
+COMPARE_COLUMNS = [
+    "account_id",
+    "currency",
+    "contracted_mrr_minor",
+    "stripe_mrr_minor",
+    "difference_minor",
+]
+_BP = 10_000
+_MONTH_FACTOR = {"month": (1, 1), "year": (1, 12), "week": (52, 12), "day": (365, 12)}
+
+
+class MrrConfig(StrictConfig):
+    """How MRR is counted (tasks.mrr)."""
+
+    counted_statuses: list[str] = Field(default_factory=lambda: ["Activated", "Expired"])
+    stripe_statuses: list[str] = Field(
+        default_factory=lambda: ["active", "past_due", "canceled", "unpaid"]
+    )
+    reactivation_months: int = Field(default=12, ge=0, le=120)
+
+
+def month_ends(as_of: date, months: int) -> pd.DatetimeIndex:
+    """The last days of the `months` whole months before as_of's month, oldest first, plus
+    the month before those (the start of the first movement)."""
+    last = pd.Timestamp(as_of).to_period("M") - 1
+    periods = pd.period_range(end=last, periods=months + 1, freq="M")
+    return periods.to_timestamp(how="end").normalize()
+
+
+def contract_mrr_minor(contracts: pd.DataFrame) -> np.ndarray:
+    """Monthly recurring value of each contract: unit x seats less discount, half up."""
+    discount_bp = np.rint(contracts["discount_pct"].to_numpy(dtype=np.float64) * 100).astype(
+        np.int64
+    )
+    gross = contracts["unit_price_minor"].to_numpy(dtype=np.int64) * contracts["quantity"].to_numpy(
+        dtype=np.int64
+    )
+    return (gross * (_BP - discount_bp) + _BP // 2) // _BP
+
+
+def contract_snapshots(
+    contracts: pd.DataFrame, ends: pd.DatetimeIndex, config: MrrConfig
+) -> pd.DataFrame:
+    """account_id, currency, month_end, mrr_minor: each account's contracted MRR on each
+    month end (only non-zero rows)."""
+    require_columns(
+        contracts,
+        "contracts frame",
+        ["account_id", "status", "start_date", "end_date", "currency", "unit_price_minor"],
+    )
+    counted = contracts[contracts["status"].isin(config.counted_statuses)]
+    return _snapshots(
+        counted["account_id"].to_numpy(dtype=object),
+        counted["currency"].to_numpy(dtype=object),
+        counted["start_date"].to_numpy(dtype="datetime64[D]"),
+        counted["end_date"].to_numpy(dtype="datetime64[D]"),
+        contract_mrr_minor(counted),
+        ends,
+    )
+
+
+def stripe_item_mrr_minor(subscriptions: pd.DataFrame) -> np.ndarray:
+    """Monthly value of each subscription item; -1 for metered or unpriced items."""
+    quantity = subscriptions["quantity"].astype("Int64")
+    unit = subscriptions["unit_amount_minor"].astype("Int64")
+    interval = subscriptions["interval"].astype(object).fillna("")
+    count = subscriptions["interval_count"].astype("Int64").fillna(1).to_numpy(dtype=np.int64)
+    num = interval.map(lambda i: _MONTH_FACTOR.get(i, (0, 1))[0]).to_numpy(dtype=np.int64)
+    den = interval.map(lambda i: _MONTH_FACTOR.get(i, (0, 1))[1]).to_numpy(dtype=np.int64)
+    known = (quantity.notna() & unit.notna()).to_numpy() & (num > 0)
+    gross = (unit.fillna(0) * quantity.fillna(0)).to_numpy(dtype=np.int64) * num
+    period = den * np.maximum(count, 1)
+    return np.where(known, (2 * gross + period) // (2 * period), -1)
+
+
+def stripe_snapshots(
+    subscriptions: pd.DataFrame,
+    customers: pd.DataFrame,
+    accounts: pd.DataFrame,
+    ends: pd.DatetimeIndex,
+    config: MrrConfig,
+) -> pd.DataFrame:
+    """Like contract_snapshots, from Stripe subscription items linked to CRM accounts
+    (unlinked customers keep their customer id as account_id)."""
+    subs = subscriptions[subscriptions["status"].isin(config.stripe_statuses)]
+    mrr = stripe_item_mrr_minor(subs)
+    subs, mrr = subs[mrr >= 0], mrr[mrr >= 0]
+    links = link_customers(customers, accounts, pd.Index(subs["customer_id"].unique()))
+    account = subs["customer_id"].map(links.set_index("customer_id")["account_id"])
+    account = account.fillna(subs["customer_id"]).to_numpy(dtype=object)
+    start = subs["created_at"].dt.tz_convert("UTC").dt.tz_localize(None)
+    end = subs["current_period_end"].dt.tz_convert("UTC").dt.tz_localize(None)
+    end = end.where(subs["status"].eq("canceled"))
+    return _snapshots(
+        account,
+        subs["currency"].to_numpy(dtype=object),
+        start.to_numpy(dtype="datetime64[D]"),
+        end.to_numpy(dtype="datetime64[D]"),
+        mrr,
+        ends,
+    )
+
+
+def movements(snapshots: pd.DataFrame, ends: pd.DatetimeIndex, config: MrrConfig) -> pd.DataFrame:
+    """Per account, currency and month (ends[1:]): mrr_start, mrr_end and the movement kind
+    (new, expansion, contraction, churn, reactivation; "" when unchanged)."""
+    if snapshots.empty:
+        return pd.DataFrame(
+            columns=["account_id", "currency", "month", "mrr_start_minor", "mrr_end_minor", "kind"]
+        )
+    wide = (
+        snapshots.pivot_table(
+            index=["account_id", "currency"],
+            columns="month_end",
+            values="mrr_minor",
+            aggfunc="sum",
+            fill_value=0,
+        )
+        .reindex(columns=ends, fill_value=0)
+        .astype(np.int64)
+    )
+    values = wide.to_numpy()
+    before, after = values[:, :-1], values[:, 1:]
+    # Any MRR in the reactivation window before the previous month end (history in range).
+    window = config.reactivation_months
+    seen = np.zeros_like(before, dtype=bool)
+    for lag in range(1, window + 1):
+        shifted = np.zeros_like(before, dtype=bool)
+        if lag < before.shape[1]:
+            shifted[:, lag:] = before[:, :-lag] > 0
+        seen |= shifted
+    kind = np.select(
+        [
+            (before == 0) & (after > 0) & seen,
+            (before == 0) & (after > 0),
+            (before > 0) & (after == 0),
+            (before > 0) & (after > before),
+            (before > 0) & (after < before) & (after > 0),
+        ],
+        ["reactivation", "new", "churn", "expansion", "contraction"],
+        default="",
+    )
+    n_keys, n_months = before.shape
+    index = wide.index.to_frame(index=False)
+    return pd.DataFrame(
+        {
+            "account_id": np.repeat(index["account_id"].to_numpy(), n_months),
+            "currency": np.repeat(index["currency"].to_numpy(), n_months),
+            "month": np.tile(ends[1:].strftime("%Y-%m").to_numpy(), n_keys),
+            "mrr_start_minor": before.ravel(),
+            "mrr_end_minor": after.ravel(),
+            "kind": kind.ravel(),
+        }
+    )
+
+
+def movement_summary(moves: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Per month and currency: accounts with MRR at month end, MRR at start, each movement's
+    total, net, MRR and ARR (12 x MRR) at the end (MOVEMENT_COLUMNS)."""
+    if moves.empty:
+        return pd.DataFrame(columns=MOVEMENT_COLUMNS)
+    delta = moves["mrr_end_minor"] - moves["mrr_start_minor"]
+    frame = moves.assign(
+        **{f"{m}_minor": np.where(moves["kind"] == m, delta, 0) for m in MOVEMENTS},
+        accounts=(moves["mrr_end_minor"] > 0).astype(np.int64),
+    )
+    sums = ["accounts", "mrr_start_minor", *(f"{m}_minor" for m in MOVEMENTS), "mrr_end_minor"]
+    out = frame.groupby(["month", "currency"], as_index=False)[sums].sum()
+    out["net_minor"] = out[[f"{m}_minor" for m in MOVEMENTS]].sum(axis=1)
+    out["arr_end_minor"] = out["mrr_end_minor"] * 12
+    out.insert(0, "source", source)
+    return out[MOVEMENT_COLUMNS].astype({c: np.int64 for c in MOVEMENT_COLUMNS[3:]})
+
+
+def compare_mrr(contracted: pd.DataFrame, stripe: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+    """Contracted vs Stripe MRR per account and currency on month end `at`, where they differ
+    (COMPARE_COLUMNS; difference = Stripe - contracted), largest difference first per currency."""
+    keys = ["account_id", "currency"]
+    a = contracted[contracted["month_end"] == at].groupby(keys)["mrr_minor"].sum()
+    b = stripe[stripe["month_end"] == at].groupby(keys)["mrr_minor"].sum()
+    both = pd.concat(
+        [a.rename("contracted_mrr_minor"), b.rename("stripe_mrr_minor")], axis=1
+    ).fillna(0)
+    both = both.astype(np.int64).reset_index()
+    both["difference_minor"] = both["stripe_mrr_minor"] - both["contracted_mrr_minor"]
+    both = both[both["difference_minor"] != 0]
+    order = both.assign(_abs=both["difference_minor"].abs()).sort_values(
+        ["currency", "_abs", "account_id"], ascending=[True, False, True]
+    )
+    return order[COMPARE_COLUMNS].reset_index(drop=True)
+
+
+def _snapshots(
+    account: np.ndarray,
+    currency: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    mrr: np.ndarray,
+    ends: pd.DatetimeIndex,
+) -> pd.DataFrame:
+    month_end = ends.to_numpy(dtype="datetime64[D]")
+    live = (start[:, None] <= month_end[None, :]) & (
+        np.isnat(end)[:, None] | (end[:, None] >= month_end[None, :])
+    )
+    row, col = np.nonzero(live & (mrr[:, None] > 0))
+    frame = pd.DataFrame(
+        {
+            "account_id": account[row],
+            "currency": currency[row],
+            "month_end": ends[col],
+            "mrr_minor": mrr[row].astype(np.int64),
+        }
+    )
+    return frame.groupby(["account_id", "currency", "month_end"], as_index=False)["mrr_minor"].sum()
