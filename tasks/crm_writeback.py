@@ -73,11 +73,29 @@ def account_health_records(
         }
     )
     if "reasons" in fields:
-        # A Salesforce text field holds 255 characters; the reasons lead with the worst.
-        out[fields["reasons"]] = scores["reasons"].fillna("").astype(str).str.slice(0, 255)
+        # A Salesforce text field holds 255 characters: the cap (the alarm) goes first, then
+        # the score's reasons, worst first.
+        out[fields["reasons"]] = cap_first(scores).str.slice(0, 255).to_numpy()
     if "scored_on" in fields:
         out[fields["scored_on"]] = as_of.isoformat()
     return out.to_dict("records")
+
+
+def cap_first(scores: pd.DataFrame) -> pd.Series:
+    """Each account's reasons with its cap reason (if any) moved to the front."""
+    reasons = scores["reasons"].fillna("").astype(str)
+    if "cap_reason" not in scores.columns:
+        return reasons
+    cap = scores["cap_reason"].fillna("").astype(str)
+    rest = pd.Series(
+        [
+            r.removesuffix(c).removesuffix("; ") if c else r
+            for r, c in zip(reasons, cap, strict=True)
+        ],
+        index=scores.index,
+    )
+    sep = pd.Series("; ", index=scores.index).where((cap != "") & (rest != ""), "")
+    return (cap + sep + rest).where(cap != "", reasons)
 
 
 def at_risk_task_records(
@@ -102,7 +120,7 @@ def at_risk_task_records(
             + " ("
             + risky["tier"].astype(str)
             + "): "
-            + risky["reasons"].fillna("").astype(str)
+            + cap_first(risky)
             + "\n\nRevOps key: "
             + keys,
             "_key": keys,

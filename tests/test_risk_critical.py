@@ -191,3 +191,23 @@ def test_the_shipped_config_caps() -> None:
     assert shipped.critical is not None and shipped.critical.at_risk_when == 2
     change = {"disputes": [dispute("dp1", "lost", 5_000, days_ago=20)]}
     assert full_use(**change, config=shipped)["tier"] == "at_risk"
+
+
+def test_the_crm_writeback_puts_the_cap_first() -> None:
+    from revops.tasks.crm_writeback import cap_first
+
+    scores = pd.DataFrame(
+        {
+            "reasons": [
+                "usage down 5% vs baseline; capped at watch: High case open 20 days",
+                "x",
+                "",
+            ],
+            "cap_reason": ["capped at watch: High case open 20 days", "", "capped at watch: y"],
+        }
+    )
+    assert cap_first(scores).tolist() == [
+        "capped at watch: High case open 20 days; usage down 5% vs baseline",
+        "x",
+        "capped at watch: y",
+    ]
