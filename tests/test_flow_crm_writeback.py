@@ -198,7 +198,7 @@ def test_the_nightly_parts_share_one_read_of_salesforce(
 
     results = nightly(NightlyParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
 
-    assert set(results) == {"reconciliation", "risk", "leads"}
+    assert set(results) == {"reconciliation", "risk", "leads", "hygiene"}  # hygiene: issue 18
     assert org.logins == 1
     assert org.calls("GET", "/limits") == 1
     describes = [p for m, p in org.log if m == "GET" and p.endswith("/describe")]
