@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from revops.errors import InputError, InputErrors
+from revops.escaping import markdown_text
 from revops.money import ISO_4217_EXPONENTS
 
 DATE = "datetime64[us]"
@@ -383,10 +384,7 @@ class SourceLocation:
 def md_cell(value: object) -> str:
     """Text from the data made safe for one markdown table cell: pipes, markup and line
     breaks escaped, so an account name cannot break the table or inject links."""
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-    for char in ("\\", "|", "*", "_", "`", "[", "]", "<", ">"):
-        text = text.replace(char, "\\" + char)
-    return " ".join(text.split())
+    return markdown_text(value)
 
 
 def require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:

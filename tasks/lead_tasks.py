@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
+from revops.escaping import csv_safe
 from revops.frames import md_cell
 from revops.money import format_money
 from revops.tasks.lead_config import LeadConfig
@@ -151,10 +152,10 @@ def leads_markdown(
                 else format_money(int(row.amount_minor), row.currency)
             )
             close = "—" if pd.isna(row.close_date) else f"{row.close_date:%Y-%m-%d}"
-            contract = "—" if pd.isna(row.contract_id) else row.contract_id
+            contract = "—" if pd.isna(row.contract_id) else md_cell(row.contract_id)
             lines.append(
-                f"| {row.kind} | {row.account_id} | {contract} | {amount} | {close} "
-                f"| {row.reason} |"
+                f"| {row.kind} | {md_cell(row.account_id)} | {contract} | {amount} | {close} "
+                f"| {md_cell(row.reason)} |"
             )
     flagged = leads[(leads["kind"] == "renewal") & leads["billing_exceptions"].notna()]
     if not flagged.empty:
@@ -176,7 +177,10 @@ def leads_markdown(
             )
     if not failed.empty:
         lines += ["", f"## Refused by the CRM ({len(failed)})", ""]
-        lines += [f"- `{row.lead_key}`: {row.write_error}" for row in failed.head(50).itertuples()]
+        lines += [
+            f"- {md_cell(row.lead_key)}: {md_cell(row.write_error)}"
+            for row in failed.head(50).itertuples()
+        ]
     if out_dir is not None:
         lines += ["", f"All leads: `{out_dir / 'leads.csv'}`"]
     return "\n".join(lines) + "\n"
@@ -197,7 +201,7 @@ def publish_leads(
     with staged_outputs(out_dir) as staging:
         if database_url:
             Warehouse(database_url).store_lead_run(as_of, source, dry_run, counts)
-        leads[LEADS_CSV_COLUMNS].to_csv(
+        csv_safe(leads[LEADS_CSV_COLUMNS]).to_csv(
             staging / "leads.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n"
         )
         (staging / "leads.md").write_text(markdown, encoding="utf-8")

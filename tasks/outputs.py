@@ -20,6 +20,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from revops.escaping import csv_safe, markdown_text
 from revops.money import exponent, format_money, minor_to_major
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 
@@ -88,7 +89,7 @@ def write_reconciliation_files(
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    csv_safe(frame).to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
 
 
 def _workbook(
@@ -163,9 +164,9 @@ def _workbook(
     exceptions.append(_header(exceptions, headers))
     for record in findings.to_dict("records"):
         currency = record["currency"]
-        values = [_plain(record[c]) for c in lead]
+        values = [_cell(exceptions, record[c]) for c in lead]
         values += [_money_cell(exceptions, record[c], currency) for c in minor]
-        values += [_plain(record[c]) for c in rest + minor]
+        values += [_cell(exceptions, record[c]) for c in rest + minor]
         exceptions.append(values)
     book.save(path)
 
@@ -187,6 +188,17 @@ def _money_cell(sheet: Worksheet, amount: object, currency: str) -> WriteOnlyCel
     exp = exponent(currency)
     cell = WriteOnlyCell(sheet, value=minor_to_major(int(amount), currency))
     cell.number_format = "#,##0" + ("." + "0" * exp if exp else "")
+    return cell
+
+
+def _cell(sheet: Worksheet, value: object) -> object:
+    """A value from the data; text always a string cell, never a formula (an invoice id
+    `=HYPERLINK(...)` stays that text)."""
+    plain = _plain(value)
+    if not isinstance(plain, str):
+        return plain
+    cell = WriteOnlyCell(sheet, value=plain)
+    cell.data_type = "s"
     return cell
 
 
@@ -267,7 +279,7 @@ def summary_markdown(
             lines.append(
                 f"| {row.severity} | `{row.code}` | {_s(row.account_id)} | {_s(row.contract_id)} "
                 f"| {row.period_start:%Y-%m-%d} | {_m(row.variance_minor, row.currency)} "
-                f"| {row.detail} |"
+                f"| {markdown_text(row.detail)} |"
             )
     if out_dir is not None:
         lines += ["", "## Files", ""] + [f"- `{out_dir / name}`" for name in RECONCILIATION_FILES]
@@ -287,7 +299,7 @@ def _m(amount: object, currency: str) -> str:
 
 
 def _s(value: object) -> str:
-    return "—" if value is None or pd.isna(value) else str(value)
+    return "—" if value is None or pd.isna(value) else markdown_text(value)
 
 
 def exceptions_table(findings: pd.DataFrame, rows: int) -> list[dict[str, object]]:

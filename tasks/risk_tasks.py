@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
+from revops.escaping import csv_safe
 from revops.frames import fingerprint, md_cell
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
@@ -164,8 +165,8 @@ def risk_markdown(
         for row in newly.head(50).itertuples(index=False):
             was = row.previous_tier if isinstance(row.previous_tier, str) else "new"
             lines.append(
-                f"| {row.account_name} ({row.account_id}) | {row.owner_id} | {row.score} "
-                f"| {was} | {row.reasons} |"
+                f"| {md_cell(row.account_name)} ({md_cell(row.account_id)}) "
+                f"| {md_cell(row.owner_id)} | {row.score} | {was} | {md_cell(row.reasons)} |"
             )
     capped = scores[scores["cap"] != ""] if "cap" in scores.columns else scores.iloc[:0]
     lines += ["", f"## Capped by critical signals ({len(capped)})", ""]
@@ -211,7 +212,9 @@ def publish_risk(
     counts = {f"tier_{t}": int((scores["tier"] == t).sum()) for t in TIERS}
     counts["newly_at_risk"] = int(scores["newly_at_risk"].sum())
     with staged_outputs(out_dir) as staging:
-        scores[AT_RISK_COLUMNS].to_csv(staging / "at_risk.csv", index=False, lineterminator="\n")
+        csv_safe(scores[AT_RISK_COLUMNS]).to_csv(
+            staging / "at_risk.csv", index=False, lineterminator="\n"
+        )
         (staging / "risk.md").write_text(markdown, encoding="utf-8")
         if revenue is not None:
             revenue[0].to_csv(staging / "revenue_at_risk.csv", index=False, lineterminator="\n")
