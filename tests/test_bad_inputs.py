@@ -61,6 +61,17 @@ def cell(name: str, row: int, column: str, value: str) -> Callable[[Path], None]
     return edit
 
 
+def activated(column: str, value: str) -> Callable[[Path], None]:
+    """Set `column` on the first Activated contract of Contract.csv."""
+
+    def edit(folder: Path) -> None:
+        frame = pd.read_csv(folder / "Contract.csv", dtype=str, keep_default_na=False)
+        frame.loc[frame.index[frame["Status"] == "Activated"][0], column] = value
+        frame.to_csv(folder / "Contract.csv", index=False)
+
+    return edit
+
+
 def text(name: str, change: Callable[[str], str]) -> Callable[[Path], None]:
     def edit(folder: Path) -> None:
         (folder / name).write_text(change((folder / name).read_text()))
@@ -117,13 +128,12 @@ def _ms(invoice: dict) -> None:
 HEADER = "Id,AccountId,Status,StartDate,EndDate,CurrencyIsoCode,Billing_Frequency__c"
 BAD_INPUTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "blank Unit_Price__c on an Activated contract": (
-        cell("Contract.csv", 1, "Unit_Price__c", ""),
-        "Contract.csv, row 1 (line 2), column Unit_Price__c: is empty on a contract with status "
-        "'Activated'",
+        activated("Unit_Price__c", ""),
+        "column Unit_Price__c: is empty on a contract with status 'Activated'",
     ),
     "blank Quantity__c on an Activated contract": (
-        cell("Contract.csv", 2, "Quantity__c", ""),
-        "Contract.csv, row 2 (line 3), column Quantity__c: is empty on a contract with status",
+        activated("Quantity__c", ""),
+        "column Quantity__c: is empty on a contract with status 'Activated'",
     ),
     "header-only Contract.csv": (
         text("Contract.csv", lambda t: t.split("\n", 1)[0] + "\n"),
@@ -237,7 +247,7 @@ def findings_of(out: Path) -> str:
 
 UPPER = "ID,ACCOUNTID,STATUS,STARTDATE,ENDDATE,CURRENCYISOCODE,BILLING_FREQUENCY__C"
 SAME_BOOK: dict[str, Callable[[Path], None]] = {
-    "status `activated` in lower case": cell("Contract.csv", 1, "Status", "activated"),
+    "status `activated` in lower case": activated("Status", "activated"),
     "upper-case Data Loader headers (older Data Loader releases)": text(
         "Contract.csv", lambda t: t.replace(HEADER, UPPER, 1)
     ),
