@@ -20,6 +20,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from revops.errors import InputError
 from revops.escaping import csv_safe, markdown_text
 from revops.money import exponent, format_money, minor_to_major
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
@@ -50,9 +51,16 @@ def source_slug(source: str) -> str:
 
 @contextmanager
 def staged_outputs(out_dir: Path) -> Iterator[Path]:
-    """A staging folder whose files replace those in `out_dir` only if the block succeeds."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    """A staging folder whose files replace those in `out_dir` only if the block succeeds.
+
+    An output folder that is a file, or cannot be written, is an InputError naming it.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    except OSError as exc:
+        why = "is a file, not a folder" if out_dir.is_file() else (exc.strerror or str(exc))
+        raise InputError(f"the output folder (--out) {out_dir} {why}") from None
     try:
         yield staging
         for path in sorted(staging.iterdir()):

@@ -118,3 +118,17 @@ def test_the_exceptions_artifact_reads_in_major_units_with_names_and_status(resu
         expected = format_money(int(source["variance_minor"]), source["currency"]).split(" ")[1]
         assert first["variance"] == expected
     json.dumps(table)  # JSON-safe, as Prefect stores it
+
+
+def test_an_output_folder_that_is_a_file_or_unwritable_is_named(tmp_path: Path) -> None:
+    from revops.errors import InputError
+
+    a_file = tmp_path / "out.txt"
+    a_file.write_text("x")
+    with (
+        pytest.raises(InputError, match=r"out\.txt is a file, not a folder"),
+        staged_outputs(a_file),
+    ):
+        pass
+    with pytest.raises(InputError, match="the output folder"), staged_outputs(a_file / "x"):
+        pass
