@@ -285,7 +285,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "product_name": _col("str", True),
             "stripe_price_id": _col("str", True),
             "charge_type": _col("str", False, pa.Check.isin(list(CHARGE_TYPES))),
-            "quantity": _col("float64", False, _non_negative),
+            # Negative: a CPQ amendment record's quantity is a delta (a reduction).
+            "quantity": _col("float64"),
             "unit_price_minor": _col("int64"),
             "discount_pct": _col("float64", True, pa.Check.in_range(0, 100)),
             "start_date": _col(DATE, True),
