@@ -944,7 +944,7 @@ def test_two_concurrent_applies_of_one_plan_write_each_account_once(
 ) -> None:
     accounts = seed(stripe_client, 4)
     plan = write_plan(tmp_path, accounts)
-    go = tmp_path / "go"
+    Warehouse(warehouse_url)  # its tables: two processes creating them at once collide
     with recording_proxy(localstripe, post_delay=0.5) as (proxy, log):
         env = os.environ | {
             "STRIPE_API_KEY": KEY,
@@ -955,7 +955,11 @@ def test_two_concurrent_applies_of_one_plan_write_each_account_once(
             subprocess.Popen(
                 [
                     *(sys.executable, "-m", "tests.migration_worker", str(plan)),
-                    *(str(tmp_path / f"out{n}"), str(tmp_path / f"ready{n}"), str(go)),
+                    *(
+                        str(tmp_path / f"out{n}"),
+                        str(tmp_path / f"ready{n}"),
+                        str(tmp_path / f"go{n}"),
+                    ),
                 ],
                 env=env,
                 cwd=ROOT,
@@ -970,7 +974,11 @@ def test_two_concurrent_applies_of_one_plan_write_each_account_once(
             assert time.monotonic() < deadline, "the workers did not get ready"
             assert all(r.poll() is None for r in runs), [r.communicate() for r in runs]
             time.sleep(0.1)
-        go.touch()  # both runs hold the same priced worklist and start applying together
+        # Both runs hold the same priced worklist; the second starts half a held POST later,
+        # so it reaches the first account while the first run is writing it.
+        (tmp_path / "go0").touch()
+        time.sleep(0.25)
+        (tmp_path / "go1").touch()
         answers = [r.communicate(timeout=300) for r in runs]
     assert [r.returncode for r in runs] == [0, 0], answers
     posts = Counter(e for e in log if e.startswith("POST /v1/subscriptions/"))
