@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
+from revops.escaping import csv_safe
 from revops.frames import md_cell
 from revops.tasks.hygiene import (
     CHECKS,
@@ -78,7 +79,9 @@ def publish_hygiene(report: pd.DataFrame, as_of: date, source: str, out_dir: Pat
     """hygiene.csv and hygiene.md, landed together, plus a table and a markdown artifact."""
     markdown = hygiene_markdown(report, as_of, source)
     with staged_outputs(out_dir) as staging:
-        report[HYGIENE_COLUMNS].to_csv(staging / "hygiene.csv", index=False, lineterminator="\n")
+        csv_safe(report[HYGIENE_COLUMNS]).to_csv(
+            staging / "hygiene.csv", index=False, lineterminator="\n"
+        )
         (staging / "hygiene.md").write_text(markdown, encoding="utf-8")
     slug = source_slug(source)
     create_markdown_artifact(

@@ -15,6 +15,7 @@ from revops.config import field_mapping
 from revops.connectors.base import BillingWriter
 from revops.connectors.registry import MigrationSources
 from revops.errors import SourceError
+from revops.escaping import csv_safe
 from revops.frames import empty_frame
 from revops.money import format_money, stripe_to_minor
 from revops.tasks.migration_catalogue import (
@@ -199,7 +200,7 @@ def dry_run_report(
     totals = impact_totals(table)
     markdown = plan_markdown(plan, table, totals, sources.label)
     with staged_outputs(out_dir) as staging:
-        table.to_csv(staging / "migration_plan.csv", index=False, lineterminator="\n")
+        csv_safe(table).to_csv(staging / "migration_plan.csv", index=False, lineterminator="\n")
         (staging / "migration_plan.md").write_text(markdown, encoding="utf-8")
     return DryRun(
         table, totals, markdown, [out_dir / "migration_plan.csv", out_dir / "migration_plan.md"]

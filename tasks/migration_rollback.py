@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from revops.connectors.migration_ledger import MigrationLedger, state
 from revops.connectors.registry import MigrationSources
 from revops.errors import RevOpsError
+from revops.escaping import csv_safe
 from revops.tasks.migration_catalogue import (
     item_on,
     subscription_items,
@@ -91,7 +92,7 @@ def rollback_report(
         {"quantity": "Int64", "delta_per_period_minor": "Int64"}
     )
     with staged_outputs(out_dir) as staging:
-        table.to_csv(staging / "rollback_plan.csv", index=False, lineterminator="\n")
+        csv_safe(table).to_csv(staging / "rollback_plan.csv", index=False, lineterminator="\n")
     return table
 
 

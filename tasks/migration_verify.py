@@ -15,6 +15,7 @@ from revops.connectors.migration_ledger import state
 from revops.connectors.registry import MigrationSources
 from revops.connectors.salesforce_mapping import same_field_value
 from revops.errors import RevOpsError
+from revops.escaping import csv_safe
 from revops.tasks.migration_catalogue import (
     item_on,
     subscription_items,
@@ -167,7 +168,7 @@ def verify_migration(
     """Re-read every account of the plan; write `<name>.csv` and a table artifact."""
     result = verify_accounts(expectations, plan.fingerprint, sources)
     with staged_outputs(out_dir) as staging:
-        result.to_csv(staging / f"{name}.csv", index=False, lineterminator="\n")
+        csv_safe(result).to_csv(staging / f"{name}.csv", index=False, lineterminator="\n")
     mismatches = result[result["status"] == "mismatch"]
     create_table_artifact(
         table=records((mismatches if len(mismatches) else result).head(ARTIFACT_ROWS)),

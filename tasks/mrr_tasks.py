@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
+from revops.escaping import csv_safe
 from revops.tasks.mrr import (
     COMPARE_COLUMNS,
     MOVEMENT_COLUMNS,
@@ -68,10 +69,10 @@ def publish_mrr(result: MrrResult, as_of: date, source: str, out_dir: Path) -> l
     """mrr_movements.csv, mrr_by_account.csv and mrr.md, landed together, plus artifacts."""
     markdown = mrr_markdown(result.summary, result.compare, as_of, source)
     with staged_outputs(out_dir) as staging:
-        result.summary[MOVEMENT_COLUMNS].to_csv(
+        csv_safe(result.summary[MOVEMENT_COLUMNS]).to_csv(
             staging / "mrr_movements.csv", index=False, lineterminator="\n"
         )
-        result.compare[COMPARE_COLUMNS].to_csv(
+        csv_safe(result.compare[COMPARE_COLUMNS]).to_csv(
             staging / "mrr_by_account.csv", index=False, lineterminator="\n"
         )
         (staging / "mrr.md").write_text(markdown, encoding="utf-8")

@@ -217,7 +217,9 @@ def publish_risk(
         )
         (staging / "risk.md").write_text(markdown, encoding="utf-8")
         if revenue is not None:
-            revenue[0].to_csv(staging / "revenue_at_risk.csv", index=False, lineterminator="\n")
+            csv_safe(revenue[0]).to_csv(
+                staging / "revenue_at_risk.csv", index=False, lineterminator="\n"
+            )
         Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
     slug = source_slug(source)
     create_markdown_artifact(
