@@ -9,6 +9,7 @@ instead of adding a second copy.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -207,6 +208,9 @@ run_signoffs = sa.Table(
 DECISIONS = ("accepted", "fix", "false_positive")
 
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One reconciliation run's header row."""
@@ -230,12 +234,19 @@ class Warehouse:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _engine(url)
-        try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise SourceError(
-                f"cannot open the warehouse at {_safe(url)}: {exc.orig or exc}"
-            ) from None
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except SQLAlchemyError as exc:
+                # Two processes opening a fresh warehouse at once race to create the same
+                # tables ("already exists"); the loser finds them made on its next look.
+                if attempt < 2 and "exist" in str(exc.orig or exc).lower():
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise SourceError(
+                    f"cannot open the warehouse at {_safe(url)}: {exc.orig or exc}"
+                ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -254,6 +265,7 @@ class Warehouse:
         """Replace run `run.run_id` and its findings and matches, all in one transaction."""
         now = datetime.now(UTC)
         with self.transaction() as conn:
+            _serialise_run_writes(conn, run.run_id)
             existing = conn.execute(
                 sa.select(reconciliation_runs.c.created_at).where(
                     reconciliation_runs.c.run_id == run.run_id
@@ -322,6 +334,7 @@ class Warehouse:
         """Replace risk run `run_id` and its scores, in one transaction."""
         now = datetime.now(UTC)
         with self.transaction() as conn:
+            _serialise_run_writes(conn, run_id)
             existing = conn.execute(
                 sa.select(risk_runs.c.created_at).where(risk_runs.c.run_id == run_id)
             ).scalar_one_or_none()
@@ -559,11 +572,27 @@ def _insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> Non
         conn.execute(table.insert(), records[start : start + 5_000])
 
 
+def _serialise_run_writes(conn: Connection, run_id: str) -> None:
+    """Identical runs started at once write one after the other, so they converge.
+
+    On PostgreSQL a transaction-scoped advisory lock on the run id: the second writer waits,
+    then replaces what the first wrote with the same rows (without it, both insert and one
+    fails on the primary key). SQLite serialises writers itself; its busy timeout is raised
+    in `_engine` so the second waits instead of failing with "database is locked".
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": run_id})
+
+
 def _engine(url: str) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # A large run writes for many seconds; another writer waits that long (pysqlite: 5 s).
+        connect_args["timeout"] = SQLITE_BUSY_TIMEOUT_SECONDS
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     try:
-        return sa.create_engine(url, future=True)
+        return sa.create_engine(url, future=True, connect_args=connect_args)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise SourceError(f"invalid warehouse URL {_safe(url)}: {exc}") from None
 
