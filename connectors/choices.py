@@ -17,3 +17,6 @@ DEMO_SIZE = 240
 """Contracts in the demo book unless a run asks for another size."""
 DEMO_SEED = 7
 """Seed of the demo book unless a run asks for another."""
+
+DECISIONS = ("accepted", "fix", "false_positive")
+"""What a reviewer may decide on a finding."""

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from revops.connectors.choices import DECISIONS
 from revops.errors import InputError, SourceError
 
 metadata = sa.MetaData()
@@ -204,9 +205,6 @@ run_signoffs = sa.Table(
     sa.Column("comment", sa.Text, nullable=False),
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
 )
-
-DECISIONS = ("accepted", "fix", "false_positive")
-
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 300
 

@@ -22,6 +22,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.connectors.migration_ledger import MigrationLedger
 from revops.connectors.registry import MigrationSources, migration_sources
 from revops.errors import ConfigError
@@ -119,8 +120,8 @@ class MigrateParams(_Approved):
     """Parameters of `migrate_accounts`."""
 
     as_of: date | None = Field(default=None, description="Demo source: date of the demo book.")
-    demo_size: int = Field(default=240, ge=200, le=200_000, description="Demo book size.")
-    demo_seed: int = Field(default=7, description="Seed of the demo book.")
+    demo_size: int = Field(default=DEMO_SIZE, ge=200, le=200_000, description="Demo book size.")
+    demo_seed: int = Field(default=DEMO_SEED, description="Seed of the demo book.")
 
     @model_validator(mode="after")
     def _writable(self) -> MigrateParams:
@@ -275,7 +276,7 @@ def rollback_migration(params: RollbackParams) -> dict[str, Any] | State:
     config = migration_config()
     plan = load_plan(params.plan_path, config)
     plan.raise_problems()
-    database_url, sources = _settings_and_sources(params, params.source, None, 240, 7)
+    database_url, sources = _settings_and_sources(params, params.source, None, DEMO_SIZE, DEMO_SEED)
     out_dir = _out_dir(params, plan)
     ledger = MigrationLedger.at(database_url)
     rows = ledger.rows(plan.fingerprint)

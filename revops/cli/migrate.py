@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from revops.cli.common import amount_text, console, errors, parse_date, run_action
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.prefect_env import apply_local_defaults
 
 migrate_app = typer.Typer(
@@ -60,8 +61,8 @@ def migrate(
     comment: str | None = typer.Option(None, help="Comment recorded with the approval."),
     out: Path | None = typer.Option(None, help="Output folder (default var/out/migrations)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Demo: YYYY-MM-DD of the book."),
-    demo_size: int = typer.Option(240, help="Contracts in the demo book."),
-    seed: int = typer.Option(7, help="Seed of the demo book."),
+    demo_size: int = typer.Option(DEMO_SIZE, help="Contracts in the demo book."),
+    seed: int = typer.Option(DEMO_SEED, help="Seed of the demo book."),
 ) -> None:
     """Dry-run a plan (default), or apply it with --apply after approval, then verify."""
     if ctx.invoked_subcommand is not None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from revops.cli.common import console, run_action
-from revops.connectors.warehouse import DECISIONS, Warehouse
+from revops.connectors.choices import DECISIONS
 from revops.errors import InputError, InputErrors
-from revops.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from revops.connectors.warehouse import Warehouse
 
 review_app = typer.Typer(
     help="Record decisions on findings (accepted, fix, false_positive) and sign runs off. "
@@ -22,6 +26,11 @@ review_app = typer.Typer(
 
 
 def _warehouse() -> Warehouse:
+    # pandas, SQLAlchemy and Prefect load only when a review command runs (`revops --help`
+    # stays fast).
+    from revops.connectors.warehouse import Warehouse
+    from revops.settings import get_settings
+
     return Warehouse(get_settings().database_url)
 
 
@@ -52,6 +61,8 @@ def import_decisions(
     """Record many decisions from a CSV; every bad row is reported and none is recorded."""
 
     def action() -> int:
+        import pandas as pd
+
         try:
             with file.open(newline="", encoding="utf-8-sig") as handle:
                 rows = list(csv.DictReader(handle))
@@ -124,6 +135,7 @@ def signoff(
 @review_app.command("show")
 def show(run: str = typer.Option(..., "--run", help="Run id.")) -> None:
     """The run's findings with their latest decision."""
+    import pandas as pd
 
     def action() -> tuple[pd.DataFrame, pd.DataFrame, dict | None]:
         warehouse = _warehouse()
