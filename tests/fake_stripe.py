@@ -167,7 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def fake_stripe(objects: dict[str, list[dict[str, Any]]] | None = None) -> Iterator[FakeStripe]:
     """Run the fake Stripe API on a free loopback port for the duration of the block."""
-    state = FakeStripe(objects=objects or {})
+    # Stripe answers an empty list, not a 404, for a list the account has nothing in.
+    lists = ("customers", "subscriptions", "invoices", "charges", "disputes", "credit_notes")
+    state = FakeStripe(objects={**{name: [] for name in lists}, **(objects or {})})
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"

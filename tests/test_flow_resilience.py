@@ -26,7 +26,7 @@ def test_nightly_runs_every_part_and_names_the_one_that_failed(
 ) -> None:
     monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
     (tmp_path / "reconciliation").write_text("a file where the output folder should be")
-    failed = r"nightly run: reconciliation: .*\(completed: risk, leads\)"
+    failed = r"nightly run: reconciliation: .*\(completed: risk, leads, hygiene\)"
     with pytest.raises(NightlyFailed, match=failed):
         nightly(NightlyParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
     assert (tmp_path / "leads" / "leads.csv").exists()
