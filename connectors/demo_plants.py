@@ -1,0 +1,98 @@
+"""Which contracts of the demo book carry which planted finding (the reconciliation oracle).
+
+`PLANT_CODES` maps each kind of plant to the codes reconciliation must report for it, and
+nothing else in the window; a kind with no codes is a clean case the reconciler must not flag.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from revops.connectors.demo_common import DemoSpec, Plant
+from revops.errors import ConfigError
+from revops.frames import DATE, FREQUENCY_MONTHS
+from revops.periods import add_months, periods_elapsed
+
+PLANT_CODES: dict[str, tuple[str, ...]] = {
+    "missing": ("missing_invoice",),
+    "credit": ("underbilled",),
+    "fee": ("overbilled",),
+    "old_price": ("price_mismatch", "underbilled"),
+    "extra_seats": ("quantity_mismatch", "overbilled"),
+    "wrong_currency": ("currency_mismatch",),
+    "duplicate": ("duplicate_invoice", "overbilled"),
+    "after_end": ("billed_outside_contract",),
+    "draft_billed": ("billed_outside_contract",),
+    "orphan": ("unmatched_invoice",),
+    "addon": ("unexpected_item",),
+}
+
+
+def choose_plants(
+    spec: DemoSpec, contracts: pd.DataFrame, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Pick distinct, plain monthly contracts that bill the window, one set per plant kind."""
+    w0, w1 = pd.Timestamp(spec.window.start), pd.Timestamp(spec.window.end)
+    eligible = (
+        (contracts["status"] == "Activated")
+        & (contracts["billing_frequency"] == "monthly")
+        & contracts["sub_on_contract"]
+        & (contracts["start_date"] <= w0 - pd.Timedelta(days=70))
+        & (contracts["end_date"] >= w1 + pd.Timedelta(days=70))
+        & (contracts["currency"] == "USD")
+    ).to_numpy()
+    # Contract-level plants change status/dates; keep them off accounts with two contracts.
+    single = ~contracts["account_id"].duplicated(keep=False).to_numpy()
+    candidates = np.flatnonzero(eligible & single)
+    per_kind = max(1, spec.size // 400)
+    kinds = [k for k in PLANT_CODES if k != "orphan"]
+    needed = per_kind * len(kinds)
+    if len(candidates) < needed:
+        raise ConfigError(f"demo size {spec.size} is too small to plant every finding")
+    chosen = rng.choice(candidates, needed, replace=False)
+    plants = {
+        kind: np.sort(chosen[i * per_kind : (i + 1) * per_kind]) for i, kind in enumerate(kinds)
+    }
+    plants["orphan"] = np.arange(per_kind)
+    return plants
+
+
+def apply_contract_plants(
+    spec: DemoSpec, contracts: pd.DataFrame, plants: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Contract-side plants: a contract ended before its window period, one left a Draft."""
+    out = contracts.copy()
+    rows = plants["after_end"]
+    # The contract ended before its window period; the subscription kept billing.
+    window_period = window_period_start(spec, out.iloc[rows])
+    out.loc[out.index[rows], "end_date"] = (window_period - pd.Timedelta(days=1)).to_numpy()
+    out.loc[out.index[rows], "status"] = "Expired"
+    out.loc[out.index[rows], "auto_renew"] = False
+    out.loc[out.index[plants["draft_billed"]], "status"] = "Draft"
+    return out
+
+
+def window_period_start(spec: DemoSpec, contracts: pd.DataFrame) -> pd.Series:
+    """The start of each contract's first period starting in the window."""
+    months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
+    at = pd.Series(np.full(len(contracts), np.datetime64(spec.window.start)), index=contracts.index)
+    k = periods_elapsed(contracts["start_date"], at.astype(DATE), months)
+    start = add_months(contracts["start_date"], k * months)
+    return start.where(
+        start >= pd.Timestamp(spec.window.start),
+        add_months(contracts["start_date"], (k + 1) * months),
+    )
+
+
+def planted_list(plants: dict[str, np.ndarray], contract_ids: list[str]) -> list[Plant]:
+    """The plants chosen, as Plant rows with the codes each must produce."""
+    contracts = contract_ids
+    out: list[Plant] = []
+    for kind, rows in plants.items():
+        for row in rows:
+            if kind == "orphan":
+                out.append(Plant(kind, None, f"in_orphan{row + 1:05d}", PLANT_CODES[kind]))
+            else:
+                out.append(Plant(kind, contracts[row], None, PLANT_CODES[kind]))
+    return out

@@ -1,0 +1,239 @@
+"""Canonical frames as Stripe API objects (plain dicts), the inverse of connectors.stripe_mapping.
+
+Used by connectors.files_export to write the JSONL files of a `files` export. Invoices are
+written in the current shape (`invoice.parent`, `line.pricing`, `line.parent`) or the older
+one (`invoice.subscription`, `line.price`, `line.type`, `line.proration`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import pandas as pd
+
+from revops.frames import INSTANT
+from revops.money import minor_to_stripe
+
+InvoiceShape = Literal["current", "legacy"]
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain values: None for nulls, unix seconds for instants."""
+    plain = frame.copy()
+    for column in frame.columns:
+        if str(frame[column].dtype) == INSTANT:
+            seconds = (frame[column].dt.floor("s") - _EPOCH) // pd.Timedelta(seconds=1)
+            plain[column] = seconds.astype("Int64")
+    return plain.astype(object).where(plain.notna(), None).to_dict("records")
+
+
+def jsonl(objects: Iterable[dict[str, Any]]) -> str:
+    """One JSON object per line, compact, as the files source reads them."""
+    return "".join(json.dumps(obj, separators=(",", ":")) + "\n" for obj in objects)
+
+
+def _amount(value: int | None, currency: str) -> int | None:
+    return None if value is None else minor_to_stripe(value, currency)
+
+
+def customer(r: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe `customer`; the CRM link in metadata."""
+    account = r["salesforce_account_id"]
+    return {
+        "id": r["customer_id"],
+        "object": "customer",
+        "name": r["name"],
+        "email": r["email"],
+        "currency": r["currency"].lower() if r["currency"] else None,
+        "created": r["created_at"],
+        "metadata": {"salesforce_account_id": account} if account else {},
+    }
+
+
+def subscriptions(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Stripe `subscription` objects, one per subscription id, with their items."""
+    items_of: dict[str, list[dict[str, Any]]] = {}
+    for row in records(frame):
+        items_of.setdefault(row["subscription_id"], []).append(row)
+    return [_subscription(items) for items in items_of.values()]
+
+
+def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    first = rows[0]
+    currency = first["currency"]
+    ends = {row["current_period_end"] for row in rows}
+    contract = first["salesforce_contract_id"]
+    items = [
+        {
+            "id": row["item_id"],
+            "object": "subscription_item",
+            "quantity": row["quantity"],
+            "current_period_end": row["current_period_end"],
+            "price": {
+                "id": row["price_id"],
+                "object": "price",
+                "currency": currency.lower(),
+                "unit_amount": _amount(row["unit_amount_minor"], currency),
+                "recurring": {
+                    "interval": row["interval"],
+                    "interval_count": row["interval_count"],
+                },
+            },
+        }
+        for row in rows
+        if row["item_id"] is not None
+    ]
+    return {
+        "id": first["subscription_id"],
+        "object": "subscription",
+        "customer": first["customer_id"],
+        "status": first["status"],
+        "currency": currency.lower(),
+        "created": first["created_at"],
+        # Older API versions: one period for the subscription; the newest: one per item.
+        "current_period_end": first["current_period_end"] if len(ends) == 1 else None,
+        "cancel_at_period_end": first["cancel_at_period_end"],
+        "metadata": {"salesforce_contract_id": contract} if contract else {},
+        "items": {"object": "list", "data": items, "has_more": False},
+    }
+
+
+def invoices(
+    invoices: pd.DataFrame, lines: pd.DataFrame | None, shape: InvoiceShape
+) -> list[dict[str, Any]]:
+    """Stripe `invoice` objects with their lines embedded (`lines.data`)."""
+    lines_of: dict[str, list[dict[str, Any]]] = {}
+    for line in records(lines) if lines is not None else []:
+        lines_of.setdefault(line["invoice_id"], []).append(line)
+    out = [_invoice(r, lines_of.pop(r["invoice_id"], []), shape) for r in records(invoices)]
+    if lines_of:
+        orphans = ", ".join(sorted(lines_of)[:5])
+        raise ValueError(f"invoice_lines refer to invoices that are not given: {orphans}")
+    return out
+
+
+def _invoice(r: dict[str, Any], lines: list[dict[str, Any]], shape: InvoiceShape) -> dict[str, Any]:
+    currency = r["currency"]
+    tax = _amount(r["tax_minor"], currency)
+    invoice: dict[str, Any] = {
+        "id": r["invoice_id"],
+        "object": "invoice",
+        "number": r["number"],
+        "customer": r["customer_id"],
+        "status": r["status"],
+        "currency": currency.lower(),
+        "created": r["created_at"],
+        "period_start": r["period_start"],
+        "period_end": r["period_end"],
+        "subtotal": _amount(r["subtotal_minor"], currency),
+        "total": _amount(r["total_minor"], currency),
+        "amount_paid": _amount(r["amount_paid_minor"], currency),
+        "amount_due": _amount(r["amount_due_minor"], currency),
+        "billing_reason": r["billing_reason"],
+    }
+    if shape == "legacy":
+        invoice["subscription"] = r["subscription_id"]
+        invoice["tax"] = tax
+        invoice["total_tax_amounts"] = [{"amount": tax, "inclusive": False}] if tax else []
+    else:
+        invoice["parent"] = (
+            {
+                "type": "subscription_details",
+                "subscription_details": {"subscription": r["subscription_id"]},
+            }
+            if r["subscription_id"]
+            else None
+        )
+        invoice["total_taxes"] = (
+            [{"amount": tax, "tax_behavior": "exclusive", "type": "tax_rate_details"}]
+            if tax
+            else []
+        )
+    invoice["lines"] = {
+        "object": "list",
+        "data": [_line(line, currency, shape) for line in lines],
+        "has_more": False,
+        "url": f"/v1/invoices/{r['invoice_id']}/lines",
+    }
+    return invoice
+
+
+def _line(r: dict[str, Any], currency: str, shape: InvoiceShape) -> dict[str, Any]:
+    discount = _amount(r["discount_minor"], currency)
+    unit = _amount(r["unit_amount_minor"], currency)
+    line: dict[str, Any] = {
+        "id": r["line_id"],
+        "object": "line_item",
+        "invoice": r["invoice_id"],
+        "amount": _amount(r["amount_minor"], currency),
+        "currency": currency.lower(),
+        "description": r["description"],
+        "quantity": r["quantity"],
+        "period": {"start": r["period_start"], "end": r["period_end"]},
+        "discount_amounts": [{"amount": discount, "discount": None}] if discount else [],
+    }
+    subscription_line = r["line_type"] == "subscription"
+    if shape == "legacy":
+        line["type"] = "subscription" if subscription_line else "invoiceitem"
+        line["subscription"] = r["subscription_id"]
+        line["proration"] = r["proration"]
+        line["price"] = (
+            {"id": r["price_id"], "object": "price", "unit_amount": unit}
+            if r["price_id"] is not None or unit is not None
+            else None
+        )
+        line["tax_amounts"] = []
+    else:
+        kind = "subscription_item_details" if subscription_line else "invoice_item_details"
+        line["parent"] = {
+            "type": kind,
+            kind: {"subscription": r["subscription_id"], "proration": r["proration"]},
+        }
+        line["pricing"] = {
+            "type": "price_details",
+            "price_details": {"price": r["price_id"]},
+            "unit_amount_decimal": None if unit is None else str(unit),
+        }
+        line["taxes"] = []
+    return line
+
+
+def charge(r: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe `charge`."""
+    currency = r["currency"]
+    return {
+        "id": r["charge_id"],
+        "object": "charge",
+        "customer": r["customer_id"],
+        "invoice": r["invoice_id"],
+        "amount": _amount(r["amount_minor"], currency),
+        "amount_refunded": _amount(r["amount_refunded_minor"], currency),
+        "currency": currency.lower(),
+        "status": r["status"],
+        "failure_code": r["failure_code"],
+        "disputed": r["disputed"],
+        "created": r["created_at"],
+    }
+
+
+def dispute(r: dict[str, Any]) -> dict[str, Any]:
+    """A Stripe `dispute`."""
+    currency = r["currency"]
+    customer = r["customer_id"]
+    return {
+        "id": r["dispute_id"],
+        "object": "dispute",
+        # Expanded (`expand[]=data.charge`) when the customer is known: that is where it is.
+        "charge": {"id": r["charge_id"], "object": "charge", "customer": customer}
+        if customer
+        else r["charge_id"],
+        "amount": _amount(r["amount_minor"], currency),
+        "currency": currency.lower(),
+        "status": r["status"],
+        "reason": r["reason"],
+        "created": r["created_at"],
+        "evidence_details": {"due_by": r["evidence_due_by"]},
+    }
