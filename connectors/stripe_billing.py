@@ -1,42 +1,41 @@
 """The live Stripe source and writer, over the official `stripe` client.
 
 `StripeBilling.from_settings()` builds its own `StripeClient` (no global `stripe.api_key`)
-with a pinned API version, timeouts, and `ResilientHTTPClient`: the HTTP layer that retries
-429 (honouring Retry-After and Stripe-Should-Retry), 5xx and dropped connections with
-exponential backoff and jitter, never other 4xx, keeps every call inside the request budget,
-and counts calls per endpoint for the run summary.
+with a pinned API version, timeouts, and `ResilientHTTPClient` (connectors.stripe_billing_http:
+retries, request budget, call counts). Settings are connectors.stripe_billing_config.
 
 Reads are incremental: each object type keeps a `created` cursor in the warehouse and the
 objects themselves in a raw store there, so a run fetches only what was created since the
 cursor less a look-back window (plus open and draft invoices), and the canonical frames are
-mapped (connectors.stripe_mapping) from the whole store.
+mapped (connectors.stripe_mapping) from the whole store (connectors.stripe_billing_store).
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import random
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 import stripe
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from revops.config import StrictConfig, load_config
 from revops.connectors import stripe_credits, stripe_mapping
-from revops.connectors.rate_limits import Limiter, limiter_for
-from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
-from revops.errors import ConfigError, RateLimited, SourceError
+from revops.connectors.rate_limits import limiter_for
+from revops.connectors.stripe_billing_config import StripeConfig, StripeSettings, stripe_config
+from revops.connectors.stripe_billing_http import ResilientHTTPClient
+from revops.connectors.stripe_billing_store import STORE_FILE, StripeStore, store_location
+from revops.connectors.warehouse import Warehouse
+from revops.errors import RateLimited, SourceError
 from revops.frames import SourceLocation, validate_frame
+
+__all__ = [
+    "ResilientHTTPClient",
+    "StripeBilling",
+    "StripeConfig",
+    "StripeSettings",
+    "StripeStore",
+    "stripe_config",
+]
 
 UNFINISHED = ("open", "draft")  # invoice statuses that still change; the others are final
 OBJECT_TYPES = (
@@ -47,226 +46,6 @@ OBJECT_TYPES = (
     "disputes",
     "credit_notes",
 )
-# Errors in fetched objects name the warehouse's raw store: row N is the Nth stored object of
-# its type, oldest first, the order `StripeStore.objects` returns.
-STORE_FILE = "Stripe objects (warehouse table stripe_objects)"
-
-stripe_objects = sa.Table(
-    "stripe_objects",
-    metadata,
-    sa.Column("object_type", sa.String(32), primary_key=True),
-    sa.Column("object_id", sa.String(255), primary_key=True),
-    sa.Column("created", sa.BigInteger, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-
-class StripeConfig(StrictConfig):
-    """configs/stripe.yaml."""
-
-    api_version: str
-    page_size: int = Field(default=100, ge=1, le=100)
-    timeout_seconds: float = Field(default=30, gt=0)
-    max_retries: int = Field(default=5, ge=0, le=10)
-    backoff_seconds: float = Field(default=1.0, ge=0)
-    max_backoff_seconds: float = Field(default=30.0, ge=0)
-    requests_per_second: float = Field(default=20, gt=0)
-    prefect_rate_limit: str | None = None
-    lookback_days: dict[str, int] = Field(default_factory=dict)
-    # Objects that change in place (a customer's metadata link, a subscription's price) and
-    # that Stripe cannot list by update time: read whole every run, never by `created`.
-    read_whole: list[str] = Field(default_factory=lambda: ["customers", "subscriptions"])
-    # Subscription item updates name the new price under this key. Stripe takes `price`;
-    # localstripe (tests) knows only `plan`, the older form (plan ids work as price ids).
-    item_price_param: str = "price"
-
-
-@lru_cache(maxsize=4)
-def stripe_config(directory: Path | None = None) -> StripeConfig:
-    """configs/stripe.yaml, validated."""
-    return load_config(StripeConfig, "stripe.yaml", directory)
-
-
-class StripeSettings(BaseSettings):
-    """Credentials and endpoint, from the environment (STRIPE_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="STRIPE_", env_file=".env", extra="ignore")
-
-    api_key: SecretStr | None = None
-    api_base: str | None = None
-    secret_block: str | None = Field(
-        default=None, description="Name of a Prefect Secret block holding the API key."
-    )
-    prefect_rate_limit: str | None = Field(
-        default=None,
-        description="Prefect global concurrency limit shared by every flow calling Stripe "
-        "(overrides configs/stripe.yaml; deployments set stripe-api).",
-    )
-
-    def key(self) -> str:
-        """The API key: STRIPE_API_KEY, else the Prefect Secret block. Never logged."""
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        if self.secret_block:
-            from prefect.blocks.system import Secret
-
-            value = Secret.load(self.secret_block).get()
-            if not isinstance(value, str):
-                raise ConfigError(f"Prefect Secret block {self.secret_block!r} must hold a string")
-            return value
-        raise ConfigError(
-            "the Stripe source needs STRIPE_API_KEY or STRIPE_SECRET_BLOCK (a Prefect Secret block)"
-        )
-
-
-def _location(frame_name: str, rows: Sequence[int]) -> SourceLocation:
-    positions = list(rows)
-    return SourceLocation(
-        file=STORE_FILE,
-        columns=stripe_mapping.STRIPE_FIELDS.get(frame_name, {}),
-        rows=lambda i: positions[int(i)],
-    )
-
-
-class ResilientHTTPClient(stripe.RequestsClient):
-    """Stripe's requests client with our retries, request budget and call counts."""
-
-    name = "revops-requests"
-
-    def __init__(
-        self,
-        *,
-        config: StripeConfig,
-        limiter: Limiter,
-        sleep: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(timeout=config.timeout_seconds, **kwargs)
-        self.config = config
-        self.limiter = limiter
-        self.sleep = sleep
-        self.calls: Counter[str] = Counter()
-        self.retries: Counter[str] = Counter()
-
-    def request(
-        self, method: str, url: str, headers: Any, post_data: Any = None
-    ) -> tuple[bytes, int, Any]:
-        endpoint = _endpoint(method, url)
-        # A POST is safe to repeat only under an idempotency key (Stripe replays the result).
-        repeatable = method.lower() != "post" or any(
-            k.lower() == "idempotency-key" for k in (headers or {})
-        )
-        attempt = 0
-        while True:
-            self.limiter.acquire()
-            self.calls[endpoint] += 1
-            try:
-                content, status, response_headers = super().request(method, url, headers, post_data)
-            except stripe.APIConnectionError as exc:
-                if not (repeatable and exc.should_retry and attempt < self.config.max_retries):
-                    raise
-                delay = None
-            else:
-                delay = self._retry_delay(status, response_headers)
-                if delay is None or not repeatable or attempt >= self.config.max_retries:
-                    return content, status, response_headers
-            attempt += 1
-            self.retries[endpoint] += 1
-            self.sleep(self._backoff(attempt) if delay is None or delay < 0 else delay)
-
-    def _retry_delay(self, status: int, headers: Any) -> float | None:
-        """None: do not retry. -1: retry after the usual backoff. Else: retry after N s."""
-        should = (headers or {}).get("stripe-should-retry")
-        if should == "false":
-            return None
-        if status == 429 or status >= 500 or status == 409 or should == "true":
-            retry_after = _retry_after_seconds((headers or {}).get("retry-after"))
-            return -1 if retry_after is None else min(retry_after, self.config.max_backoff_seconds)
-        return None
-
-    def _backoff(self, attempt: int) -> float:
-        base = min(
-            self.config.backoff_seconds * 2 ** (attempt - 1), self.config.max_backoff_seconds
-        )
-        return base * (0.5 + random.random() / 2)  # full jitter on the upper half
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _endpoint(method: str, url: str) -> str:
-    """'GET /v1/invoices/{id}/lines' from a full URL, for per-endpoint counts."""
-    path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
-    # Ids look like in_1NabC...: a prefix, an underscore, then digits or capitals.
-    parts = [
-        "{id}" if "_" in part and any(c.isdigit() or c.isupper() for c in part) else part
-        for part in path.split("/")
-    ]
-    return f"{method.upper()} /{'/'.join(parts)}"
-
-
-class StripeStore:
-    """Raw Stripe objects and `created` cursors, in the warehouse."""
-
-    def __init__(self, warehouse: Warehouse) -> None:
-        self.warehouse = warehouse
-
-    def cursor(self, object_type: str) -> int | None:
-        return read_cursor(self.warehouse.engine, "stripe", object_type)
-
-    def save(
-        self,
-        object_type: str,
-        objects: list[dict[str, Any]],
-        cursor: int | None,
-        replace_all: bool = False,
-    ) -> None:
-        """Upsert objects (or replace all of this type) and move the cursor, in one transaction."""
-        now = datetime.now(UTC)
-        with self.warehouse.transaction() as conn:
-            if replace_all:
-                conn.execute(
-                    stripe_objects.delete().where(stripe_objects.c.object_type == object_type)
-                )
-            ids = [] if replace_all else [o["id"] for o in objects]
-            for start in range(0, len(ids), 500):
-                conn.execute(
-                    stripe_objects.delete().where(
-                        (stripe_objects.c.object_type == object_type)
-                        & stripe_objects.c.object_id.in_(ids[start : start + 500])
-                    )
-                )
-            rows = [
-                {
-                    "object_type": object_type,
-                    "object_id": o["id"],
-                    "created": int(o.get("created") or 0),
-                    "payload": json.dumps(o, separators=(",", ":")),
-                    "synced_at": now,
-                }
-                for o in objects
-            ]
-            for start in range(0, len(rows), 2_000):
-                conn.execute(stripe_objects.insert(), rows[start : start + 2_000])
-            if cursor is not None:
-                write_cursor(conn, "stripe", object_type, cursor)
-
-    def objects(self, object_type: str) -> list[dict[str, Any]]:
-        query = (
-            sa.select(stripe_objects.c.payload)
-            .where(stripe_objects.c.object_type == object_type)
-            .order_by(stripe_objects.c.created, stripe_objects.c.object_id)
-        )
-        with self.warehouse.engine.connect() as conn:
-            return [json.loads(p) for p in conn.execute(query).scalars()]
 
 
 class StripeBilling:
@@ -334,9 +113,9 @@ class StripeBilling:
             line_rows = stripe_mapping.invoice_line_rows(objects)
             self._invoice_frames = (
                 validate_frame(
-                    "invoices", invoices, _location("invoices", range(1, len(objects) + 1))
+                    "invoices", invoices, store_location("invoices", range(1, len(objects) + 1))
                 ),
-                validate_frame("invoice_lines", lines, _location("invoice_lines", line_rows)),
+                validate_frame("invoice_lines", lines, store_location("invoice_lines", line_rows)),
             )
         return self._invoice_frames
 
@@ -360,10 +139,10 @@ class StripeBilling:
         self._sync("charges")
         out = {
             "credit_notes": validate_frame(
-                "credit_notes", notes, _location("credit_notes", range(1, len(objects) + 1))
+                "credit_notes", notes, store_location("credit_notes", range(1, len(objects) + 1))
             ),
             "credit_note_lines": validate_frame(
-                "credit_note_lines", lines, _location("credit_note_lines", line_rows)
+                "credit_note_lines", lines, store_location("credit_note_lines", line_rows)
             ),
         }
         for name, object_type, mapper in (
@@ -474,7 +253,7 @@ class StripeBilling:
             if object_type == "subscriptions"
             else range(1, len(objects) + 1)
         )
-        return validate_frame(object_type, frame, _location(object_type, rows))
+        return validate_frame(object_type, frame, store_location(object_type, rows))
 
     def _sync(self, object_type: str) -> None:
         """Fetch what changed since the cursor (everything on a full refresh) into the store."""

@@ -20,13 +20,9 @@ import pandas as pd
 
 from revops.periods import Window, add_months_parts, month_parts
 from revops.tasks.contract_lines import group_terms, line_table, period_lines
-from revops.tasks.credits import (
-    as_of_view,
-    given_back,
-    net_of_credits,
-    with_credit_findings,
-    with_credit_totals,
-)
+from revops.tasks.credits import as_of_view
+from revops.tasks.credits_findings import net_of_credits, with_credit_findings, with_credit_totals
+from revops.tasks.credits_placing import given_back
 from revops.tasks.expected_billing import contract_periods
 from revops.tasks.line_findings import (
     price_mismatches,

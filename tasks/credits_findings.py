@@ -1,0 +1,141 @@
+"""Money given back in the findings and totals: net billed, `credited`, `refunded`.
+
+Pure pandas; the rule is the README's "Credits and refunds".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from revops.frames import DATE
+from revops.money import format_money
+from revops.tasks.credits_placing import GivenBack
+
+
+def net_of_credits(periods: pd.DataFrame, given: GivenBack) -> pd.DataFrame:
+    """Periods with `gross_billed_minor` (as invoiced), `credit_minor`, and `billed_minor` net."""
+    at = pd.Index(periods["pkey"]).get_indexer(given.credited["pkey"])
+    credit = np.zeros(len(periods), dtype=np.int64)
+    np.add.at(credit, at[at >= 0], given.credited["amount_minor"].to_numpy(dtype=np.int64)[at >= 0])
+    gross = periods["billed_minor"].to_numpy(dtype=np.int64)
+    return periods.assign(
+        gross_billed_minor=gross, credit_minor=credit, billed_minor=gross - credit
+    )
+
+
+def with_credit_findings(
+    frames: list[pd.DataFrame], book: object, periods: pd.DataFrame, given: GivenBack
+) -> list[pd.DataFrame]:
+    """Findings frames with credits named, `credited` told apart, and `refunded` added.
+
+    The rule (README, "Credits and refunds"): a period billed right (within tolerance) whose
+    credits leave it short is `credited`, not `underbilled`: money given back against a
+    correct invoice. A period already under-billed before its credits stays `underbilled`,
+    and an over-billed one `overbilled`, with the credits in the detail; a credit that
+    brings an over-billed period back to its expected amount leaves it clean.
+    """
+    labels = given.credited.groupby("pkey")["label"].agg(lambda s: ", ".join(sorted(set(s))))
+    credit = periods.set_index("pkey")
+    out = []
+    for frame in frames:
+        if frame.empty or "pkey" not in frame:
+            out.append(frame)
+            continue
+        keyed = frame["pkey"].isin(labels.index) & frame["code"].isin(["underbilled", "overbilled"])
+        if keyed.any():
+            frame = frame.copy()
+            rows = frame.loc[keyed, "pkey"].to_numpy()
+            gross = credit["gross_billed_minor"].reindex(rows).to_numpy(dtype=np.int64)
+            expected = credit["expected_minor"].reindex(rows).to_numpy(dtype=np.int64)
+            contract = credit["contract"].reindex(rows).to_numpy(dtype=np.int64)
+            tolerance = book.tolerance(book.terms.currency[contract])
+            short = expected - gross
+            rel = book.config.tolerance.relative_bp
+            billed_right = ~((short > tolerance) & (short * 10_000 > rel * expected))
+            under = (frame.loc[keyed, "code"] == "underbilled").to_numpy()
+            codes = frame.loc[keyed, "code"].to_numpy(dtype=object)
+            codes[under & billed_right] = "credited"
+            frame.loc[keyed, "code"] = codes
+            amounts = credit["credit_minor"].reindex(rows).to_numpy(dtype=np.int64)
+            currency = frame.loc[keyed, "currency"].to_numpy(dtype=object)
+            frame.loc[keyed, "detail"] = [
+                (
+                    f"invoiced {format_money(g, c)} as expected, then credited "
+                    f"{format_money(a, c)}: {labels[k]}"
+                    if code == "credited"
+                    else f"{d}; credited {format_money(a, c)} (invoiced {format_money(g, c)}): "
+                    f"{labels[k]}"
+                )
+                for code, d, g, a, c, k in zip(
+                    codes,
+                    frame.loc[keyed, "detail"],
+                    gross,
+                    amounts,
+                    currency,
+                    rows,
+                    strict=True,
+                )
+            ]
+            frame.loc[keyed, "finding_key"] = (
+                frame.loc[keyed, "code"]
+                + ":"
+                + frame.loc[keyed, "finding_key"].str.split(":", n=1).str[1]
+            )
+        out.append(frame)
+    out.append(_refunded_rows(book, periods, given.refunded))
+    return out
+
+
+def _refunded_rows(book: object, periods: pd.DataFrame, refunded: pd.DataFrame) -> pd.DataFrame:
+    """`refunded` findings: per invoice, the period it bills and the uncovered refund."""
+    at = pd.Index(periods["pkey"]).get_indexer(refunded["pkey"])
+    keep = at >= 0
+    refunded, at = refunded[keep], at[keep]
+    contract = periods["contract"].to_numpy(dtype=np.int64)[at]
+    billed = periods["billed_minor"].to_numpy(dtype=np.int64)[at]
+    amount = refunded["amount_minor"].to_numpy(dtype=np.int64)
+    invoice = book.invoice_ids(refunded["inv_pos"].to_numpy(dtype=np.int64))
+    start = periods["period_start"].to_numpy(dtype="datetime64[D]")[at]
+    return pd.DataFrame(
+        {
+            "code": "refunded",
+            "account_id": pd.array(book.contract_accounts(contract), dtype="str"),
+            "contract_id": pd.array(book.contract_ids(contract), dtype="str"),
+            "invoice_id": pd.array(invoice, dtype="str"),
+            "period_start": start.astype(DATE),
+            "period_end": (
+                periods["period_end"].to_numpy(dtype="datetime64[D]")[at] - np.timedelta64(1, "D")
+            ).astype(DATE),
+            "currency": pd.array(book.currency_names(book.terms.currency[contract]), dtype="str"),
+            # The period as billed, and what is left of it once the cash went back.
+            "expected_minor": pd.array(billed, dtype="Int64"),
+            "billed_minor": pd.array(billed - amount, dtype="Int64"),
+            "variance_minor": pd.array(-amount, dtype="Int64"),
+            "detail": pd.array(refunded["detail"].to_numpy(dtype=object), dtype="str"),
+            "finding_key": pd.array("refunded:" + pd.Series(invoice, dtype="str"), dtype="str"),
+            "pkey": periods["pkey"].to_numpy(dtype=np.int64)[at],
+        }
+    )
+
+
+def with_credit_totals(
+    by_currency: pd.DataFrame, given: GivenBack, currencies: pd.Index
+) -> pd.DataFrame:
+    """Per-currency totals with `credited_minor` and `refunded_minor`; billed net of credits."""
+    names = currencies.to_numpy(dtype=object)
+    credited = given.credited.groupby(names[given.credited["currency"].to_numpy(dtype=np.int64)])[
+        "amount_minor"
+    ].sum()
+    refunded = given.refunded.groupby(names[given.refunded["currency"].to_numpy(dtype=np.int64)])[
+        "amount_minor"
+    ].sum()
+    keyed = by_currency.set_index("currency")
+    out = keyed.assign(
+        credited_minor=credited.reindex(keyed.index).fillna(0).astype(np.int64),
+        refunded_minor=refunded.reindex(keyed.index).fillna(0).astype(np.int64),
+    )
+    out["billed_minor"] = out["billed_minor"] - out["credited_minor"]
+    out = out.reset_index()
+    out["currency"] = out["currency"].astype("str")
+    return out
