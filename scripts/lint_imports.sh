@@ -6,7 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-$root/.venv/bin/python}"
 target="$(mktemp -d)"
-trap 'rm -rf "$target"' EXIT
+# setuptools builds in the source tree (build/); leave the work tree as it was.
+had_build=0; [ -e "$root/build" ] && had_build=1
+cleanup() { rm -rf "$target"; [ "$had_build" = 1 ] || rm -rf "$root/build"; }
+trap cleanup EXIT
 "$python" -m pip install --quiet --no-deps --target "$target" "$root" 2>/dev/null
 cd "$target"
 PYTHONPATH="$target" "$(dirname "$python")/lint-imports" "$root/pyproject.toml" --no-cache
