@@ -48,11 +48,14 @@ def demo_source() -> DemoSource:
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
-    """A Prefect API for the whole session (a test harness on a temporary database)."""
+    """A Prefect API for the whole session (a test harness on a temporary database).
+
+    The start can take minutes on a loaded 2-core machine; a slow start is not a failure.
+    """
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):
         yield str(PREFECT_API_URL.value())
 
 
