@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from revops.connectors.record_links import record_links
 from revops.connectors.warehouse import RunRecord
 from revops.flows.params import ReconcileParams, run_namer
 from revops.settings import get_settings, task_runner_from_settings
@@ -69,7 +70,8 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
         flow_run_id=flow_run.get_id(),
     )
     out_dir = params.output_dir()
-    review = prepare_review(result, data, run, settings.database_url)
+    links = record_links(sources.billing, sources.crm)
+    review = prepare_review(result, data, run, settings.database_url, links)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     reconciliation_artifacts(result, run, out_dir, review)
     return {

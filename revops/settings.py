@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default=None, description="Scheduler address of an existing Dask cluster (tcp://host:8786)."
     )
     dask_workers: int = Field(default=2, ge=1, description="Workers of a local Dask cluster.")
+    salesforce_link_base: str | None = Field(
+        default=None,
+        description="https:// URL of the Salesforce org records link to when the CRM data comes "
+        "from files or the demo (live Salesforce links to the org it logged in to).",
+    )
 
 
 def get_settings() -> Settings:

@@ -22,6 +22,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from revops.errors import InputError
 from revops.escaping import csv_safe, markdown_text
+from revops.links import LINK_COLUMNS
 from revops.money import exponent, format_money, minor_to_major
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 
@@ -40,6 +41,13 @@ _LEAD = ["code", "severity", "account_name", "account_id", "contract_id", "invoi
 _LEAD += ["period_start", "period_end", "currency"]
 _MONEY_COLUMNS = ("expected", "billed", "variance")
 _WIDTHS = {"detail": 60, "finding_key": 44, "review_note": 40, "account_name": 28}
+_WIDTHS |= dict.fromkeys(LINK_COLUMNS, 30)
+# Id cells of the Exceptions sheet that open their record (the first URL of the link column).
+_LINKED = {
+    "invoice_id": "stripe_invoice_url",
+    "account_id": "salesforce_account_url",
+    "contract_id": "salesforce_contract_url",
+}
 _HEADER = Font(bold=True, color="FFFFFF")
 _HEADER_FILL = PatternFill("solid", fgColor="1F3864")
 
@@ -82,7 +90,8 @@ def write_reconciliation_files(
     `reviewed` is `result.findings` with the review columns (tasks.review.carry_forward).
     """
     findings = (reviewed if reviewed is not None else result.findings).assign(run_id=run_id)
-    columns = FINDING_COLUMNS + [c for c in REVIEW_COLUMNS if c in findings.columns]
+    extra = REVIEW_COLUMNS + LINK_COLUMNS
+    columns = FINDING_COLUMNS + [c for c in extra if c in findings.columns]
     findings = findings[columns]
     matched = result.matched.assign(run_id=run_id)[MATCHED_COLUMNS]
     paths = [folder / name for name in RECONCILIATION_FILES]
@@ -172,9 +181,9 @@ def _workbook(
     exceptions.append(_header(exceptions, headers))
     for record in findings.to_dict("records"):
         currency = record["currency"]
-        values = [_cell(exceptions, record[c]) for c in lead]
+        values = [_cell(exceptions, record[c], _link_of(record, c)) for c in lead]
         values += [_money_cell(exceptions, record[c], currency) for c in minor]
-        values += [_cell(exceptions, record[c]) for c in rest + minor]
+        values += [_cell(exceptions, record[c], _link_of(record, c)) for c in rest + minor]
         exceptions.append(values)
     book.save(path)
 
@@ -199,14 +208,24 @@ def _money_cell(sheet: Worksheet, amount: object, currency: str) -> WriteOnlyCel
     return cell
 
 
-def _cell(sheet: Worksheet, value: object) -> object:
+def _link_of(record: dict[str, object], column: str) -> str | None:
+    """The URL a cell opens: a link column's own first URL, or the URL of an id's record."""
+    url = record.get(column if column in LINK_COLUMNS else _LINKED.get(column, ""))
+    return url.split(" ")[0] if isinstance(url, str) and url else None
+
+
+def _cell(sheet: Worksheet, value: object, link: str | None = None) -> object:
     """A value from the data; text always a string cell, never a formula (an invoice id
-    `=HYPERLINK(...)` stays that text)."""
+    `=HYPERLINK(...)` stays that text). A link is the cell's hyperlink target (revops.links
+    builds it from a fixed host and an encoded id), not a formula."""
     plain = _plain(value)
     if not isinstance(plain, str):
         return plain
     cell = WriteOnlyCell(sheet, value=plain)
     cell.data_type = "s"
+    if link:
+        cell.hyperlink = link
+        cell.style = "Hyperlink"
     return cell
 
 

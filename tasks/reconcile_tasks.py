@@ -22,6 +22,7 @@ from revops.connectors.base import CreditSource
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
+from revops.links import RecordLinks, link_columns
 from revops.periods import Window
 from revops.tasks.credits import Credits
 from revops.tasks.outputs import (
@@ -173,9 +174,14 @@ class ReviewContext:
 
 @task(name="prepare-review", cache_policy=NO_CACHE)
 def prepare_review(
-    result: ReconciliationResult, data: ReconciliationInput, run: RunRecord, database_url: str
+    result: ReconciliationResult,
+    data: ReconciliationInput,
+    run: RunRecord,
+    database_url: str,
+    links: RecordLinks | None = None,
 ) -> ReviewContext:
-    """Decisions carried forward, each finding's owner and evidence, the trend, the sign-off."""
+    """Decisions carried forward, each finding's owner, links and evidence, the trend, the
+    sign-off."""
     warehouse = Warehouse(database_url)
     findings = result.findings
     reviewed = carry_forward(findings, warehouse.latest_decisions(findings["finding_key"].tolist()))
@@ -190,6 +196,8 @@ def prepare_review(
     reviewed = reviewed.assign(
         owner_id=owners.astype("str"), account_name=reviewed["account_id"].map(names)
     )
+    if links is not None:
+        reviewed = link_columns(reviewed, data.accounts, links, data.invoices)
     trend = warehouse.trend(run.source)
     current = result.by_currency.assign(period=run.period, window_start=run.window_start)
     trend = pd.concat(

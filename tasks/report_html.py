@@ -13,8 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from revops.money import format_money, minor_to_major
+from revops.money import format_money
 from revops.tasks.reconciliation import ReconciliationResult
+from revops.tasks.report_html_assets import REPORT_CSS, REPORT_JS
+from revops.tasks.report_html_evidence import evidence_html, finding_evidence
+
+__all__ = ["CODE_LABELS", "finding_evidence", "reconciliation_html"]
 
 CODE_LABELS = {
     "missing_invoice": "Missing invoice",
@@ -27,32 +31,6 @@ CODE_LABELS = {
     "billed_outside_contract": "Billed outside contract",
     "unmatched_invoice": "Unmatched invoice",
 }
-
-
-def finding_evidence(
-    findings: pd.DataFrame, contracts: pd.DataFrame, lines: pd.DataFrame
-) -> dict[str, dict[str, Any]]:
-    """Per finding key: the contract's terms and the lines of the invoices it names."""
-    wanted = set(findings["contract_id"].dropna())
-    terms = contracts[contracts["contract_id"].isin(wanted)].set_index("contract_id")
-    invoice_ids = findings[["finding_key", "invoice_id"]].dropna()
-    exploded = invoice_ids.assign(invoice_id=invoice_ids["invoice_id"].str.split(";")).explode(
-        "invoice_id"
-    )
-    by_invoice = lines[lines["invoice_id"].isin(set(exploded["invoice_id"]))].groupby("invoice_id")
-    line_groups = {invoice: group for invoice, group in by_invoice}
-    out: dict[str, dict[str, Any]] = {}
-    for row in findings.itertuples(index=False):
-        contract = None
-        if isinstance(row.contract_id, str) and row.contract_id in terms.index:
-            contract = terms.loc[row.contract_id].to_dict() | {"contract_id": row.contract_id}
-        invoices = row.invoice_id.split(";") if isinstance(row.invoice_id, str) else []
-        shown = [line_groups[i] for i in invoices if i in line_groups]
-        out[row.finding_key] = {
-            "contract": contract,
-            "lines": pd.concat(shown, ignore_index=True) if shown else None,
-        }
-    return out
 
 
 def reconciliation_html(
@@ -82,7 +60,7 @@ def reconciliation_html(
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{REPORT_CSS}</style></head><body>",
         f"<header><h1>{escape(title)}</h1>",
         f'<p class="meta">Window {result.window.start} to {result.window.end} (end exclusive) · '
         f"as of {result.as_of} · source <code>{escape(source)}</code> · run <code>{escape(run_id)}</code>"
@@ -94,7 +72,7 @@ def reconciliation_html(
         _trend_section(trend),
         _by_code_section(result.by_code),
         _exceptions_section(findings, evidence),
-        f"<script>{_JS}</script></body></html>",
+        f"<script>{REPORT_JS}</script></body></html>",
     ]
     return "\n".join(parts)
 
@@ -289,7 +267,7 @@ def _exceptions_section(findings: pd.DataFrame, evidence: dict[str, dict[str, An
             + f"<td>{escape(r.review_status)}{status_note}</td>"
             + f"<td>{escape(r.detail)}"
             + f'<div class="note">Key: <code class="finding-key">{escape(r.finding_key)}</code></div>'
-            + f"{_evidence(evidence.get(r.finding_key), r)}</td></tr>"
+            + f"{evidence_html(evidence.get(r.finding_key), r)}</td></tr>"
         )
     return (
         '<section id="exceptions"><h2>Exceptions</h2>'
@@ -307,45 +285,6 @@ def _account_cell(finding: Any) -> str:
     return f'<td>{escape(name)}<div class="note">{account_id}</div></td>'
 
 
-def _evidence(found: dict[str, Any] | None, finding: Any) -> str:
-    if not found:
-        return ""
-    blocks = []
-    contract = found.get("contract")
-    if contract:
-        currency = contract["currency"]
-        unit = minor_to_major(int(contract["unit_price_minor"]), currency)
-        end = contract["end_date"]
-        blocks.append(
-            "<h4>Contract terms</h4><dl>"
-            f"<dt>Contract</dt><dd>{escape(contract['contract_id'])} ({escape(str(contract['status']))})</dd>"
-            f"<dt>Dates</dt><dd>{contract['start_date']:%Y-%m-%d} to "
-            f"{'open-ended' if pd.isna(end) else f'{end:%Y-%m-%d}'}</dd>"
-            f"<dt>Billing</dt><dd>{escape(str(contract['billing_frequency']))}, {contract['quantity']} × "
-            f"{escape(currency)} {unit:,}/month less {contract['discount_pct']:g}%</dd>"
-            f"<dt>Subscription</dt><dd>{escape(_text(contract.get('stripe_subscription_id')))}</dd></dl>"
-        )
-    lines = found.get("lines")
-    if lines is not None and len(lines):
-        rows = "".join(
-            f"<tr><td>{escape(r.invoice_id)}</td><td>{escape(_text(r.description))}</td>"
-            f"<td>{r.period_start:%Y-%m-%d} – {r.period_end:%Y-%m-%d}</td>"
-            f'<td class="num">{_text(r.quantity)}</td>'
-            f'<td class="num">{escape(format_money(int(r.unit_amount_minor), r.currency)) if pd.notna(r.unit_amount_minor) else "—"}</td>'
-            f'<td class="num">{escape(format_money(int(r.amount_minor) - int(r.discount_minor), r.currency))}</td>'
-            f"<td>{'proration' if r.proration else escape(r.line_type)}</td></tr>"
-            for r in lines.itertuples(index=False)
-        )
-        blocks.append(
-            "<h4>Invoice lines</h4><table><thead><tr><th>Invoice</th><th>Line</th><th>Service</th>"
-            "<th>Qty</th><th>Unit</th><th>Net</th><th>Kind</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-        )
-    if not blocks:
-        return ""
-    return f"<details><summary>evidence</summary>{''.join(blocks)}</details>"
-
-
 def _text(value: object) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "—"
@@ -354,85 +293,3 @@ def _text(value: object) -> str:
 
 def _short(amount: object, currency: str) -> str:
     return format_money(int(amount), currency).split(" ", 1)[1]
-
-
-_CSS = """
-:root { --ink:#1b2430; --muted:#5b6675; --line:#d9dee5; --under:#c0392b; --over:#d68910; --ok:#1e8449; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
-       margin: 0 auto; padding: 24px; max-width: 1400px; }
-h1 { margin: 0 0 4px; font-size: 24px; } h2 { font-size: 18px; margin: 28px 0 10px; }
-h4 { margin: 10px 0 4px; font-size: 13px; }
-.meta, .note, .legend { color: var(--muted); font-size: 12px; }
-code { background: #f2f4f7; padding: 1px 4px; border-radius: 3px; }
-.badge { display: inline-block; padding: 2px 8px; border-radius: 10px; font-size: 12px; color: #fff; }
-.badge.ok { background: var(--ok); } .badge.warn { background: var(--over); }
-.cards { display: flex; gap: 12px; flex-wrap: wrap; margin-top: 16px; }
-.card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 16px; min-width: 150px; }
-.card .n { font-size: 22px; font-weight: 600; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left; vertical-align: top; }
-th { background: #f7f8fa; font-weight: 600; } th[data-key] { cursor: pointer; user-select: none; }
-th[data-dir="asc"]::after { content: " ▲"; } th[data-dir="desc"]::after { content: " ▼"; }
-td.period { white-space: nowrap; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.sev { padding: 1px 6px; border-radius: 4px; font-size: 12px; color: #fff; }
-.sev.high { background: var(--under); } .sev.medium { background: var(--over); } .sev.low { background: #7f8c8d; }
-.filters { display: flex; gap: 14px; align-items: center; margin-bottom: 8px; flex-wrap: wrap; }
-details summary { cursor: pointer; color: #2e6da4; font-size: 12px; margin-top: 4px; }
-details table { margin: 4px 0 8px; font-size: 12px; } dl { display: grid; grid-template-columns: 110px 1fr; margin: 0; }
-dt { color: var(--muted); } dd { margin: 0; }
-svg .under, .swatch.under { fill: var(--under); background: var(--under); }
-svg .over, .swatch.over { fill: var(--over); background: var(--over); }
-svg .label { font-size: 13px; font-weight: 600; } svg .value, svg .tick { font-size: 11px; fill: var(--muted); }
-.swatch { display: inline-block; width: 10px; height: 10px; margin-left: 8px; }
-.figs { display: flex; gap: 24px; flex-wrap: wrap; } figure { margin: 0; } figcaption { font-weight: 600; }
-"""
-
-_JS = """
-(function () {
-  var table = document.getElementById('exceptions-table');
-  if (!table) { return; }
-  var body = table.tBodies[0];
-  var rows = Array.prototype.slice.call(body.rows);
-  var shown = document.getElementById('shown');
-  function value(row, index) {
-    var cell = row.cells[index];
-    var sort = cell.getAttribute('data-sort');
-    return sort !== null ? sort : cell.textContent.trim();
-  }
-  function applyFilters() {
-    var filters = document.querySelectorAll('select[data-filter]');
-    var visible = 0;
-    rows.forEach(function (row) {
-      var keep = true;
-      filters.forEach(function (select) {
-        if (select.value && row.getAttribute('data-' + select.getAttribute('data-filter')) !== select.value) { keep = false; }
-      });
-      row.hidden = !keep;
-      if (keep) { visible += 1; }
-    });
-    shown.textContent = visible + ' of ' + rows.length + ' shown';
-  }
-  Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
-    function sort() {
-      var dir = th.getAttribute('data-dir') === 'asc' ? 'desc' : 'asc';
-      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (other) { other.removeAttribute('data-dir'); });
-      th.setAttribute('data-dir', dir);
-      rows.sort(function (a, b) {
-        var x = value(a, index), y = value(b, index);
-        var nx = parseFloat(x), ny = parseFloat(y);
-        var order = (!isNaN(nx) && !isNaN(ny) && String(nx) === x && String(ny) === y) ? nx - ny : x.localeCompare(y);
-        return dir === 'asc' ? order : -order;
-      });
-      rows.forEach(function (row) { body.appendChild(row); });
-    }
-    th.addEventListener('click', sort);
-    th.addEventListener('keydown', function (event) { if (event.key === 'Enter') { sort(); } });
-  });
-  document.querySelectorAll('select[data-filter]').forEach(function (select) {
-    select.addEventListener('change', applyFilters);
-  });
-  applyFilters();
-})();
-"""

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from revops.money import format_money
-from revops.tasks.report_html import _CSS
+from revops.tasks.report_html_assets import REPORT_CSS
 from revops.tasks.sla_config import SlaConfig
 
 OPEN_DISPUTE_STATUSES = (
@@ -249,7 +249,7 @@ def weekly_html(review: WeeklyReview) -> str:
         [
             "<!doctype html>",
             '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>Weekly ops review {review.as_of}</title><style>{_CSS}</style></head><body>",
+            f"<title>Weekly ops review {review.as_of}</title><style>{REPORT_CSS}</style></head><body>",
             f"<header><h1>Weekly ops review, week to {review.as_of}</h1>",
             f'<p class="meta">Source <code>{escape(review.source)}</code></p></header>',
             f'<section class="cards">{card_html}</section>',
