@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
-from revops.connectors import stripe_credits, stripe_mapping
+from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow
 from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
@@ -148,11 +148,16 @@ class FilesSource:
             out["credit_note_lines"] = validate_frame(
                 "credit_note_lines", lines, _location(name, line_rows, fields["credit_note_lines"])
             )
+        fast = self._invoice_columns()
+        if fast is not None:
+            out["credit_grants"] = validate_frame(
+                "credit_grants", fast["credit_grants"], SourceLocation(file="invoices.jsonl")
+            )
         for frame_name, name, mapper in (
             ("credit_grants", "invoices.jsonl", stripe_credits.credit_grants_frame),
             ("refunds", "charges.jsonl", stripe_credits.refunds_frame),
         ):
-            if (self.folder / name).is_file():
+            if frame_name not in out and (self.folder / name).is_file():
                 records, rows = _read_jsonl(self.folder / name)
                 out[frame_name] = validate_frame(
                     frame_name, mapper(records, rows=rows, file=name), SourceLocation(file=name)
@@ -273,17 +278,37 @@ class FilesSource:
         name = "invoices.jsonl"
         if not (self.folder / name).exists():
             raise self._missing(name)
-        records, rows = _read_jsonl(self.folder / name)
-        self._require_records(name, records)
-        invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
+        fast = self._invoice_columns()
+        if fast is not None:
+            invoices, lines, line_rows = fast["invoices"], fast["invoice_lines"], fast["line_rows"]
+            rows: Sequence[int] = range(1, len(invoices) + 1)
+        else:
+            records, rows = _read_jsonl(self.folder / name)
+            self._require_records(name, records)
+            invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
+            line_rows = stripe_mapping.invoice_line_rows(records, rows)
         fields = stripe_mapping.STRIPE_FIELDS
-        line_rows = stripe_mapping.invoice_line_rows(records, rows)
         return (
             validate_frame("invoices", invoices, _location(name, rows, fields["invoices"])),
             validate_frame(
                 "invoice_lines", lines, _location(name, line_rows, fields["invoice_lines"])
             ),
         )
+
+    def _invoice_columns(self) -> dict[str, Any] | None:
+        """invoices.jsonl read column-wise (connectors.stripe_mapping_arrow); None when that
+        read cannot vouch for the file, which is then mapped record by record."""
+
+        def read() -> dict[str, Any] | None:
+            path = self.folder / "invoices.jsonl"
+            if not path.is_file():
+                return None
+            try:
+                return stripe_mapping_arrow.read_invoices_jsonl(path)
+            except stripe_mapping_arrow.Unsure:
+                return None
+
+        return self._once("invoices.jsonl-columns", read)
 
     def _require_records(self, name: str, records: Sequence[object]) -> None:
         if name in NON_EMPTY_FILES and not records:
@@ -341,7 +366,7 @@ def _location(
     name: str, rows: Sequence[int], columns: Mapping[str, str], header_lines: int = 0
 ) -> SourceLocation:
     return SourceLocation(
-        file=name, columns=columns, header_lines=header_lines, rows=lambda i: rows[int(i)]
+        file=name, columns=columns, header_lines=header_lines, rows=lambda i: int(rows[int(i)])
     )
 
 

@@ -450,7 +450,8 @@ def _line(
     subscription line's own metadata (the subscription's, per Stripe) wins.
     """
     parent = r.child("parent")
-    if "parent" in r.data or "pricing" in r.data:  # the current shape
+    # The current shape; `parent: null` with no pricing says no more than no parent.
+    if r.data.get("parent") is not None or r.data.get("pricing") is not None:
         kind = parent.data.get("type")
         line_type = "subscription" if kind == "subscription_item_details" else "invoiceitem"
         details = parent.child(kind) if isinstance(kind, str) else parent

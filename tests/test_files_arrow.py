@@ -1,0 +1,192 @@
+"""invoices.jsonl read column-wise (connectors.stripe_mapping_arrow) gives exactly the frames of
+the record-by-record mapping (stripe_mapping, stripe_credits), and hands back to it (Unsure)
+whatever it cannot vouch for, so every bad value is still named by row and Stripe field.
+
+Payloads are the recorded Stripe API invoices of tests/fixtures/stripe (both shapes,
+localstripe's, JPY, void) and variants of them with fields of the Stripe Invoice and
+InvoiceLineItem objects (API reference: customer null, pretax_credit_amounts,
+total_pretax_credit_amounts, quantity_decimal, unit_amount_excluding_tax, tax_amounts,
+status_transitions, lines.has_more with total_count).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revops.connectors import stripe_credits, stripe_mapping
+from revops.connectors.demo import DemoSource
+from revops.connectors.files import FilesSource, _read_jsonl
+from revops.connectors.files_export import write_export
+from revops.connectors.stripe_mapping_arrow import Unsure, read_invoice_texts, read_invoices_jsonl
+from revops.errors import InputError
+from tests.test_files_source import SHAPES, demo_frames
+
+FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
+INVOICES = (
+    "invoice_current_inclusive_proration",
+    "invoice_jpy",
+    "invoice_legacy_coupon_tax",
+    "invoice_localstripe_plan",
+    "invoice_void",
+)
+
+
+def fixture(name: str) -> dict[str, Any]:
+    record = json.loads((FIXTURES / f"{name}.json").read_text())
+    if isinstance(record.get("customer"), dict):  # the export writes ids, not expansions
+        record["customer"] = record["customer"]["id"]
+    return record
+
+
+def write(folder: Path, records: list[dict[str, Any]], blank_after: int | None = None) -> Path:
+    path = folder / "invoices.jsonl"
+    lines = [json.dumps(r) for r in records]
+    if blank_after is not None:
+        lines.insert(blank_after, "")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def record_path(path: Path) -> dict[str, Any]:
+    """The record-by-record mapping of a file, as the fast read returns it."""
+    records, rows = _read_jsonl(path)
+    invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=path.name)
+    return {
+        "invoices": invoices,
+        "invoice_lines": lines,
+        "credit_grants": stripe_credits.credit_grants_frame(records, rows=rows, file=path.name),
+        "line_rows": np.array(stripe_mapping.invoice_line_rows(records, rows)),
+    }
+
+
+def assert_same(fast: dict[str, Any], slow: dict[str, Any]) -> None:
+    for name in ("invoices", "invoice_lines", "credit_grants"):
+        pd.testing.assert_frame_equal(fast[name], slow[name], check_exact=True)
+    assert fast["line_rows"].tolist() == slow["line_rows"].tolist()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_demo_export_reads_the_same_both_ways(
+    shape: str, demo_source: DemoSource, tmp_path: Path
+) -> None:
+    frames = demo_frames(demo_source)
+    invoices = {name: frames[name] for name in ("invoices", "invoice_lines")}
+    write_export(tmp_path, **invoices, invoice_shape=shape)  # type: ignore[arg-type]
+    path = tmp_path / "invoices.jsonl"
+    fast = read_invoices_jsonl(path)
+    assert len(fast["invoice_lines"]) > 1000
+    assert_same(fast, record_path(path))
+
+
+def grant(amount: int, transaction: str) -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "credit_balance_transaction": transaction,
+        "type": "credit_balance_transaction",
+    }
+
+
+def edge_cases() -> list[dict[str, Any]]:
+    """Every recorded invoice, and variants of the fields the mapping reads."""
+    records = [fixture(name) for name in INVOICES]
+    current, legacy = records[0], records[2]
+    one_off = copy.deepcopy(current)
+    one_off.update(id="in_oneoff", customer=None, customer_account="acct_1")
+    one_off["status_transitions"] = {"finalized_at": 1763164900, "voided_at": None}
+    line = one_off["lines"]["data"][0]
+    line["quantity_decimal"] = "2.5"
+    line["metadata"] = {"salesforce_contract_id": " 800Ab000001XyZ1 ", "salesforce_line_id": ""}
+    line["pretax_credit_amounts"] = [grant(4000, "cbtxn_1"), {"amount": 500, "type": "discount"}]
+    line["parent"]["type"] = "invoice_item_details"
+    line["parent"]["invoice_item_details"] = {"invoice_item": "ii_1", "proration": True,
+                                              "subscription": None}  # fmt: skip
+    whole = copy.deepcopy(legacy)
+    whole["id"] = "in_whole_grant"
+    whole["total_pretax_credit_amounts"] = [grant(700, "cbtxn_2")]
+    whole["lines"].update(has_more=True, total_count=len(whole["lines"]["data"]))
+    taxed = copy.deepcopy(legacy)
+    taxed["id"] = "in_taxed"
+    taxed_line = taxed["lines"]["data"][0]
+    taxed_line["tax_amounts"] = [
+        {"amount": 100, "inclusive": True},
+        {"amount": 5, "inclusive": False},
+    ]
+    taxed_line["unit_amount_excluding_tax"] = "1234.5"
+    taxed_line["parent"] = None  # null says no more than absent: still the older shape
+    empty = copy.deepcopy(legacy)
+    empty.update(id="in_empty", lines={"object": "list", "data": [], "has_more": False})
+    return [*records, one_off, whole, taxed, empty]
+
+
+def test_edge_cases_read_the_same_both_ways(tmp_path: Path) -> None:
+    path = write(tmp_path, edge_cases())
+    fast = read_invoices_jsonl(path)
+    slow = record_path(path)
+    assert_same(fast, slow)
+    lines = fast["invoice_lines"].set_index("line_id")
+    assert fast["credit_grants"]["credit_balance_transaction"].tolist() == ["cbtxn_1", "cbtxn_2"]
+    assert lines["salesforce_contract_id"].str.len().max() == 18  # 15 -> 18 characters
+    assert fast["invoices"]["customer_id"].isna().sum() == 1
+
+
+def test_stored_payloads_read_the_same_as_a_file(tmp_path: Path) -> None:
+    records = edge_cases()
+    texts = [json.dumps(r, separators=(",", ":")) for r in records]
+    assert_same(read_invoice_texts(texts), record_path(write(tmp_path, records)))
+
+
+def legacy_variant(change: Any) -> list[dict[str, Any]]:
+    record = fixture("invoice_legacy_coupon_tax")
+    change(record)
+    return [fixture("invoice_jpy"), record]
+
+
+UNSURE = {
+    "an expanded customer": lambda r: r.update(customer={"id": "cus_1", "object": "customer"}),
+    "an amount written 100.0": lambda r: r.update(total=float(r["total"])),
+    "a missing currency": lambda r: r.pop("currency"),
+    "an unknown status": lambda r: r.update(status="settled"),
+    "an id with a space": lambda r: r.update(id=r["id"] + " "),
+    "milliseconds": lambda r: r.update(created=r["created"] * 1000),
+    "an incomplete line page": lambda r: r["lines"].update(has_more=True, total_count=None),
+    "a line without period": lambda r: r["lines"]["data"][0].pop("period"),
+    "a bad quantity_decimal": lambda r: r["lines"]["data"][0].update(quantity_decimal="x"),
+}
+
+
+@pytest.mark.parametrize("case", UNSURE)
+def test_what_the_fast_read_cannot_vouch_for_goes_record_by_record(
+    case: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, legacy_variant(UNSURE[case]))
+    with pytest.raises(Unsure):
+        read_invoices_jsonl(path)
+    try:
+        slow = record_path(path)
+    except InputError as error:  # the record path names the row and the field
+        assert "row 2" in str(error)
+        return
+    source = FilesSource(tmp_path)
+    pd.testing.assert_frame_equal(source.invoices()[0], slow["invoices"])
+
+
+def test_a_blank_line_or_nan_leaves_the_rows_to_the_record_path(tmp_path: Path) -> None:
+    path = write(tmp_path, edge_cases(), blank_after=2)
+    with pytest.raises(Unsure):
+        read_invoices_jsonl(path)
+    invoices, _ = FilesSource(tmp_path).invoices()
+    pd.testing.assert_frame_equal(invoices, record_path(path)["invoices"])
+    path = write(tmp_path, edge_cases())
+    path.write_text(re.sub(r'"total": -?\d+', '"total": NaN', path.read_text(), count=1))
+    with pytest.raises(Unsure):
+        read_invoices_jsonl(path)
+    with pytest.raises(InputError, match="row 1, column total: is NaN or Infinity"):
+        FilesSource(tmp_path).invoices()
