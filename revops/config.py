@@ -62,6 +62,29 @@ class FieldMapping(StrictConfig):
             raise ConfigError(f"configs/fields.yaml has no mapping for {sobject}") from None
 
 
+def currency_amounts(
+    value: dict[str, int], what: str, *, minimum: int = 0, default_key: str | None = None
+) -> dict[str, int]:
+    """Minor-unit amounts keyed by ISO 4217 code (upper-cased), each at least `minimum`.
+
+    `default_key` (e.g. "default") is a key that is no currency and applies to the others; it
+    is kept as written and set to 0 when absent. ValueError names the key (pydantic reports it
+    with the file).
+    """
+    out: dict[str, int] = {}
+    for key, amount in value.items():
+        is_default = key == default_key
+        if not is_default and not is_currency(key):
+            raise ValueError(f"{key!r} is not an ISO 4217 currency code")
+        if amount < minimum:
+            bound = "must not be negative" if minimum == 0 else f"must be above {minimum - 1}"
+            raise ValueError(f"{what} for {key} {bound}")
+        out[key if is_default else key.upper()] = amount
+    if default_key is not None:
+        out.setdefault(default_key, 0)
+    return out
+
+
 def config_dir() -> Path:
     """Where the YAML configs are read from."""
     return Path(os.environ.get("REVOPS_CONFIG_DIR") or SHIPPED_CONFIG_DIR)

@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from revops.config import StrictConfig, load_config
-from revops.money import is_currency
+from revops.config import StrictConfig, currency_amounts, load_config
 
 Severity = Literal["high", "medium", "low"]
 FINDING_CODES: tuple[str, ...] = (
@@ -37,15 +36,7 @@ class Tolerance(StrictConfig):
     @field_validator("absolute_minor")
     @classmethod
     def _known_currencies(cls, value: dict[str, int]) -> dict[str, int]:
-        out = {}
-        for key, amount in value.items():
-            if key != "default" and not is_currency(key):
-                raise ValueError(f"{key!r} is not an ISO 4217 currency code")
-            if amount < 0:
-                raise ValueError(f"tolerance for {key} must not be negative")
-            out[key if key == "default" else key.upper()] = amount
-        out.setdefault("default", 0)
-        return out
+        return currency_amounts(value, "tolerance", default_key="default")
 
     def absolute_for(self, currency: str) -> int:
         """Absolute tolerance in minor units for one currency."""

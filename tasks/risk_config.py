@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from revops.config import StrictConfig, load_config
-from revops.money import is_currency
+from revops.config import StrictConfig, currency_amounts, load_config
 
 TIERS: tuple[str, ...] = ("at_risk", "watch", "healthy")  # worst first
 SIGNALS: tuple[str, ...] = (
@@ -125,14 +124,7 @@ class DisputeRule(StrictConfig):
     @field_validator("large_amount_minor")
     @classmethod
     def _large_amounts(cls, value: dict[str, int]) -> dict[str, int]:
-        out = {}
-        for code, amount in value.items():
-            if not is_currency(code):
-                raise ValueError(f"{code!r} is not an ISO 4217 currency code")
-            if amount <= 0:
-                raise ValueError(f"large_amount_minor for {code} must be above 0")
-            out[code.upper()] = amount
-        return out
+        return currency_amounts(value, "large_amount_minor", minimum=1)
 
 
 class PaymentRule(StrictConfig):

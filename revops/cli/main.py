@@ -2,45 +2,37 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.markdown import Markdown
-from rich.table import Table
 
-from revops.cli.common import (
-    amount_text,
-    console,
-    field_option,
-    params_from,
-    parse_date,
-    run_action,
-)
+from revops.cli.common import console, params_from, parse_date, run_action
+from revops.cli.flow_command import Extra, as_of_option, demo_size_option, flow_command, seed_option
 from revops.cli.migrate import migrate_app
+from revops.cli.printers import (
+    print_hygiene,
+    print_leads,
+    print_mrr,
+    print_outputs,
+    print_reconciliation,
+    print_risk,
+    print_weekly,
+)
 from revops.cli.review import review_app
-from revops.connectors.choices import SourceKind
 from revops.flows.params import (
     BillingChoice,
     CrmChoice,
-    CrmWriteParams,
     HygieneParams,
     LeadsParams,
     MrrParams,
     NightlyParams,
-    ReconcileOptions,
     ReconcileParams,
     RiskParams,
-    SourceOptions,
-    SourceParams,
     WeeklyParams,
 )
 from revops.prefect_env import apply_local_defaults
-from revops.settings import get_settings
 
 app = typer.Typer(
     help="RevOps Flows: reconcile Stripe billing against Salesforce contracts, and more.",
@@ -48,135 +40,79 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+_BILLING = Extra("billing", BillingChoice)
+_CRM = Extra("crm", CrmChoice)
+_DRY_RUN = Extra("dry_run", bool, ("--dry-run",))
 
-def _source() -> Any:
-    return field_option(SourceParams, "source")
-
-
-def _input() -> Any:
-    return field_option(SourceParams, "input_dir", "--input")
-
-
-def _as_of(help_text: str = "YYYY-MM-DD. Default: today (UTC).") -> Any:
-    return typer.Option(None, "--as-of", help=help_text)
-
-
-def _out(model: type[SourceParams]) -> Any:
-    folder = get_settings().out_dir / model.OUT_SUBDIR
-    return typer.Option(None, "--out", help=f"Output folder. Default: {folder}.")
-
-
-def _demo_size(*flags: str) -> Any:
-    return field_option(SourceOptions, "demo_size", *flags)
-
-
-def _seed() -> Any:
-    return field_option(SourceOptions, "demo_seed", "--seed")
-
-
-@app.command()
-def reconcile(
-    source: SourceKind = _source(),
-    billing: BillingChoice = field_option(ReconcileParams, "billing"),
-    crm: CrmChoice = field_option(ReconcileParams, "crm"),
-    input_dir: str | None = _input(),
-    period: str | None = field_option(ReconcileParams, "period"),
-    as_of: str | None = _as_of(),
-    out: str | None = _out(ReconcileParams),
-    demo_size: int | None = _demo_size(),
-    seed: int | None = _seed(),
-    full_refresh: bool = field_option(ReconcileOptions, "full_refresh", "--full-refresh"),
-    tolerance_minor: int | None = field_option(ReconcileOptions, "tolerance_minor"),
-    tolerance_pct: float | None = field_option(ReconcileOptions, "tolerance_pct"),
-) -> None:
-    """Reconcile Stripe invoices against CRM contracts for one window."""
-    apply_local_defaults()
-
-    def action() -> dict:
-        from revops.flows.reconcile_invoices import reconcile_invoices
-
-        options = {"source": source, "billing": billing, "crm": crm, "input_dir": input_dir}
-        options |= {"period": period, "as_of": parse_date(as_of, "--as-of"), "out_dir": out}
-        advanced = {"demo_size": demo_size, "demo_seed": seed, "full_refresh": full_refresh}
-        advanced |= {"tolerance_minor": tolerance_minor, "tolerance_pct": tolerance_pct}
-        return reconcile_invoices(params_from(ReconcileParams, options, advanced))
-
-    print_reconciliation(run_action(action))
-
-
-def _crm_write_command(
-    name: str,
-    model: type[CrmWriteParams],
-    flow: str,
-    printer: Callable[[dict[str, Any]], None],
-    doc: str,
-) -> None:
-    """Register `revops risk` / `revops leads`: the same options, their own flow and printout."""
-
-    def command(
-        source: SourceKind = _source(),
-        crm: CrmChoice = field_option(model, "crm"),
-        input_dir: str | None = _input(),
-        as_of: str | None = _as_of(),
-        out: str | None = _out(model),
-        dry_run: bool = typer.Option(
-            False, "--dry-run", help=model.model_fields["dry_run"].description
-        ),
-        demo_size: int | None = _demo_size(),
-        seed: int | None = _seed(),
-    ) -> None:
-        apply_local_defaults()
-
-        def action() -> dict:
-            module, function = flow.split(":")
-            run = getattr(importlib.import_module(module), function)
-            options = {"source": source, "crm": crm, "input_dir": input_dir, "out_dir": out}
-            options |= {"as_of": parse_date(as_of, "--as-of"), "dry_run": dry_run}
-            return run(params_from(model, options, {"demo_size": demo_size, "demo_seed": seed}))
-
-        printer(run_action(action))
-
-    command.__doc__ = doc
-    app.command(name)(command)
-
-
-@app.command()
-def weekly(
-    source: SourceKind = _source(),
-    input_dir: str | None = _input(),
-    as_of: str | None = _as_of("Last day of the week. Default: today (UTC)."),
-    out: str | None = _out(WeeklyParams),
-    demo_size: int | None = _demo_size(),
-    seed: int | None = _seed(),
-) -> None:
-    """The weekly ops review: backlog, SLA breaches, disputes, risk, leads, leakage."""
-    apply_local_defaults()
-
-    def action() -> dict:
-        from revops.flows.weekly_review import weekly_review
-
-        options = {"source": source, "input_dir": input_dir, "out_dir": out}
-        options["as_of"] = parse_date(as_of, "--as-of")
-        return weekly_review(
-            params_from(WeeklyParams, options, {"demo_size": demo_size, "demo_seed": seed})
-        )
-
-    summary = run_action(action)
-    console.print(
-        f"\n[bold]Weekly ops review[/] to {summary['as_of']}: {summary['open_cases']} open cases, "
-        f"{summary['sla_breaches']} SLA breaches, {len(summary['new_at_risk'])} new at risk",
-        soft_wrap=True,
-    )
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
+flow_command(
+    app,
+    "reconcile",
+    ReconcileParams,
+    "revops.flows.reconcile_invoices:reconcile_invoices",
+    print_reconciliation,
+    "Reconcile Stripe invoices against CRM contracts for one window.",
+    extras=(
+        _BILLING,
+        _CRM,
+        Extra("period", str | None),
+        Extra("full_refresh", bool, ("--full-refresh",), advanced=True),
+        Extra("tolerance_minor", int | None, advanced=True),
+        Extra("tolerance_pct", float | None, advanced=True),
+    ),
+)
+flow_command(
+    app,
+    "risk",
+    RiskParams,
+    "revops.flows.flag_at_risk:flag_at_risk",
+    print_risk,
+    "Score customer health, flag at-risk accounts, explain why (and what changed).",
+    extras=(_CRM, _DRY_RUN),
+)
+flow_command(
+    app,
+    "leads",
+    LeadsParams,
+    "revops.flows.handoff_leads:handoff_leads",
+    print_leads,
+    "Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing).",
+    extras=(_CRM, _DRY_RUN),
+)
+flow_command(
+    app,
+    "weekly",
+    WeeklyParams,
+    "revops.flows.weekly_review:weekly_review",
+    print_weekly,
+    "The weekly ops review: backlog, SLA breaches, disputes, risk, leads, leakage.",
+    as_of_help="Last day of the week. Default: today (UTC).",
+)
+flow_command(
+    app,
+    "hygiene",
+    HygieneParams,
+    "revops.flows.crm_hygiene:crm_hygiene",
+    print_hygiene,
+    "CRM hygiene: unlinked accounts, stale contracts and opportunities, duplicates.",
+    extras=(_CRM,),
+)
+flow_command(
+    app,
+    "mrr",
+    MrrParams,
+    "revops.flows.mrr:mrr",
+    print_mrr,
+    "MRR/ARR movements per month and currency, from contracts and from Stripe.",
+    extras=(_BILLING, _CRM, Extra("months", int | None), Extra("reactivation_months", int | None)),
+)
 
 
 @app.command()
 def demo(
     out: str = typer.Option("var/out/demo", help="Output folder."),
-    as_of: str | None = _as_of(),
-    size: int | None = _demo_size("--size"),
-    seed: int | None = _seed(),
+    as_of: str | None = as_of_option(),
+    size: int | None = demo_size_option("--size"),
+    seed: int | None = seed_option(),
 ) -> None:
     """The nightly run on the built-in demo book: no credentials, SQLite under var/."""
     apply_local_defaults()
@@ -202,8 +138,8 @@ class Shape(StrEnum):
 def demo_export(
     out: Path = typer.Option(..., help="Folder to write the export into."),
     as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD. Default: today (UTC)."),
-    size: int = _demo_size("--size"),
-    seed: int = _seed(),
+    size: int = demo_size_option("--size"),
+    seed: int = seed_option(),
     shape: Shape = typer.Option(Shape.current, help="Stripe invoice shape: current or legacy."),
     usage_days: int = typer.Option(120, help="Days of daily usage to include."),
 ) -> None:
@@ -237,183 +173,7 @@ def demo_export(
 
     written = run_action(action)
     console.print(f"Wrote the demo book as of {day} ({shape.value} invoice shape):")
-    for path in written:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
-
-
-def print_reconciliation(summary: dict[str, Any]) -> None:
-    """A short summary of one reconciliation run for the terminal."""
-    counts = summary["counts"]
-    console.print(
-        f"\n[bold]Reconciliation {summary['period']}[/] as of {summary['as_of']} "
-        f"(source {summary['source']}, run {summary['run_id']})",
-        soft_wrap=True,
-    )
-    console.print(
-        f"{counts['contract_periods_due']} contract periods due, "
-        f"{counts['contract_periods_clean']} clean, "
-        f"{counts['invoices_in_window']} invoices checked: [bold]{counts['findings']} findings[/]"
-    )
-    money = Table("Currency", title="Money per currency")
-    for name in ("Expected", "Billed", "Under-billed", "Over-billed", "Findings"):
-        money.add_column(name, justify="right")
-    for row in summary["totals"]:
-        cur = row["currency"]
-        keys = ("expected_minor", "billed_minor", "underbilled_minor", "overbilled_minor")
-        money.add_row(cur, *(amount_text(row[k], cur) for k in keys), str(row["findings"]))
-    console.print(money)
-    if summary["by_code"]:
-        codes = Table("Code", "Currency", title="Findings per code")
-        codes.add_column("Findings", justify="right")
-        codes.add_column("Variance", justify="right")
-        for row in summary["by_code"]:
-            cur = row["currency"]
-            codes.add_row(
-                row["code"], cur, str(row["findings"]), amount_text(row["variance_minor"], cur)
-            )
-        console.print(codes)
-    for system, calls in summary.get("api_calls", {}).items():
-        console.print(f"{system} API calls: {calls}")
-    console.print("Outputs:")
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)  # paths stay copyable
-
-
-def print_risk(summary: dict[str, Any]) -> None:
-    """Accounts per tier and the ones newly at risk."""
-    tiers = summary["tiers"]
-    console.print(
-        f"\n[bold]Customer health[/] as of {summary['as_of']} (source {summary['source']}): "
-        f"{tiers['at_risk']} at risk, {tiers['watch']} to watch, {tiers['healthy']} healthy; "
-        f"{len(summary['newly_at_risk'])} newly at risk",
-        soft_wrap=True,
-    )
-    _print_crm_diff(summary)
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
-
-
-def _print_crm_diff(summary: dict[str, Any]) -> None:
-    """What was (or, on a dry run, would be) written to the CRM, as the flow reported it."""
-    if summary.get("crm_diff"):
-        console.print(Markdown(summary["crm_diff"]))
-
-
-def print_leads(summary: dict[str, Any]) -> None:
-    """Counts of leads per kind and action."""
-    mode = "dry run, nothing written" if summary["dry_run"] else "written to the CRM"
-    console.print(
-        f"\n[bold]Leads[/] as of {summary['as_of']} (source {summary['source']}, {mode})",
-        soft_wrap=True,
-    )
-    table = Table("Kind", title=None)
-    actions = ("created", "updated", "unchanged", "skipped")
-    if any(key.endswith("_failed") for key in summary["counts"]):
-        actions += ("failed",)
-    for name in actions:
-        table.add_column(name.capitalize(), justify="right")
-    for kind in ("renewal", "upsell", "csm_task"):
-        table.add_row(kind, *(str(summary["counts"].get(f"{kind}_{a}", 0)) for a in actions))
-    console.print(table)
-    _print_crm_diff(summary)
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
-
-
-_crm_write_command(
-    "risk",
-    RiskParams,
-    "revops.flows.flag_at_risk:flag_at_risk",
-    print_risk,
-    "Score customer health, flag at-risk accounts, explain why (and what changed).",
-)
-_crm_write_command(
-    "leads",
-    LeadsParams,
-    "revops.flows.handoff_leads:handoff_leads",
-    print_leads,
-    "Hand renewal and upsell leads to the CRM, idempotently (a re-run changes nothing).",
-)
-
-
-# -- health: CRM hygiene and MRR ------------------------------------------------------------
-
-
-@app.command()
-def hygiene(
-    source: SourceKind = _source(),
-    crm: CrmChoice = field_option(HygieneParams, "crm"),
-    input_dir: str | None = _input(),
-    as_of: str | None = _as_of(),
-    out: str | None = _out(HygieneParams),
-    demo_size: int | None = _demo_size(),
-    seed: int | None = _seed(),
-) -> None:
-    """CRM hygiene: unlinked accounts, stale contracts and opportunities, duplicates."""
-    apply_local_defaults()
-
-    def action() -> dict:
-        from revops.flows.crm_hygiene import crm_hygiene
-
-        options = {"source": source, "crm": crm, "input_dir": input_dir, "out_dir": out}
-        options["as_of"] = parse_date(as_of, "--as-of")
-        return crm_hygiene(
-            params_from(HygieneParams, options, {"demo_size": demo_size, "demo_seed": seed})
-        )
-
-    summary = run_action(action)
-    console.print(
-        f"\n[bold]CRM hygiene[/] as of {summary['as_of']} (source {summary['source']}): "
-        f"{sum(summary['counts'].values())} problems",
-        soft_wrap=True,
-    )
-    table = Table("Check", "Problems")
-    for check, count in summary["counts"].items():
-        table.add_row(check, str(count))
-    console.print(table)
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
-
-
-@app.command()
-def mrr(
-    source: SourceKind = _source(),
-    billing: BillingChoice = field_option(MrrParams, "billing"),
-    crm: CrmChoice = field_option(MrrParams, "crm"),
-    input_dir: str | None = _input(),
-    as_of: str | None = _as_of(),
-    months: int | None = field_option(MrrParams, "months"),
-    reactivation_months: int | None = field_option(MrrParams, "reactivation_months"),
-    out: str | None = _out(MrrParams),
-    demo_size: int | None = _demo_size(),
-    seed: int | None = _seed(),
-) -> None:
-    """MRR/ARR movements per month and currency, from contracts and from Stripe."""
-    apply_local_defaults()
-
-    def action() -> dict:
-        from revops.flows.mrr import mrr as mrr_flow
-
-        options = {"source": source, "billing": billing, "crm": crm, "input_dir": input_dir}
-        options |= {"as_of": parse_date(as_of, "--as-of"), "out_dir": out, "months": months}
-        options["reactivation_months"] = reactivation_months
-        return mrr_flow(
-            params_from(MrrParams, options, {"demo_size": demo_size, "demo_seed": seed})
-        )
-
-    summary = run_action(action)
-    console.print(
-        f"\n[bold]MRR[/] at the end of {summary['month']} (source {summary['source']}); "
-        f"{summary['accounts_differing']} accounts where contracted and Stripe MRR differ",
-        soft_wrap=True,
-    )
-    table = Table("Source", "Currency", "MRR")
-    for key, minor in summary["mrr_end"].items():
-        origin, currency = key.split(":")
-        table.add_row(origin, currency, amount_text(minor, currency))
-    console.print(table)
-    for path in summary["outputs"]:
-        console.print(f"  {path}", highlight=False, soft_wrap=True)
+    print_outputs([str(path) for path in written])
 
 
 app.add_typer(review_app, name="review")
