@@ -221,7 +221,7 @@ class SalesforceStore:
         """Upsert records, drop deleted ones, move the cursor; one transaction."""
         now = datetime.now(UTC)
         table = salesforce_records
-        with self.warehouse.transaction() as conn:
+        with self.warehouse.transaction(serialise_on=f"salesforce_records:{sobject}") as conn:
             if replace_all:
                 conn.execute(table.delete().where(table.c.sobject == sobject))
             gone = list(deleted) + ([] if replace_all else [r["Id"] for r in records])

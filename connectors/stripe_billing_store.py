@@ -55,7 +55,7 @@ class StripeStore:
     ) -> None:
         """Upsert objects (or replace all of this type) and move the cursor, in one transaction."""
         now = datetime.now(UTC)
-        with self.warehouse.transaction() as conn:
+        with self.warehouse.transaction(serialise_on=f"stripe_objects:{object_type}") as conn:
             if replace_all:
                 conn.execute(
                     stripe_objects.delete().where(stripe_objects.c.object_type == object_type)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from revops.connectors.choices import DECISIONS
+from revops.connectors.warehouse_locks import serialise_writes
 from revops.errors import InputError, SourceError
 
 metadata = sa.MetaData()
@@ -247,10 +248,15 @@ class Warehouse:
                 ) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A connection inside one transaction: committed on success, rolled back on error."""
+    def transaction(self, serialise_on: str | None = None) -> Iterator[Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error.
+
+        With `serialise_on`, other transactions on the same key wait until this one ends.
+        """
         try:
             with self.engine.begin() as conn:
+                if serialise_on is not None:
+                    serialise_writes(conn, serialise_on)
                 yield conn
         except SQLAlchemyError as exc:
             raise SourceError(
@@ -571,15 +577,8 @@ def _insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> Non
 
 
 def _serialise_run_writes(conn: Connection, run_id: str) -> None:
-    """Identical runs started at once write one after the other, so they converge.
-
-    On PostgreSQL a transaction-scoped advisory lock on the run id: the second writer waits,
-    then replaces what the first wrote with the same rows (without it, both insert and one
-    fails on the primary key). SQLite serialises writers itself; its busy timeout is raised
-    in `_engine` so the second waits instead of failing with "database is locked".
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": run_id})
+    """Identical runs started at once write one after the other, so they converge."""
+    serialise_writes(conn, run_id)
 
 
 def _engine(url: str) -> Engine:
