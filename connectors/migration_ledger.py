@@ -60,6 +60,9 @@ migration_approvals = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("flow_run_id", sa.String(64)),
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    # Who triggered the run that was approved, as Prefect recorded it (`unknown` when it
+    # records nobody); added to warehouses made before it (see _add_missing_columns).
+    sa.Column("triggered_by", sa.String(255)),
 )
 
 migration_ledger = sa.Table(
@@ -109,11 +112,36 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
+_CHECKED: set[str] = set()
+
+
+def _add_missing_columns(warehouse: Warehouse) -> None:
+    """Add the approvals columns a warehouse made by an older version lacks (once per URL)."""
+    if warehouse.url in _CHECKED:
+        return
+
+    def present() -> bool:
+        columns = sa.inspect(warehouse.engine).get_columns("migration_approvals")
+        return "triggered_by" in {c["name"] for c in columns}
+
+    if not present():
+        try:
+            with warehouse.transaction() as conn:
+                conn.execute(
+                    sa.text("ALTER TABLE migration_approvals ADD COLUMN triggered_by VARCHAR(255)")
+                )
+        except SourceError:
+            if not present():  # another process adding it at the same moment is fine
+                raise
+    _CHECKED.add(warehouse.url)
+
+
 class MigrationLedger:
     """The ledger, approvals and plans tables of one warehouse."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        _add_missing_columns(warehouse)
 
     @classmethod
     def at(cls, database_url: str) -> MigrationLedger:
@@ -154,6 +182,7 @@ class MigrationLedger:
         comment: str | None,
         channel: Literal["ui", "cli", "ui:rollback", "cli:rollback"],
         flow_run_id: str | None,
+        triggered_by: str | None = None,
     ) -> dict[str, Any]:
         """Record a reviewer's decision on a plan; returns the stored row."""
         row = {
@@ -164,6 +193,7 @@ class MigrationLedger:
             "channel": channel,
             "flow_run_id": flow_run_id,
             "decided_at": datetime.now(UTC),
+            "triggered_by": triggered_by,
         }
         with self.warehouse.transaction() as conn:
             conn.execute(migration_approvals.insert(), row)

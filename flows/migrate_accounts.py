@@ -11,23 +11,31 @@ rollback_migration: preview restoring each account's before state from the ledge
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled, State
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.connectors.migration_ledger import MigrationLedger
 from revops.connectors.registry import MigrationSources, migration_sources
 from revops.errors import ConfigError
+from revops.flows.params import MigrateParams, MigrationParams, RollbackParams
 from revops.settings import get_settings
 from revops.tasks.migration_apply import apply_migration_batch, batches, worklist
+from revops.tasks.migration_approval import Triggerer, approval_refusal, triggerer_of
 from revops.tasks.migration_config import migration_config
 from revops.tasks.migration_dry_run import (
     DryRun,
@@ -46,99 +54,33 @@ from revops.tasks.migration_verify import (
 )
 
 FLOW_TIMEOUT_SECONDS = 30 * 3600  # longer than the longest approval wait (a day) plus the run
+__all__ = ["MigrateParams", "RollbackParams", "approved_on_the_command_line"]
 
 
-class _MigrationBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    plan_path: str = Field(
-        description="The plan file (CSV or YAML) on the machine running the flow, e.g. "
-        "plans/2027-price-increase.yaml. Its fingerprint keys the ledger and approvals.",
-        examples=["plans/2027-price-increase.yaml"],
-    )
-    source: Literal["demo", "live"] = Field(
-        default="demo",
-        description="demo: validate and dry-run against the built-in demo book (read-only). "
-        "live: Stripe (STRIPE_API_KEY; STRIPE_API_BASE for a test server).",
-    )
-    crm: Literal["none", "salesforce"] = Field(
-        default="none",
-        description="Live runs: where accounts and contracts are read and CRM fields written. "
-        "none: customers link to accounts by their Stripe metadata and CRM fields are skipped.",
-    )
-    apply: bool = Field(
-        default=False,
-        description="Off: a dry run (nothing changes). On: change Stripe (and the CRM).",
-    )
-    batch_size: int | None = Field(
-        default=None,
-        ge=1,
-        le=1000,
-        description="Accounts per batch. Default: configs/migrations.yaml (50).",
-    )
-    out_dir: str | None = Field(
-        default=None,
-        description="Output folder; files go to <out_dir>/<fingerprint[:12]>/. "
-        "Default: configs/migrations.yaml (var/out/migrations).",
-    )
+@dataclass(frozen=True)
+class _CliApproval:
+    reviewer: str
+    fingerprint: str
+    comment: str | None
 
 
-class _Approved(_MigrationBase):
-    """Who approved an apply (or a rollback): the CLI fills these, the UI pauses for them."""
-
-    approval_timeout_seconds: int | None = Field(
-        default=None,
-        ge=60,
-        le=86_400,
-        description="Apply from the UI: how long the run waits paused for approval before it "
-        "fails with nothing applied. Default: configs/migrations.yaml (4 h).",
-    )
-    approval_poll_seconds: int = Field(
-        default=10, ge=1, le=60, description="How often a paused run checks for the decision."
-    )
-    approved_by: str | None = Field(
-        default=None,
-        description="Leave empty in the UI: the run pauses for a reviewer. The CLI fills it "
-        "after --yes or its confirmation prompt, with approved_fingerprint.",
-    )
-    approved_fingerprint: str | None = Field(
-        default=None,
-        min_length=12,
-        description="The plan fingerprint (or its first 12+ characters) the approver "
-        "reviewed; the run stops if the plan file changed since.",
-    )
-    approval_comment: str | None = Field(default=None, description="Recorded with the approval.")
-
-    @model_validator(mode="after")
-    def _approved_what(self) -> _Approved:
-        if self.approved_by and not self.approved_fingerprint:
-            raise ValueError("approved_by needs approved_fingerprint: the plan that was reviewed")
-        return self
+# The CLI's approval travels beside the call, never as a parameter: a deployment run (the UI,
+# a schedule, an automation) starts in a worker's process where nothing sets it, so it always
+# pauses for a reviewer.
+_CLI_APPROVAL: ContextVar[_CliApproval | None] = ContextVar("revops_cli_approval", default=None)
 
 
-class MigrateParams(_Approved):
-    """Parameters of `migrate_accounts`."""
-
-    as_of: date | None = Field(default=None, description="Demo source: date of the demo book.")
-    demo_size: int = Field(default=DEMO_SIZE, ge=200, le=200_000, description="Demo book size.")
-    demo_seed: int = Field(default=DEMO_SEED, description="Seed of the demo book.")
-
-    @model_validator(mode="after")
-    def _writable(self) -> MigrateParams:
-        if self.apply and self.source == "demo":
-            raise ValueError(
-                "the demo book cannot be written: apply needs source live (to rehearse, point "
-                "STRIPE_API_BASE at a Stripe test server such as localstripe)"
-            )
-        return self
-
-
-class RollbackParams(_Approved):
-    """Parameters of `rollback_migration`."""
-
-    source: Literal["live"] = Field(
-        default="live", description="Rollbacks restore live Stripe from the warehouse ledger."
-    )
+@contextmanager
+def approved_on_the_command_line(
+    reviewer: str, fingerprint: str, comment: str | None
+) -> Iterator[None]:
+    """Approve the plan with this fingerprint (or its first 12+ characters) for the runs
+    started inside the block in this process: the CLI's --yes or confirmation."""
+    token = _CLI_APPROVAL.set(_CliApproval(reviewer, fingerprint, comment))
+    try:
+        yield
+    finally:
+        _CLI_APPROVAL.reset(token)
 
 
 class ApprovalInput(RunInput):
@@ -148,12 +90,17 @@ class ApprovalInput(RunInput):
         description="approve: go ahead now (apply the plan, or roll it back). reject: stop, "
         "nothing changes."
     )
-    reviewer: str = Field(min_length=1, description="Your name, recorded with the decision.")
+    reviewer: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="Your own name, recorded with the decision. The one who triggered the run "
+        "cannot approve it where Prefect records who that was.",
+    )
     comment: str = Field(default="", description="Why; recorded with the decision.")
 
 
 def _settings_and_sources(
-    params: _MigrationBase, source: str, as_of: date | None, size: int, seed: int
+    params: MigrationParams, source: str, as_of: date | None, size: int, seed: int
 ) -> tuple[str, MigrationSources]:
     database_url = get_settings().database_url
     sources = migration_sources(
@@ -167,7 +114,7 @@ def _settings_and_sources(
     return database_url, sources
 
 
-def _out_dir(params: _MigrationBase, plan: MigrationPlan) -> Path:
+def _out_dir(params: MigrationParams, plan: MigrationPlan) -> Path:
     return Path(params.out_dir or migration_config().out_dir) / plan.short
 
 
@@ -177,7 +124,7 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
     config = migration_config()
     plan = load_plan(params.plan_path, config)
     database_url, sources = _settings_and_sources(
-        params, params.source, params.as_of, params.demo_size, params.demo_seed
+        params, params.source, params.as_of, params.advanced.demo_size, params.advanced.demo_seed
     )
     out_dir = _out_dir(params, plan)
 
@@ -208,7 +155,7 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
             data=summary,
         )
     outcomes: list[dict[str, Any]] = []
-    for batch in batches(worklist(report.table), params.batch_size or config.batch_size):
+    for batch in batches(worklist(report.table), params.advanced.batch_size or config.batch_size):
         outcomes += apply_migration_batch(batch, plan.fingerprint, sources, ledger, config)
     summary["outcomes"] = _count(o["outcome"] for o in outcomes)
     summary["stripe_writes"] = sum(o["written"] for o in outcomes)
@@ -225,49 +172,77 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
 
 
 def _approval(
-    params: _Approved,
+    params: MigrationParams,
     plan: MigrationPlan,
     ledger: MigrationLedger,
     action: Literal["apply", "rollback"],
     description: str,
 ) -> dict[str, Any]:
-    """The recorded decision: the CLI's pre-approval, or a reviewer's input on the paused run.
+    """The recorded decision: the CLI's approval, or a reviewer's input on the paused run.
 
     A rollback's decision is recorded like an apply's, its channel saying so (`ui:rollback`).
     """
     run_id = flow_run.get_id()
     suffix = "" if action == "apply" else f":{action}"
-    if params.approved_by:
-        if not plan.fingerprint.startswith(params.approved_fingerprint or "-"):
+    cli = _CLI_APPROVAL.get()
+    if cli is not None and deployment.id is None:
+        if len(cli.fingerprint) < 12 or not plan.fingerprint.startswith(cli.fingerprint):
             raise ConfigError(
-                f"the plan changed since it was approved (approved "
-                f"{params.approved_fingerprint[:12] if params.approved_fingerprint else '-'}, "
+                f"the plan changed since it was approved (approved {cli.fingerprint[:12]}, "
                 f"now {plan.short}): review the new dry run"
             )
         return record_migration_decision(
             ledger,
             plan,
             approved=True,
-            reviewer=params.approved_by,
-            comment=params.approval_comment,
+            reviewer=cli.reviewer,
+            comment=cli.comment,
             channel=f"cli{suffix}",
             flow_run_id=run_id,
+            triggered_by="cli",
         )
-    decision = pause_flow_run(
-        wait_for_input=ApprovalInput.with_initial_data(description=description),
-        timeout=params.approval_timeout_seconds or migration_config().approval_timeout_seconds,
-        poll_interval=params.approval_poll_seconds,
-        key=f"approve{suffix.replace(':', '-')}-{plan.short}",
+    config = migration_config()
+    triggerer = _triggerer(run_id)
+    deadline = time.monotonic() + (
+        params.advanced.approval_timeout_seconds or config.approval_timeout_seconds
     )
+    attempt, refused = 0, ""
+    while True:
+        decision = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(description=refused + description),
+            timeout=max(1, int(deadline - time.monotonic())),
+            poll_interval=params.advanced.approval_poll_seconds,
+            key=f"approve{suffix.replace(':', '-')}-{plan.short}"
+            + (f"-{attempt}" if attempt else ""),
+        )
+        refusal = approval_refusal(
+            decision.reviewer,
+            decision.decision == "approve",
+            triggerer,
+            approver_not_triggerer=config.approver_not_triggerer,
+        )
+        if refusal is None:
+            break
+        get_run_logger().warning("Approval refused: %s", refusal)
+        attempt, refused = attempt + 1, f"**Approval refused:** {refusal}.\n\n"
     return record_migration_decision(
         ledger,
         plan,
         approved=decision.decision == "approve",
-        reviewer=decision.reviewer,
+        reviewer=decision.reviewer.strip(),
         comment=decision.comment or None,
         channel=f"ui{suffix}",
         flow_run_id=run_id,
+        triggered_by=triggerer.label,
     )
+
+
+def _triggerer(run_id: str | None) -> Triggerer:
+    """Who created this flow run, as the Prefect API recorded it."""
+    if run_id is None:
+        return triggerer_of(None)
+    with get_client(sync_client=True) as client:
+        return triggerer_of(client.read_flow_run(run_id).created_by)
 
 
 @flow(name="rollback-migration", timeout_seconds=FLOW_TIMEOUT_SECONDS, validate_parameters=True)
@@ -313,7 +288,7 @@ def rollback_migration(params: RollbackParams) -> dict[str, Any] | State:
             data=summary,
         )
     outcomes: list[dict[str, Any]] = []
-    for batch in batches(keys, params.batch_size or config.batch_size):
+    for batch in batches(keys, params.advanced.batch_size or config.batch_size):
         outcomes += rollback_migration_batch(batch, plan.fingerprint, sources, ledger, config)
     summary["outcomes"] = _count(o["outcome"] for o in outcomes)
     summary["stripe_writes"] = sum(o["written"] for o in outcomes)

@@ -22,6 +22,7 @@ class MigrationConfig(StrictConfig):
     max_plan_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_yaml_aliases: int = Field(default=20, ge=0, le=10_000)
     approval_timeout_seconds: int = Field(default=4 * 3600, ge=60, le=86_400)
+    approver_not_triggerer: bool = True
     default_when: Literal["now", "period_end"] = "period_end"
     default_proration_behavior: Literal["create_prorations", "none", "always_invoice"] = (
         "create_prorations"

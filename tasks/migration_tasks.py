@@ -53,6 +53,7 @@ def record_migration_decision(
     comment: str | None,
     channel: str,
     flow_run_id: str | None,
+    triggered_by: str | None = None,
 ) -> dict[str, Any]:
     """Record an approval or rejection (with the plan's content) in the warehouse."""
     ledger.record_plan(plan.fingerprint, plan.file, plan.name, len(plan.rows), plan.content())
@@ -63,13 +64,15 @@ def record_migration_decision(
         comment=comment,
         channel=channel,  # type: ignore[arg-type]
         flow_run_id=flow_run_id,
+        triggered_by=triggered_by,
     )
     logger().info(
-        "Plan %s %s by %s (%s)%s",
+        "Plan %s %s by %s (%s; run triggered by %s)%s",
         plan.short,
         row["decision"],
         reviewer,
         channel,
+        triggered_by or "-",
         f": {comment}" if comment else "",
     )
     return {**row, "decided_at": row["decided_at"].isoformat()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -124,6 +123,17 @@ RECONCILE_ADVANCED = [
     ("tolerance_pct", "Relative tolerance (%)"),
     ("partitions", "Partitions"),
 ]
+MIGRATION = [
+    ("plan_path", "Plan file"),
+    ("source", "Source"),
+    ("crm", "CRM"),
+    ("apply", "Apply"),
+]
+MIGRATION_ADVANCED = [
+    ("batch_size", "Batch size"),
+    ("approval_timeout_seconds", "Approval wait (seconds)"),
+    ("approval_poll_seconds", "Approval check interval (seconds)"),
+]
 FORMS = {
     "reconcile-invoices": ([*SOURCE, ("period", "Period"), *TAIL], RECONCILE_ADVANCED),
     "nightly": (SOURCE + TAIL, ADVANCED),
@@ -140,10 +150,16 @@ FORMS = {
         ],
         ADVANCED,
     ),
+    "migrate-accounts": (
+        [*MIGRATION, ("as_of", "As of"), *TAIL],
+        [*MIGRATION_ADVANCED, ("demo_size", "Demo book size"), ("demo_seed", "Demo book seed")],
+    ),
+    "rollback-migration": (MIGRATION + TAIL, MIGRATION_ADVANCED),
 }
-# Until the migrations change removes them from migrate's model (issue 17), the migration
-# deployments are checked for the one rule that matters there only once it lands.
-APPROVAL_FIELDS = {"approved_by", "approved_fingerprint", "approval_comment"}
+# Approval is a reviewer's input on the paused run (or the CLI's confirmation), never a
+# parameter: no deployment's form may carry one of these (issue 17: self-approval).
+APPROVAL_FIELDS = {"approved_by", "approved_fingerprint", "approval_comment", "reviewer"}
+SOURCES = {"demo", "files", "live"}
 
 
 def _resolve(schema: dict, node: dict) -> dict:
@@ -157,6 +173,16 @@ def _fields(schema: dict, model: dict) -> list[tuple[str, str | None]]:
         (name, None if "$ref" in prop else prop.get("title"))
         for name, prop in model["properties"].items()
     ]
+
+
+def _field_names(node: object) -> set[str]:
+    """Every field name anywhere in a schema (the parameter model and its groups)."""
+    if isinstance(node, list):
+        return set().union(*map(_field_names, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    names = set(node.get("properties", {})) if isinstance(node.get("properties"), dict) else set()
+    return names.union(*map(_field_names, node.values()))
 
 
 def _nullable(node: object) -> bool:
@@ -178,11 +204,8 @@ def test_every_deployment_form_is_plain_and_titled(server: dict[str, str]) -> No
             schema = client.read_deployment_by_name(
                 f"{flow_name}/{spec['name']}"
             ).parameter_openapi_schema
-            text = json.dumps(schema)
-            if spec["name"] not in {"migrate-accounts", "rollback-migration"}:
-                assert not APPROVAL_FIELDS & set(text.replace('"', " ").split()), spec["name"]
-            if spec["name"] not in FORMS:
-                continue
+            assert not APPROVAL_FIELDS & _field_names(schema), spec["name"]
+            assert spec["name"] in FORMS, f"{spec['name']}: its form is asserted here"
             assert schema["required"] == ["params"], "no top-level Optional toggle"
             assert not _nullable(schema), f"{spec['name']}: a field is a None toggle"
             model = _resolve(schema, schema["properties"]["params"])
@@ -191,10 +214,44 @@ def test_every_deployment_form_is_plain_and_titled(server: dict[str, str]) -> No
             group = _resolve(schema, model["properties"]["advanced"])
             assert group["title"] == "Advanced"
             assert _fields(schema, group) == advanced, spec["name"]
-            assert set(model["properties"]["source"]["enum"]) == {"demo", "files", "live"}
-            assert "auto" in model["properties"]["crm"]["enum"]
+            assert set(model["properties"]["source"]["enum"]) <= SOURCES
+            assert len(model["properties"]["crm"]["enum"]) > 1
             if "period" in model["properties"]:
                 assert model["properties"]["period"]["pattern"]
+
+
+def test_every_deployments_default_parameters_are_valid_and_safe(
+    server: dict[str, str],
+) -> None:
+    """What a user gets by pressing Run without touching the form: valid, and nothing written
+    (the migrate and rollback deployments default to a shipped plan and no apply)."""
+    from revops.flows import params as models
+
+    model_of = {
+        "reconcile-invoices": models.ReconcileParams,
+        "nightly": models.NightlyParams,
+        "weekly-review": models.WeeklyParams,
+        "flag-at-risk": models.RiskParams,
+        "handoff-leads": models.LeadsParams,
+        "crm-hygiene": models.HygieneParams,
+        "mrr": models.MrrParams,
+        "migrate-accounts": models.MigrateParams,
+        "rollback-migration": models.RollbackParams,
+    }
+    configured = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    assert {spec["name"] for spec in configured} == set(model_of)
+    with get_client(sync_client=True) as client:
+        for spec in configured:
+            flow_name = spec["entrypoint"].rsplit(":", 1)[1].replace("_", "-")
+            deployment = client.read_deployment_by_name(f"{flow_name}/{spec['name']}")
+            params = model_of[spec["name"]].model_validate(deployment.parameters["params"])
+            if isinstance(params, models.MigrationParams):
+                assert not params.apply, f"{spec['name']} must default to a dry run"
+                assert (ROOT / params.plan_path).is_file(), params.plan_path
+                if isinstance(params, models.MigrateParams):
+                    assert params.source == "demo", "no live source by default"
+            else:
+                assert params.source == "demo", spec["name"]
 
 
 def test_a_run_triggered_like_the_ui_completes_on_a_worker(

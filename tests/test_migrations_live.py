@@ -53,10 +53,12 @@ from revops.errors import SourceError
 from revops.flows.migrate_accounts import (
     MigrateParams,
     RollbackParams,
+    approved_on_the_command_line,
     migrate_accounts,
     rollback_migration,
 )
 from revops.tasks.migration_apply import apply_accounts, worklist
+from revops.tasks.migration_approval import triggerer_of
 from revops.tasks.migration_config import migration_config
 from revops.tasks.migration_dry_run import dry_run_report, read_book
 from revops.tasks.migration_plan import load_plan
@@ -229,22 +231,18 @@ def params(plan: Path, out: Path, **kw: Any) -> MigrateParams:
     return MigrateParams(**(base | kw))
 
 
-def approved(plan: Path, out: Path, **kw: Any) -> MigrateParams:
-    """Apply parameters as the CLI sends them after --yes."""
+def apply_approved(plan: Path, out: Path, **kw: Any) -> Any:
+    """An apply approved as the CLI approves it after --yes (beside the call, not a parameter)."""
     fingerprint = load_plan(plan, migration_config()).fingerprint
-    return params(plan, out, apply=True, approved_by="ci", approved_fingerprint=fingerprint, **kw)
+    with approved_on_the_command_line("ci", fingerprint, None):
+        return migrate_accounts(params(plan, out, apply=True, **kw))
 
 
-def rollback_approved(plan: Path, out: Path) -> RollbackParams:
-    """Rollback parameters as the CLI sends them after --yes."""
+def rollback_approved(plan: Path, out: Path) -> Any:
+    """A rollback approved as the CLI approves it after --yes."""
     fingerprint = load_plan(plan, migration_config()).fingerprint
-    return RollbackParams(
-        plan_path=str(plan),
-        out_dir=str(out),
-        apply=True,
-        approved_by="ci",
-        approved_fingerprint=fingerprint,
-    )
+    with approved_on_the_command_line("ci", fingerprint, None):
+        return rollback_migration(RollbackParams(plan_path=str(plan), out_dir=str(out), apply=True))
 
 
 def ledger_of(url: str, plan: Path) -> pd.DataFrame:
@@ -379,7 +377,7 @@ def test_apply_migrates_every_account_and_a_second_apply_is_a_no_op(
     ]
 
     stripe_log.clear()
-    again = migrate_accounts(approved(plan, tmp_path / "out"))
+    again = apply_approved(plan, tmp_path / "out")
     assert subscription_posts(stripe_log) == 0
     assert again["stripe_writes"] == 0 and again["planned"] == {"skip: applied": 5}
     pd.testing.assert_frame_equal(ledger_of(live_env, plan), ledger)
@@ -413,12 +411,12 @@ def test_a_run_killed_mid_batch_resumes_without_changing_anything_twice(
 
     monkeypatch.setattr(StripeBilling, "change_subscription_price", change)
     with pytest.raises(RuntimeError, match="worker killed"):
-        migrate_accounts(approved(plan, tmp_path / "out", batch_size=2))
+        apply_approved(plan, tmp_path / "out", advanced={"batch_size": 2})
     ledger = ledger_of(live_env, plan)
     assert ledger["status"].tolist() == ["applied"] * 3 + ["pending"]
     assert changes_made(stripe_client, accounts)[accounts[3]["account_id"]] == 1
 
-    summary = migrate_accounts(approved(plan, tmp_path / "out", batch_size=2))
+    summary = apply_approved(plan, tmp_path / "out", advanced={"batch_size": 2})
     assert summary["planned"] == {"skip: applied": 3, "reconcile: pending": 1, "change": 1}
     assert summary["outcomes"] == {"applied (found already changed)": 1, "applied": 1}
     assert sorted(written) == sorted(a["subscription_id"] for a in accounts), "each written once"
@@ -439,7 +437,7 @@ def test_rollback_previews_then_restores_the_before_prices(
     accounts = seed(stripe_client, 3)
     original = on_stripe(stripe_client, accounts)
     plan = write_plan(tmp_path, accounts)
-    migrate_accounts(approved(plan, tmp_path / "out"))
+    apply_approved(plan, tmp_path / "out")
     migrated = on_stripe(stripe_client, accounts)
     stripe_log.clear()
 
@@ -448,7 +446,7 @@ def test_rollback_previews_then_restores_the_before_prices(
     assert [r["delta_per_period_minor"] for r in preview["rows"]] == [-3_000, -4_000, -5_000]
     assert on_stripe(stripe_client, accounts) == migrated and subscription_posts(stripe_log) == 0
 
-    done = rollback_migration(rollback_approved(plan, tmp_path / "out"))
+    done = rollback_approved(plan, tmp_path / "out")
     assert done["stripe_writes"] == 3 and done["verification"]["mismatches"] == []
     assert on_stripe(stripe_client, accounts) == original
     ledger = ledger_of(live_env, plan)
@@ -458,7 +456,7 @@ def test_rollback_previews_then_restores_the_before_prices(
     assert ledger["rollback_key"].str.startswith("revops-rollback:").all()
 
     stripe_log.clear()
-    again = rollback_migration(rollback_approved(plan, tmp_path / "out"))
+    again = rollback_approved(plan, tmp_path / "out")
     assert again["stripe_writes"] == 0 and subscription_posts(stripe_log) == 0
     assert changes_made(stripe_client, accounts) == {a["account_id"]: 2 for a in accounts}
 
@@ -468,14 +466,14 @@ def test_verification_catches_a_subscription_changed_behind_the_flows_back(
 ) -> None:
     accounts = seed(stripe_client, 2)
     plan = write_plan(tmp_path, accounts)
-    migrate_accounts(approved(plan, tmp_path / "out"))
+    apply_approved(plan, tmp_path / "out")
     tampered = accounts[1]["subscription_id"]
     item = stripe_client.v1.subscriptions.retrieve(tampered).items.data[0]
     stripe_client.v1.subscriptions.update(
         tampered, {"items": [{"id": item.id, "plan": "plan_seat_usd_legacy", "quantity": 4}]}
     )
     with pytest.raises(MigrationIncomplete, match=rf"1 of 2 subscriptions .*{tampered}"):
-        migrate_accounts(approved(plan, tmp_path / "out"))
+        apply_approved(plan, tmp_path / "out")
     short = load_plan(plan, migration_config()).short
     report = pd.read_csv(
         tmp_path / "out" / short / "verification.csv", dtype={"subscription_id": str}
@@ -521,7 +519,8 @@ def _ui_run(plan: Path, out: Path, tag: str) -> tuple[threading.Thread, list[Any
     def action() -> Any:
         with tags(tag):
             return migrate_accounts(
-                params(plan, out, apply=True, approval_poll_seconds=1), return_state=True
+                params(plan, out, apply=True, advanced={"approval_poll_seconds": 1}),
+                return_state=True,
             )
 
     return _in_thread(action)
@@ -552,8 +551,75 @@ def test_an_apply_from_the_ui_waits_for_approval_then_proceeds(
         load_plan(plan, migration_config()).fingerprint
     )
     assert approvals[
-        ["decision", "reviewer", "comment", "channel", "flow_run_id"]
-    ].values.tolist() == [["approved", "Fiona Finance", "OK", "ui", str(run.id)]]
+        ["decision", "reviewer", "comment", "channel", "flow_run_id", "triggered_by"]
+    ].values.tolist() == [["approved", "Fiona Finance", "OK", "ui", str(run.id), "unknown"]], (
+        "Prefect OSS records nobody for a run started by hand: the triggerer is unknown"
+    )
+
+
+def test_the_one_who_triggered_a_run_cannot_approve_it(
+    prefect_api: str,
+    live_env: str,
+    stripe_client: stripe.StripeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A person as triggerer exists only on Prefect Cloud (created_by type USER; OSS has no
+    users), so the run's created_by is given in Cloud's shape; the pause, the resume and the
+    ledger are real."""
+    import revops.flows.migrate_accounts as flow_module
+
+    monkeypatch.setattr(
+        flow_module,
+        "_triggerer",
+        lambda run_id: triggerer_of({"type": "USER", "display_value": "fiona.finance@corp.test"}),
+    )
+    accounts = seed(stripe_client, 1)
+    plan = write_plan(tmp_path, accounts)
+    before = on_stripe(stripe_client, accounts)
+    tag = f"self-{uuid.uuid4().hex[:8]}"
+    thread, result = _ui_run(plan, tmp_path / "out", tag)
+    first = _paused_run(tag)
+    resume_flow_run(first.id, run_input={"decision": "approve", "reviewer": "Fiona Finance"})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        again = _paused_run(tag)
+        if again.state.state_details.pause_key != first.state.state_details.pause_key:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the run did not ask again after a self-approval")
+    assert on_stripe(stripe_client, accounts) == before, "a self-approval applies nothing"
+    resume_flow_run(again.id, run_input={"decision": "approve", "reviewer": "Carl Controller"})
+    thread.join(timeout=60)
+    assert result[0].type == StateType.COMPLETED, result[0]
+    fingerprint = load_plan(plan, migration_config()).fingerprint
+    approvals = MigrationLedger(Warehouse(live_env)).approvals(fingerprint)
+    assert approvals[["decision", "reviewer", "channel", "triggered_by"]].values.tolist() == [
+        ["approved", "Carl Controller", "ui", "USER: fiona.finance@corp.test"]
+    ]
+
+
+def test_the_triggerer_is_read_from_what_prefect_recorded_on_the_run(prefect_api: str) -> None:
+    """An automation's run-deployment action creates runs with its id and name in headers;
+    Prefect stores them as created_by AUTOMATION (api/dependencies.get_created_by)."""
+    import base64
+
+    from revops.flows.migrate_accounts import _triggerer
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow(migrate_accounts)
+        made = client._client.post(
+            "/flow_runs/",
+            json={"flow_id": str(flow_id), "name": f"triggered-{uuid.uuid4().hex[:6]}"},
+            headers={
+                "Prefect-Automation-Id": str(uuid.uuid4()),
+                "Prefect-Automation-Name": base64.b64encode(b"month-end close").decode(),
+            },
+        )
+        by_hand = client.create_flow_run(migrate_accounts, parameters={})
+    assert _triggerer(made.json()["id"]).label == "AUTOMATION: month-end close"
+    assert _triggerer(str(by_hand.id)).label == "unknown"
 
 
 def test_a_rejected_run_stops_with_nothing_applied(
@@ -586,7 +652,7 @@ def test_a_rollback_from_the_ui_waits_for_approval_and_a_rejection_changes_nothi
 ) -> None:
     accounts = seed(stripe_client, 2)
     plan = write_plan(tmp_path, accounts)
-    migrate_accounts(approved(plan, tmp_path / "out"))
+    apply_approved(plan, tmp_path / "out")
     migrated = on_stripe(stripe_client, accounts)
     states = []
     for decision, reviewer in (("reject", "Fiona Finance"), ("approve", "Carl Controller")):
@@ -599,7 +665,7 @@ def test_a_rollback_from_the_ui_waits_for_approval_and_a_rejection_changes_nothi
                         plan_path=str(plan),
                         out_dir=str(tmp_path / "out"),
                         apply=True,
-                        approval_poll_seconds=1,
+                        advanced={"approval_poll_seconds": 1},
                     ),
                     return_state=True,
                 )
@@ -782,13 +848,13 @@ def test_a_refused_account_fails_alone_and_is_retried_with_a_new_key(
 
     monkeypatch.setattr(StripeBilling, "change_subscription_price", change)
     with pytest.raises(MigrationIncomplete, match=rf"1 of 3 .*{refused}.*Stripe refused"):
-        migrate_accounts(approved(plan, tmp_path / "out"))
+        apply_approved(plan, tmp_path / "out")
     ledger = ledger_of(live_env, plan).set_index("subscription_id")
     assert ledger["status"].to_dict() == {
         a["subscription_id"]: "failed" if a["subscription_id"] == refused else "applied"
         for a in accounts
     }
-    summary = migrate_accounts(approved(plan, tmp_path / "out"))
+    summary = apply_approved(plan, tmp_path / "out")
     assert summary["planned"] == {"skip: applied": 2, "retry: failed": 1}
     assert summary["stripe_writes"] == 1
     row = ledger_of(live_env, plan).set_index("subscription_id").loc[refused]

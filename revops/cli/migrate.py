@@ -90,11 +90,9 @@ def migrate(
             plan_path=str(plan),
             source=source.value,
             crm=crm.value,
-            batch_size=batch_size,
-            out_dir=str(out) if out else None,
+            out_dir=str(out) if out else "",
             as_of=day,
-            demo_size=demo_size,
-            demo_seed=seed,
+            advanced={"batch_size": batch_size, "demo_size": demo_size, "demo_seed": seed},
             **extra,
         )
         return migrate_accounts(params)
@@ -122,12 +120,16 @@ def migrate(
             raise typer.Exit(1)
         fingerprint = dry["fingerprint"]
         note = comment or "confirmed on the command line"
-    result = run_action(
-        lambda: run(
-            apply=True, approved_by=who, approved_fingerprint=fingerprint, approval_comment=note
-        )
-    )
+    result = run_action(lambda: _approved(who, fingerprint, note, lambda: run(apply=True)))
     print_migration(result)
+
+
+def _approved(who: str, fingerprint: str, note: str, action: Any) -> Any:
+    """Run `action` with this command line's approval of the plan (never a flow parameter)."""
+    from revops.flows.migrate_accounts import approved_on_the_command_line
+
+    with approved_on_the_command_line(who, fingerprint, note):
+        return action()
 
 
 @migrate_app.command("status")
@@ -204,8 +206,8 @@ def rollback(
             RollbackParams(
                 plan_path=str(plan),
                 crm=crm.value,
-                batch_size=batch_size,
-                out_dir=str(out) if out else None,
+                out_dir=str(out) if out else "",
+                advanced={"batch_size": batch_size},
                 **extra,
             )
         )
@@ -227,12 +229,7 @@ def rollback(
         errors.print("Nothing changed.")
         raise typer.Exit(1)
     result = run_action(
-        lambda: run(
-            apply=True,
-            approved_by=who,
-            approved_fingerprint=preview["fingerprint"],
-            approval_comment=note,
-        )
+        lambda: _approved(who, preview["fingerprint"], note, lambda: run(apply=True))
     )
     print_rollback(result)
 
