@@ -214,7 +214,8 @@ def test_every_deployment_form_is_plain_and_titled(server: dict[str, str]) -> No
             group = _resolve(schema, model["properties"]["advanced"])
             assert group["title"] == "Advanced"
             assert _fields(schema, group) == advanced, spec["name"]
-            assert set(model["properties"]["source"]["enum"]) <= SOURCES
+            source = model["properties"]["source"]
+            assert set(source.get("enum", [source.get("const")])) <= SOURCES, "a choice"
             assert len(model["properties"]["crm"]["enum"]) > 1
             if "period" in model["properties"]:
                 assert model["properties"]["period"]["pattern"]
