@@ -45,6 +45,7 @@ OBJECT_TYPES = (
     "charges",
     "disputes",
     "credit_notes",
+    "invoice_payments",
 )
 
 
@@ -128,8 +129,9 @@ class StripeBilling:
     def money_given_back(self) -> dict[str, pd.DataFrame]:
         """Credit notes (listed incrementally like invoices), credit grants and refunds.
 
-        Grants come from the stored invoices, refunds from the stored charges (their
-        `refunds.data` when embedded, else `amount_refunded`).
+        Grants come from the stored invoices, refunds from the stored charges (listed with
+        `refunds` expanded; without the list, `amount_refunded`), tied to their invoices by
+        the invoice payments (on the pinned version a charge does not name its invoice).
         """
         self._sync("credit_notes")
         objects = self.store.objects("credit_notes")
@@ -137,6 +139,10 @@ class StripeBilling:
         line_rows = stripe_credits.credit_note_line_rows(objects)
         self.invoices()
         self._sync("charges")
+        self._sync("invoice_payments")
+        charges = stripe_credits.charges_with_invoices(
+            self.store.objects("charges"), self.store.objects("invoice_payments")
+        )
         out = {
             "credit_notes": validate_frame(
                 "credit_notes", notes, store_location("credit_notes", range(1, len(objects) + 1))
@@ -145,11 +151,10 @@ class StripeBilling:
                 "credit_note_lines", lines, store_location("credit_note_lines", line_rows)
             ),
         }
-        for name, object_type, mapper in (
-            ("credit_grants", "invoices", stripe_credits.credit_grants_frame),
-            ("refunds", "charges", stripe_credits.refunds_frame),
+        for name, stored, mapper in (
+            ("credit_grants", self.store.objects("invoices"), stripe_credits.credit_grants_frame),
+            ("refunds", charges, stripe_credits.refunds_frame),
         ):
-            stored = self.store.objects(object_type)
             out[name] = validate_frame(
                 name, mapper(stored, file=STORE_FILE), SourceLocation(file=STORE_FILE)
             )
@@ -264,6 +269,8 @@ class StripeBilling:
         params: dict[str, Any] = {"limit": self.config.page_size}
         if object_type == "disputes":
             params["expand"] = ["data.charge"]  # the customer is on the charge
+        if object_type == "charges":
+            params["expand"] = ["data.refunds"]  # not included by default since 2022-11-15
         if object_type == "subscriptions":
             params["status"] = "all"  # Stripe leaves cancelled ones out by default
         if cursor is not None:
@@ -315,10 +322,32 @@ class StripeBilling:
             if object_type in ("invoices", "credit_notes"):
                 for record in objects:
                     self._complete_lines(record, object_type)
+            if object_type == "charges":
+                for record in objects:
+                    self._complete_refunds(record)
             yield objects
             if not page.has_more or not objects:
                 return
             params["starting_after"] = objects[-1]["id"]
+
+    def _complete_refunds(self, charge: dict[str, Any]) -> None:
+        """Page in the refunds of a charge beyond the first page its expanded list holds."""
+        refunds = charge.get("refunds") or {}
+        if not refunds.get("has_more"):
+            return
+        data = list(refunds.get("data", []))
+        while True:
+            params = {"limit": self.config.page_size, "charge": charge["id"]}
+            if data:
+                params["starting_after"] = data[-1]["id"]
+            page = self._call(
+                f"refunds of charge {charge['id']}",
+                lambda p=params: self.client.v1.refunds.list(p),
+            )
+            data.extend(item.to_dict(for_json=True) for item in page.data)
+            if not page.has_more or not page.data:
+                break
+        charge["refunds"] = {**refunds, "data": data, "has_more": False}
 
     def _complete_lines(self, invoice: dict[str, Any], object_type: str = "invoices") -> None:
         """Page in the lines beyond the first handful Stripe embeds (invoices, credit notes)."""

@@ -5,6 +5,11 @@ CreditNote objects (with `lines.data`) -> `credit_notes` and `credit_note_lines`
 `pretax_credit_amounts` of type `credit_balance_transaction` (credit grants) on invoice lines
 -> `credit_grants`. A customer balance applied to an invoice is payment, not price: not here.
 Shared by the files source and the live connector, like connectors.stripe_mapping.
+
+From API version 2025-03-31.basil on, a Charge no longer names its invoice: an invoice's
+payments are InvoicePayment objects (`/v1/invoice_payments`), each naming the invoice and its
+payment (`payment.charge`, or `payment.payment_intent` for a charge made through one).
+`charges_with_invoices` ties charges to invoices through them before refunds are mapped.
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ STRIPE_FIELDS: dict[str, dict[str, str]] = {
     },
 }
 COUNTED_REFUNDS = ("succeeded", "pending", "requires_action")
+
+
+def _id(value: object) -> str | None:
+    """An expandable field's id: the string, or the expanded object's `id`."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def charges_with_invoices(charges: Sequence[dict], payments: Sequence[dict]) -> list[dict]:
+    """Charges with `invoice` set from the invoice payments that name them (basil and later).
+
+    A payment names the charge itself (`payment.type` charge) or the PaymentIntent the charge
+    belongs to (`payment_intent`, the charge's own `payment_intent`). Canceled payments tie
+    nothing; a charge that still carries `invoice` (older API versions) keeps it.
+    """
+    by_charge: dict[str, str] = {}
+    by_intent: dict[str, str] = {}
+    for payment in payments:
+        invoice = _id(payment.get("invoice"))
+        details = payment.get("payment") or {}
+        if invoice is None or payment.get("status") == "canceled":
+            continue
+        if (charge := _id(details.get("charge"))) is not None:
+            by_charge[charge] = invoice
+        if (intent := _id(details.get("payment_intent"))) is not None:
+            by_intent[intent] = invoice
+    out = []
+    for charge in charges:
+        invoice = _id(charge.get("invoice")) or by_charge.get(charge.get("id") or "")
+        invoice = invoice or by_intent.get(_id(charge.get("payment_intent")) or "")
+        out.append(charge if invoice is None else {**charge, "invoice": invoice})
+    return out
 
 
 def credit_note_line_rows(records: Sequence[dict], rows: Sequence[int] | None = None) -> list[int]:

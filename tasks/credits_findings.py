@@ -24,6 +24,37 @@ def net_of_credits(periods: pd.DataFrame, given: GivenBack) -> pd.DataFrame:
     )
 
 
+def pair_given_back(
+    per_invoice: pd.DataFrame, given: GivenBack, assigned: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Credited and refunded per (contract period, invoice) row of `per_invoice`.
+
+    The same money the findings use: credits placed on the invoice's lines of that period,
+    and the refund no credit note covers (on the period of the invoice's first placed line).
+    """
+    n_inv = 1 + max(
+        int(per_invoice["inv_pos"].max()) if len(per_invoice) else 0,
+        int(assigned["inv_pos"].max()) if len(assigned) else 0,
+    )
+    pairs = pd.Index(per_invoice["pkey"].to_numpy() * n_inv + per_invoice["inv_pos"].to_numpy())
+    out = []
+    line_inv = pd.Series(
+        assigned["inv_pos"].to_numpy(dtype=np.int64), index=assigned["line_pos"].to_numpy()
+    )
+    for frame, inv in (
+        (given.credited, line_inv.reindex(given.credited["line_pos"].to_numpy()).to_numpy()),
+        (given.refunded, given.refunded["inv_pos"].to_numpy()),
+    ):
+        total = np.zeros(len(per_invoice), dtype=np.int64)
+        if len(frame):
+            keys = frame["pkey"].to_numpy(dtype=np.int64) * n_inv + inv.astype(np.int64)
+            at = pairs.get_indexer(keys)
+            amounts = frame["amount_minor"].to_numpy(dtype=np.int64)
+            np.add.at(total, at[at >= 0], amounts[at >= 0])
+        out.append(total)
+    return out[0], out[1]
+
+
 def with_credit_findings(
     frames: list[pd.DataFrame], book: object, periods: pd.DataFrame, given: GivenBack
 ) -> list[pd.DataFrame]:

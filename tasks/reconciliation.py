@@ -21,7 +21,12 @@ import pandas as pd
 from revops.periods import Window, add_months_parts, month_parts
 from revops.tasks.contract_lines import group_terms, line_table, period_lines
 from revops.tasks.credits import as_of_view
-from revops.tasks.credits_findings import net_of_credits, with_credit_findings, with_credit_totals
+from revops.tasks.credits_findings import (
+    net_of_credits,
+    pair_given_back,
+    with_credit_findings,
+    with_credit_totals,
+)
 from revops.tasks.credits_placing import given_back
 from revops.tasks.expected_billing import contract_periods
 from revops.tasks.line_findings import (
@@ -142,7 +147,9 @@ def reconcile(
         window=window,
         as_of=as_of,
         findings=findings.drop(columns=["pkey"]),
-        matched=matched_pairs(book, per_invoice, findings),
+        matched=matched_pairs(
+            book, per_invoice, findings, pair_given_back(per_invoice, given, assigned)
+        ),
         by_code=by_code(findings),
         by_currency=with_credit_totals(
             by_currency(book, periods, assigned, pd.concat([loose, extra]), findings),

@@ -46,6 +46,9 @@ MATCHED_COLUMNS = [
     "currency",
     "expected_minor",
     "billed_minor",
+    "credited_minor",
+    "refunded_minor",
+    "net_billed_minor",
     "status",
 ]
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}

@@ -85,8 +85,17 @@ def combine_results(results: list[ReconciliationResult]) -> ReconciliationResult
     )
 
 
-def matched_pairs(book: Book, per_invoice: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
-    """The audit trail: every (contract period, invoice) pair and whether it reconciled."""
+def matched_pairs(
+    book: Book,
+    per_invoice: pd.DataFrame,
+    findings: pd.DataFrame,
+    given_back: tuple[np.ndarray, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """The audit trail: every (contract period, invoice) pair and whether it reconciled.
+
+    `billed_minor` is as invoiced; `given_back` the credited and refunded per pair (none
+    when absent), and `net_billed_minor` what is left: billed - credited - refunded.
+    """
     bits = {code: 1 << i for i, code in enumerate(FINDING_CODES)}
     on_periods = findings[findings["pkey"] >= 0].drop_duplicates(["pkey", "code"])
     masks = on_periods["code"].map(bits).groupby(on_periods["pkey"].to_numpy()).sum()
@@ -96,6 +105,9 @@ def matched_pairs(book: Book, per_invoice: pd.DataFrame, findings: pd.DataFrame)
     }
     status = per_invoice["pkey"].map(masks.map(names)).astype("str").fillna("clean")
     contract = per_invoice["contract"].to_numpy()
+    billed = per_invoice["billed_minor"].to_numpy(dtype=np.int64)
+    none = np.zeros(len(per_invoice), dtype=np.int64)
+    credited, refunded = given_back if given_back is not None else (none, none)
     out = pd.DataFrame(
         {
             "run_id": "",
@@ -106,7 +118,10 @@ def matched_pairs(book: Book, per_invoice: pd.DataFrame, findings: pd.DataFrame)
             "period_end": per_invoice["period_end"].to_numpy() - ONE_DAY,
             "currency": book.currency_names(per_invoice["currency"].to_numpy()),
             "expected_minor": per_invoice["expected_minor"].to_numpy(dtype=np.int64),
-            "billed_minor": per_invoice["billed_minor"].to_numpy(dtype=np.int64),
+            "billed_minor": billed,
+            "credited_minor": credited,
+            "refunded_minor": refunded,
+            "net_billed_minor": billed - credited - refunded,
             "status": status.to_numpy(),
         }
     )

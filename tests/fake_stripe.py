@@ -5,6 +5,9 @@ filter (it answers 500), no proration_behavior and no fault injection. This serv
 objects in Stripe's own JSON shapes from memory with Stripe's list paging (`limit`,
 `starting_after`, `has_more`), the `created[gte]` and `status` filters (subscriptions leave
 out canceled ones unless `status=all`, as Stripe does), retrieval by id, invoice line paging,
+charges' `refunds` only when listed with `expand[]=data.refunds` (as Stripe has done since
+2022-11-15), `/v1/refunds?charge=` and `/v1/invoice_payments?invoice=` (basil and later:
+a Charge has no `invoice`; InvoicePayment objects tie payments to invoices),
 a request log, and a queue of faults (a status with headers and body, or a dropped
 connection) consumed in order by matching requests.
 """
@@ -19,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from revops.connectors.stripe_billing import OBJECT_TYPES
 
 
 @dataclass
@@ -80,6 +85,13 @@ class _Handler(BaseHTTPRequestHandler):
         segments = [s for s in parts.path.split("/") if s][1:]  # drop "v1"
         if method == "GET" and len(segments) == 1 and segments[0] in self.state.objects:
             return self._send(200, self._list(segments[0], query))
+        if method == "GET" and segments == ["refunds"]:
+            charge_id = query.get("charge", [""])[0]
+            found = next(
+                (c for c in self.state.objects.get("charges", []) if c["id"] == charge_id), None
+            )
+            refunds = ((found or {}).get("refunds") or {}).get("data", [])
+            return self._send(200, self._page(refunds, query, "/v1/refunds"))
         if method == "GET" and len(segments) == 2 and segments[0] in self.state.objects:
             stored = self.state.objects[segments[0]]
             found = next((o for o in stored if o["id"] == segments[1]), None)
@@ -121,12 +133,19 @@ class _Handler(BaseHTTPRequestHandler):
             items = [o for o in items if o.get("status") != "canceled"]
         elif status is not None and status != "all":
             items = [o for o in items if o.get("status") == status]
+        if "invoice" in query:
+            items = [o for o in items if o.get("invoice") == query["invoice"][0]]
         items = sorted(items, key=lambda o: (-o["created"], o["id"]))  # Stripe lists newest first
         page = self._page(items, query, f"/v1/{object_type}")
-        page["data"] = [self._render(object_type, o) for o in page["data"]]
+        expand = [v for k, vs in query.items() if k.startswith("expand") for v in vs]
+        page["data"] = [self._render(object_type, o, expand) for o in page["data"]]
         return page
 
-    def _render(self, object_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def _render(
+        self, object_type: str, obj: dict[str, Any], expand: list[str] | None = None
+    ) -> dict[str, Any]:
+        if object_type == "charges" and "data.refunds" not in (expand or []):
+            return {k: v for k, v in obj.items() if k != "refunds"}  # includable only
         if object_type != "invoices":
             return obj
         lines = obj["_all_lines"]
@@ -168,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_stripe(objects: dict[str, list[dict[str, Any]]] | None = None) -> Iterator[FakeStripe]:
     """Run the fake Stripe API on a free loopback port for the duration of the block."""
     # Stripe answers an empty list, not a 404, for a list the account has nothing in.
-    lists = ("customers", "subscriptions", "invoices", "charges", "disputes", "credit_notes")
+    lists = OBJECT_TYPES
     state = FakeStripe(objects={**{name: [] for name in lists}, **(objects or {})})
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+from openpyxl import load_workbook
 
 from revops.connectors.stripe_credits import (
+    charges_with_invoices,
     credit_grants_frame,
     credit_notes_frames,
     refunds_frame,
@@ -23,8 +26,10 @@ from revops.connectors.stripe_credits import (
 from revops.frames import validate_frame
 from revops.periods import parse_period
 from revops.tasks.credits import Credits
+from revops.tasks.outputs import summary_markdown, write_reconciliation_files
 from revops.tasks.reconciliation import reconcile
 from revops.tasks.reconciliation_config import ReconciliationConfig
+from revops.tasks.report_html import _totals_section
 from tests.builders import AS_OF, account, contract, customer, invoice, line, recon_input
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
@@ -257,3 +262,72 @@ def test_a_bad_credit_note_names_file_row_and_field(tmp_path: Path) -> None:
         2,
         "invoice",
     )
+
+
+def test_invoice_payments_tie_charges_to_invoices() -> None:
+    # InvoicePayment `payment` per stripe-python's typed object (basil and later): the charge
+    # itself (type charge, here expanded), or the PaymentIntent the charge belongs to.
+    charges = [
+        {"id": "ch_a", "payment_intent": None},
+        {"id": "ch_b", "payment_intent": "pi_b"},
+        {"id": "ch_c", "payment_intent": "pi_c", "invoice": "in_old"},  # older versions
+        {"id": "ch_d", "payment_intent": "pi_d"},
+    ]
+    payments = [
+        {
+            "invoice": "in_a",
+            "status": "paid",
+            "payment": {"type": "charge", "charge": {"id": "ch_a"}},
+        },
+        {"invoice": {"id": "in_b"}, "status": "open", "payment": {"payment_intent": "pi_b"}},
+        {"invoice": "in_c", "status": "paid", "payment": {"payment_intent": "pi_c"}},
+        {"invoice": "in_d", "status": "canceled", "payment": {"payment_intent": "pi_d"}},
+    ]
+    tied = charges_with_invoices(charges, payments)
+    assert [c.get("invoice") for c in tied] == ["in_a", "in_b", "in_old", None]
+
+
+def test_matched_and_every_summary_show_billed_credited_refunded_and_net(tmp_path: Path) -> None:
+    # A USD 300 credit note with no refund, and a USD 500 refund of the same invoice's charge:
+    # 300 of the cash is the credit note's, 200 went back with no billing correction.
+    result = run(given_back([credit_note()], charges=[charge([refund("re_9", 50_000)])]))
+    assert sorted(result.findings["code"]) == ["credited", "refunded"]
+    pair = result.matched.iloc[0]
+    assert (
+        pair["billed_minor"],
+        pair["credited_minor"],
+        pair["refunded_minor"],
+        pair["net_billed_minor"],
+    ) == (100_000, 30_000, 20_000, 50_000)
+    # The same numbers as the findings.
+    by_code = result.findings.set_index("code")
+    assert -by_code.at["credited", "variance_minor"] == pair["credited_minor"]
+    assert -by_code.at["refunded", "variance_minor"] == pair["refunded_minor"]
+
+    write_reconciliation_files(
+        result, "rec-c", summary_markdown(result, "rec-c", "files"), tmp_path
+    )
+    matched = pd.read_csv(tmp_path / "matched.csv")
+    assert matched.loc[
+        0, ["billed_minor", "credited_minor", "refunded_minor", "net_billed_minor"]
+    ].tolist() == [
+        100_000,
+        30_000,
+        20_000,
+        50_000,
+    ]
+    summary = (tmp_path / "summary.md").read_text()
+    usd = next(line for line in summary.splitlines() if line.startswith("| USD |"))
+    assert "| Credited | Refunded |" in summary and "300.00" in usd and "200.00" in usd
+    sheet = load_workbook(tmp_path / "reconciliation.xlsx")["Summary"]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    header = next(r for r in rows if r and r[0] == "Currency")
+    usd_row = next(r for r in rows if r and r[0] == "USD")
+    assert (
+        usd_row[header.index("Credited")] == Decimal("300.00")
+        or usd_row[header.index("Credited")] == 300
+    )
+    assert float(usd_row[header.index("Refunded")]) == 200
+    html = _totals_section(result)  # the report's money-per-currency table
+    assert "<th>Credited</th><th>Refunded</th>" in html
+    assert "300.00" in html and "200.00" in html
