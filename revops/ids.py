@@ -36,3 +36,20 @@ def salesforce_ids18(values: pd.Series) -> pd.Series:
     out = text.copy()
     out[short] = text[short] + suffix
     return out
+
+
+def key_ids18(keys: pd.Series) -> pd.Series:
+    """Keys like `renewal:<id>:<date>` with each 15-character id part in its 18-character form.
+
+    Lead keys are built from ids as the Salesforce API returns them (18 characters); a key
+    written before from a 15-character id names the same record once its parts are normalised.
+    """
+    text = keys.astype("str")
+    if not text.str.contains(r"(?:^|:)[A-Za-z0-9]{15}(?::|$)", regex=True).fillna(False).any():
+        return text
+    parts = text.str.split(":", expand=True)
+    for column in parts.columns:
+        present = parts[column].notna()
+        parts.loc[present, column] = salesforce_ids18(parts.loc[present, column])
+    joined = parts.apply(lambda row: ":".join(p for p in row if isinstance(p, str)), axis=1)
+    return joined.where(keys.notna()).astype("str")

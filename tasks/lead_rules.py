@@ -19,6 +19,9 @@ period, so re-running the same day or later the same month finds the same rows:
 `renewal:<contract_id>:<contract end date>` (one renewal per contract term: a new end date is
 a new term), `upsell:<account_id>:<YYYY-MM of as_of>` and `csm:<account_id>:<YYYY-MM>` (at most
 one per account per month). An open upsell opportunity from an earlier month blocks a new one.
+Ids in keys are the 18-character form (what the Salesforce API returns; 15-character ids from
+exports are normalised first); a key the org holds from a 15-character id is matched to its
+twin and kept as the org has it, so no second opportunity is made.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import DATE, require_columns
+from revops.ids import key_ids18
 from revops.money import minor_to_major
 from revops.tasks.lead_billing import billing_trouble
 from revops.tasks.lead_config import LeadConfig
@@ -235,13 +239,19 @@ def _against_crm(
     """Match each lead with the CRM's opportunities: skip reasons, action, changed fields."""
     opps = opportunities.sort_values(["is_closed", "opportunity_id"])
     keyed = opps.dropna(subset=["revops_key"])
+    # Keys are built from 18-character ids; one the org holds from a 15-character id matches
+    # its twin, and the lead keeps the org's key so the upsert updates that record.
+    keyed = keyed.assign(lead_key=key_ids18(keyed["revops_key"]).to_numpy())
     mine = (
-        keyed.assign(copies=keyed.groupby("revops_key")["opportunity_id"].transform("size"))
-        .drop_duplicates("revops_key")
-        .loc[:, _CRM_COLUMNS]
-        .rename(columns=lambda c: "lead_key" if c == "revops_key" else f"crm_{c}")
+        keyed.assign(copies=keyed.groupby("lead_key")["opportunity_id"].transform("size"))
+        .drop_duplicates("lead_key")
+        .loc[:, ["lead_key", *_CRM_COLUMNS]]
+        .rename(columns=lambda c: c if c == "lead_key" else f"crm_{c}")
     )
     leads = leads.merge(mine, on="lead_key", how="left", validate="many_to_one")
+    stored = leads["crm_revops_key"].notna().to_numpy()
+    leads["lead_key"] = leads["lead_key"].where(~stored, leads["crm_revops_key"])
+    leads = leads.drop(columns="crm_revops_key")
     has_key = leads["crm_opportunity_id"].notna().to_numpy()
     closed = leads["crm_is_closed"].eq(True).to_numpy()
     crm_id = leads["crm_opportunity_id"].astype(str)

@@ -1,4 +1,5 @@
-"""Real exports: invoices with no customer, 15-character Salesforce ids (issue 15)."""
+"""Real exports: invoices with no customer, 15-character Salesforce ids (issue 15), and lead
+keys an org already holds (built from the ids as they came)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pandas as pd
 from revops.config import field_mapping
 from revops.connectors.salesforce_mapping import records_frame
 from revops.connectors.stripe_mapping import customers_frame, invoices_frames
-from revops.ids import salesforce_id18, salesforce_ids18
+from revops.ids import key_ids18, salesforce_id18, salesforce_ids18
 from revops.periods import parse_period
 from revops.tasks.reconciliation import reconcile
 from revops.tasks.reconciliation_config import ReconciliationConfig
 from tests.builders import AS_OF, account, contract, customer, invoice, line, recon_input
+from tests.test_lead_rules import opportunity, run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 
@@ -96,3 +98,23 @@ def test_an_invoice_without_a_customer_is_unmatched_and_the_rest_reconciles() ->
     assert findings["code"].tolist() == ["unmatched_invoice"]
     assert findings.at[0, "invoice_id"] == "in_2"
     assert "no Stripe customer" in findings.at[0, "detail"]
+
+
+def test_a_lead_key_written_from_a_15_character_id_is_matched_not_duplicated() -> None:
+    # The API returns 18-character ids, so keys are built from them; an org may hold a key an
+    # earlier release wrote from the 15-character form of the same contract id.
+    short = "800A0000001AbCd"
+    long_id = salesforce_id18(short)
+    key = "renewal:" + long_id + ":2026-12-31"
+    assert key_ids18(
+        pd.Series(["renewal:" + short + ":2026-12-31", None, "upsell:x:2026-11"])
+    ).tolist()[::2] == [key, "upsell:x:2026-11"]
+    held = opportunity(
+        "006K", contract_id=long_id, revops_key=f"renewal:{short}:2026-12-31", amount_minor=1
+    )
+    leads = run(contracts=[contract(long_id)], opportunities=[held])
+    lead = leads[leads["kind"] == "renewal"].iloc[0]
+    assert lead["action"] == "updated"  # the amount differs: that record, not a second one
+    # The upsert names the org's key, so Salesforce updates the record that holds it.
+    assert lead["lead_key"] == f"renewal:{short}:2026-12-31"
+    assert lead["record"]["RevOps_Key__c"] == f"renewal:{short}:2026-12-31"
