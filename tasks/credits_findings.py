@@ -24,6 +24,42 @@ def net_of_credits(periods: pd.DataFrame, given: GivenBack) -> pd.DataFrame:
     )
 
 
+ELSEWHERE_CODES = ("unexpected_item", "billed_outside_contract", "unmatched_invoice")
+
+
+def net_elsewhere(lines: pd.DataFrame, given: GivenBack) -> pd.DataFrame:
+    """Lines that bill no contract period with `net` less the credits placed on them."""
+    if given.elsewhere.empty or lines.empty:
+        return lines
+    credit = given.elsewhere.groupby("line_pos")["amount_minor"].sum()
+    taken = credit.reindex(lines["line_pos"].to_numpy()).fillna(0).to_numpy(dtype=np.int64)
+    return lines.assign(net=lines["net"].to_numpy(dtype=np.int64) - taken)
+
+
+def _credited_elsewhere(frame: pd.DataFrame, book: object, given: GivenBack) -> pd.DataFrame:
+    """Findings on lines of no contract period, with the credits on their invoice named.
+
+    The rule (README): a credit on such a line reduces that line's billed amount (the finding
+    shows it net and names the credit); one that reverses it whole leaves nothing billed in
+    error, so the finding goes (a void plus its replacement is clean the same way).
+    """
+    on = given.elsewhere
+    if on.empty or frame.empty:
+        return frame
+    invoice = book.invoice_ids(on["inv_pos"].to_numpy(dtype=np.int64))
+    labels = pd.Series(on["label"].to_numpy(dtype=object), index=invoice)
+    named = labels.groupby(level=0).agg(lambda s: ", ".join(sorted(set(s))))
+    hit = frame["code"].isin(ELSEWHERE_CODES).to_numpy() & frame["invoice_id"].isin(named.index)
+    if not hit.any():
+        return frame
+    frame = frame.copy()
+    billed = frame["billed_minor"].astype("Int64")
+    gone = hit & billed.fillna(0).le(0).to_numpy(dtype=bool)
+    note = frame.loc[hit, "invoice_id"].map(named)
+    frame.loc[hit, "detail"] = frame.loc[hit, "detail"].astype(str) + "; net of " + note
+    return frame[~gone].reset_index(drop=True)
+
+
 def pair_given_back(
     per_invoice: pd.DataFrame, given: GivenBack, assigned: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +151,7 @@ def with_credit_findings(
             )
         out.append(frame)
     out.append(_refunded_rows(book, periods, given.refunded))
-    return out
+    return [_credited_elsewhere(frame, book, given) for frame in out]
 
 
 def _refunded_rows(book: object, periods: pd.DataFrame, refunded: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +189,10 @@ def _refunded_rows(book: object, periods: pd.DataFrame, refunded: pd.DataFrame) 
 def with_credit_totals(
     by_currency: pd.DataFrame, given: GivenBack, currencies: pd.Index
 ) -> pd.DataFrame:
-    """Per-currency totals with `credited_minor` and `refunded_minor`; billed net of credits."""
+    """Per-currency totals with `credited_minor` and `refunded_minor`; billed net of credits.
+
+    `credited_minor` counts the credits on lines of no contract period too.
+    """
     names = currencies.to_numpy(dtype=object)
     credited = given.credited.groupby(names[given.credited["currency"].to_numpy(dtype=np.int64)])[
         "amount_minor"
@@ -167,6 +206,10 @@ def with_credit_totals(
         refunded_minor=refunded.reindex(keyed.index).fillna(0).astype(np.int64),
     )
     out["billed_minor"] = out["billed_minor"] - out["credited_minor"]
+    # Lines of no contract period are already billed net (net_elsewhere): shown, not taken.
+    on = given.elsewhere
+    elsewhere = on.groupby(names[on["currency"].to_numpy(dtype=np.int64)])["amount_minor"].sum()
+    out["credited_minor"] += elsewhere.reindex(out.index).fillna(0).astype(np.int64)
     out = out.reset_index()
     out["currency"] = out["currency"].astype("str")
     return out

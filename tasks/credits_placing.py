@@ -6,7 +6,7 @@ Pure pandas on canonical frames (tasks.credits holds the frames and the as-of vi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -135,10 +135,25 @@ class GivenBack:
 
     `credited`: line_pos, pkey, currency (code), amount_minor, label.
     `refunded`: inv_pos, pkey, currency (code), amount_minor, detail.
+    `elsewhere`: credits on lines that bill no contract period (unexpected items, billing
+    outside a contract, unmatched invoices): line_pos, inv_pos, currency (code), amount_minor,
+    label.
     """
 
     credited: pd.DataFrame
     refunded: pd.DataFrame
+    elsewhere: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"line_pos": [], "inv_pos": [], "currency": [], "amount_minor": [], "label": []}
+        ).astype(
+            {
+                "line_pos": np.int64,
+                "inv_pos": np.int64,
+                "currency": np.int64,
+                "amount_minor": np.int64,
+            }
+        )
+    )
 
 
 def given_back(
@@ -148,20 +163,40 @@ def given_back(
     assigned: pd.DataFrame,
     as_of: date,
     timezone: str = "UTC",
+    elsewhere: pd.DataFrame | None = None,
 ) -> GivenBack:
     """What was given back against the placed lines of the window, as of `as_of`.
 
     `assigned` are the window's lines placed on contract periods (line_pos, inv_pos, pkey,
-    currency, net); `invoices` the row-positioned invoices they index.
+    currency, net); `elsewhere` its lines that bill no contract period (line_pos, currency,
+    net); `invoices` the row-positioned invoices they index. A whole-invoice credit spreads
+    over both.
     """
     credits = credits_as_of(credits or Credits.none(), as_of, timezone)
-    allocated = line_credits(credits, invoice_lines, assigned)
+    columns = ["line_pos", "inv_pos", "net", "currency"]
+    lines = assigned[columns]
+    if elsewhere is not None and len(elsewhere):
+        lines = pd.concat([lines, elsewhere[columns]], ignore_index=True)
+    allocated = line_credits(credits, invoice_lines, lines)
     placed = pd.Index(assigned["line_pos"].to_numpy())
     at = placed.get_indexer(allocated["line_pos"].to_numpy())
-    credited = allocated.assign(
-        pkey=assigned["pkey"].to_numpy()[at],
-        currency=assigned["currency"].to_numpy()[at],
+    on_period = at >= 0
+    credited = allocated[on_period].assign(
+        pkey=assigned["pkey"].to_numpy()[at[on_period]],
+        currency=assigned["currency"].to_numpy()[at[on_period]],
     )
+    off = allocated[~on_period]
+    if len(off):
+        others = pd.Index(lines["line_pos"].to_numpy())
+        row = others.get_indexer(off["line_pos"].to_numpy())
+        return GivenBack(
+            credited=credited,
+            refunded=_uncovered_refunds(credits, invoices, assigned),
+            elsewhere=off.assign(
+                inv_pos=lines["inv_pos"].to_numpy(dtype=np.int64)[row],
+                currency=lines["currency"].to_numpy()[row],
+            ).reset_index(drop=True),
+        )
     return GivenBack(credited=credited, refunded=_uncovered_refunds(credits, invoices, assigned))
 
 

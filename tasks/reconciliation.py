@@ -22,6 +22,7 @@ from revops.periods import Window, add_months_parts, month_parts
 from revops.tasks.contract_lines import group_terms, line_table, period_lines
 from revops.tasks.credits import as_of_view
 from revops.tasks.credits_findings import (
+    net_elsewhere,
     net_of_credits,
     pair_given_back,
     with_credit_findings,
@@ -112,8 +113,15 @@ def reconcile(
     assigned = assigned[~assigned["unexpected"].to_numpy()]
     periods = _period_totals(periods, assigned)
     given = given_back(
-        data.credits, book.invoices, data.invoice_lines, assigned, as_of, config.billing_timezone
+        data.credits,
+        book.invoices,
+        data.invoice_lines,
+        assigned,
+        as_of,
+        config.billing_timezone,
+        elsewhere=pd.concat([extra, loose]),
     )
+    extra, loose = net_elsewhere(extra, given), net_elsewhere(loose, given)
     periods = net_of_credits(periods, given)
     per_invoice = _invoice_totals(assigned, periods)
     frames = [

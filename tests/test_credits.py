@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from openpyxl import load_workbook
 
 from revops.connectors.stripe_credits import (
@@ -331,3 +332,47 @@ def test_matched_and_every_summary_show_billed_credited_refunded_and_net(tmp_pat
     html = _totals_section(result)  # the report's money-per-currency table
     assert "<th>Credited</th><th>Refunded</th>" in html
     assert "300.00" in html and "200.00" in html
+
+
+@pytest.mark.parametrize("credited", [40_000, 100_000])
+def test_a_credit_on_a_line_that_bills_no_contract_period_reduces_that_line(
+    credited: int,
+) -> None:
+    # in_2 bills a customer that maps to no account: an unmatched invoice, then credited.
+    note = credit_note(
+        id="cn_1Stray",
+        invoice="in_2",
+        total=credited,
+        amount=credited,
+        lines={
+            "object": "list",
+            "has_more": False,
+            "data": [
+                credit_note()["lines"]["data"][0]
+                | {"invoice_line_item": "il_in_2_1", "amount": credited, "discount_amounts": []}
+            ],
+        },
+    )
+    data = recon_input(
+        accounts=[account()],
+        contracts=[contract()],
+        customers=[customer(account_id="001A"), customer("cus_X")],
+        invoices=[invoice("in_1"), invoice("in_2", customer_id="cus_X")],
+        lines=[line("in_1"), line("in_2")],
+    )
+    result = reconcile(
+        replace(data, credits=given_back([note])), OCTOBER, AS_OF, ReconciliationConfig()
+    )
+    stray = result.findings[result.findings["invoice_id"] == "in_2"]
+    totals = result.by_currency.set_index("currency").loc["USD"]
+    assert totals["credited_minor"] == credited
+    assert totals["billed_minor"] == 200_000 - credited
+    if credited == 100_000:
+        # Reversed whole: nothing is billed in error any more.
+        assert stray.empty
+        return
+    assert stray["code"].tolist() == ["unmatched_invoice"]
+    assert stray.iloc[0]["billed_minor"] == 60_000
+    assert "cn_1Stray" in stray.iloc[0]["detail"]
+    # The contract's own period is untouched by it.
+    assert result.findings[result.findings["invoice_id"] == "in_1"].empty
