@@ -11,8 +11,6 @@ for; any other file may be absent (an empty frame).
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -23,6 +21,7 @@ import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
 from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow
+from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
 from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
@@ -138,7 +137,7 @@ class FilesSource:
         out = {}
         name = "credit_notes.jsonl"
         if (self.folder / name).is_file():
-            records, rows = _read_jsonl(self.folder / name)
+            records, rows = read_jsonl(self.folder / name)
             notes, lines = stripe_credits.credit_notes_frames(records, rows=rows, file=name)
             line_rows = stripe_credits.credit_note_line_rows(records, rows)
             fields = stripe_credits.STRIPE_FIELDS
@@ -158,7 +157,7 @@ class FilesSource:
             ("refunds", "charges.jsonl", stripe_credits.refunds_frame),
         ):
             if frame_name not in out and (self.folder / name).is_file():
-                records, rows = _read_jsonl(self.folder / name)
+                records, rows = read_jsonl(self.folder / name)
                 out[frame_name] = validate_frame(
                     frame_name, mapper(records, rows=rows, file=name), SourceLocation(file=name)
                 )
@@ -197,7 +196,7 @@ class FilesSource:
         frame_name = FRAME_OF[sobject]
         if not (self.folder / name).exists():
             return self._absent(name, frame_name)
-        header, values, rows, lines = _read_csv(self.folder / name)
+        header, values, rows, lines = read_csv(self.folder / name)
         header = canonical_header(sobject, header, self.mapping)
         check_fields(sobject, header, self.mapping, file=name)
         self._require_records(name, values)
@@ -220,7 +219,7 @@ class FilesSource:
         parsed = {}
         for sobject in objects:
             name = f"{sobject}.csv"
-            header, values, rows, lines = _read_csv(self.folder / name)
+            header, values, rows, lines = read_csv(self.folder / name)
             check_fields(sobject, header, self.mapping, file=name)
             records = [dict(zip(header, row, strict=True)) for row in values]
             parsed[sobject] = (records, rows, lines)
@@ -265,7 +264,7 @@ class FilesSource:
         def read() -> pd.DataFrame:
             if not (self.folder / name).exists():
                 return self._absent(name, frame_name)
-            records, rows = _read_jsonl(self.folder / name)
+            records, rows = read_jsonl(self.folder / name)
             self._require_records(name, records)
             frame = mapper(records, rows=rows, file=name)
             located = frame_rows(records, rows) if frame_rows else rows
@@ -283,7 +282,7 @@ class FilesSource:
             invoices, lines, line_rows = fast["invoices"], fast["invoice_lines"], fast["line_rows"]
             rows: Sequence[int] = range(1, len(invoices) + 1)
         else:
-            records, rows = _read_jsonl(self.folder / name)
+            records, rows = read_jsonl(self.folder / name)
             self._require_records(name, records)
             invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
             line_rows = stripe_mapping.invoice_line_rows(records, rows)
@@ -321,14 +320,14 @@ class FilesSource:
         name = "usage.csv"
         if not (self.folder / name).exists():
             return empty_frame("usage")
-        header, values, rows, lines = _read_csv(self.folder / name)
+        header, raw, rows, lines = read_csv_frame(self.folder / name)
         header = [
             column.lower() if column.lower() in USAGE_COLUMNS else column for column in header
         ]
         missing = [column for column in USAGE_COLUMNS if column not in header]
         if missing:
             raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
-        raw = pd.DataFrame(values, columns=header, dtype="str")[list(USAGE_COLUMNS)]
+        raw = raw.set_axis(header, axis=1).astype("str")[list(USAGE_COLUMNS)]
         text = raw.apply(lambda column: column.str.strip()).replace("", pd.NA)
         days = strict_dates(text["date"])
         quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
@@ -341,7 +340,11 @@ class FilesSource:
         }
         problems = [
             InputError(
-                f"{raw.at[i, column]!r} {why}", file=name, row=rows[i], column=column, line=lines[i]
+                f"{raw.at[i, column]!r} {why}",
+                file=name,
+                row=int(rows[i]),
+                column=column,
+                line=int(lines[i]),
             )
             for i in np.flatnonzero(checks["date"][0] | checks["quantity"][0])
             for column, (bad, why) in checks.items()
@@ -368,131 +371,3 @@ def _location(
     return SourceLocation(
         file=name, columns=columns, header_lines=header_lines, rows=lambda i: int(rows[int(i)])
     )
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]], list[int], list[int]]:
-    """Header, each non-blank row's values (padded to the header), its data row and line.
-
-    Rows are counted from 1 after the header, blank ones included; the line is the physical
-    line the row ends on (quoted values may span lines).
-    """
-    values: list[list[str]] = []
-    rows: list[int] = []
-    lines: list[int] = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [column.strip() for column in next(reader, [])]
-            if not any(header):
-                raise InputError("is empty: expected a header row of field names", file=path.name)
-            _unique_header(header, path.name)
-            for row, cells in enumerate(reader, start=1):
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if len(cells) != len(header):
-                    # Data Loader writes every column on every row: a short row is cut off.
-                    raise InputError(
-                        f"has {len(cells)} values but the header has {len(header)} columns"
-                        + (" (a truncated row?)" if len(cells) < len(header) else ""),
-                        file=path.name,
-                        row=row,
-                        column=header[min(len(cells), len(header) - 1)],
-                        line=reader.line_num,
-                    )
-                values.append(cells)
-                rows.append(row)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
-    except csv.Error as exc:
-        raise InputError(f"is not valid CSV: {exc}", file=path.name) from None
-    except OSError as exc:
-        raise InputError(f"cannot be read: {exc.strerror or exc}", file=path.name) from None
-    return header, values, rows, lines
-
-
-def _unique_header(header: Sequence[str], name: str) -> None:
-    """A column named twice (in any case): which one wins would be a guess."""
-    seen: dict[str, int] = {}
-    for position, column in enumerate(header, start=1):
-        key = column.lower()
-        if key in seen:
-            raise InputError(
-                f"appears twice in the header (columns {seen[key]} and {position}, line 1): "
-                "remove one",
-                file=name,
-                column=column,
-            )
-        seen[key] = position
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The objects of a JSONL file and each one's line; blank lines are skipped but counted."""
-    records: list[dict[str, Any]] = []
-    rows: list[int] = []
-    problems: list[InputError] = []
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    value = json.loads(
-                        text, parse_constant=_no_constant, object_pairs_hook=_unique_keys
-                    )
-                except _JsonProblem as exc:
-                    problems.append(
-                        InputError(str(exc), file=path.name, row=number, column=exc.key)
-                    )
-                    continue
-                except json.JSONDecodeError as exc:
-                    problems.append(
-                        InputError(
-                            f"is not valid JSON: {exc.msg} (at character {exc.colno})",
-                            file=path.name,
-                            row=number,
-                        )
-                    )
-                    continue
-                if not isinstance(value, dict):
-                    problems.append(InputError("is not a JSON object", file=path.name, row=number))
-                    continue
-                records.append(value)
-                rows.append(number)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"is not UTF-8 text ({exc.reason})", file=path.name) from None
-    except OSError as exc:
-        raise InputError(f"cannot be read: {exc.strerror or exc}", file=path.name) from None
-    if problems:
-        raise problems[0] if len(problems) == 1 else InputErrors(problems)
-    return records, rows
-
-
-class _JsonProblem(ValueError):
-    """Valid to Python's json module, but not JSON as Stripe writes it."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        self.key = key
-        super().__init__(message)
-
-
-class _Constant(str):
-    """NaN, Infinity or -Infinity as Python's json module reads them; JSON has no such thing."""
-
-
-def _no_constant(name: str) -> _Constant:
-    return _Constant(name)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object with unique keys and real numbers: with a key twice, which value counts is
-    a guess; NaN or Infinity is no amount."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _JsonProblem("appears twice in one object: remove one", key=key)
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, _Constant) for v in values):
-            raise _JsonProblem("is NaN or Infinity, which is not a number in JSON", key=key)
-        out[key] = value
-    return out

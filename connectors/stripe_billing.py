@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import stripe
 
-from revops.connectors import stripe_credits, stripe_mapping
+from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow
 from revops.connectors.rate_limits import limiter_for
 from revops.connectors.stripe_billing_config import StripeConfig, StripeSettings, stripe_config
 from revops.connectors.stripe_billing_http import ResilientHTTPClient
@@ -69,6 +69,7 @@ class StripeBilling:
         self.full_refresh = full_refresh
         self._synced: set[str] = set()
         self._invoice_frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        self._credit_grants: pd.DataFrame | None = None
 
     @classmethod
     def from_settings(
@@ -109,12 +110,17 @@ class StripeBilling:
     def invoices(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._invoice_frames is None:
             self._sync("invoices")
-            objects = self.store.objects("invoices")
-            invoices, lines = stripe_mapping.invoices_frames(objects, file=STORE_FILE)
-            line_rows = stripe_mapping.invoice_line_rows(objects)
+            try:  # column-wise; record by record when that read cannot vouch for the store
+                fast = stripe_mapping_arrow.read_invoice_texts(self.store.payloads("invoices"))
+                invoices, lines = fast["invoices"], fast["invoice_lines"]
+                line_rows, self._credit_grants = fast["line_rows"], fast["credit_grants"]
+            except stripe_mapping_arrow.Unsure:
+                objects = self.store.objects("invoices")
+                invoices, lines = stripe_mapping.invoices_frames(objects, file=STORE_FILE)
+                line_rows = stripe_mapping.invoice_line_rows(objects)
             self._invoice_frames = (
                 validate_frame(
-                    "invoices", invoices, store_location("invoices", range(1, len(objects) + 1))
+                    "invoices", invoices, store_location("invoices", range(1, len(invoices) + 1))
                 ),
                 validate_frame("invoice_lines", lines, store_location("invoice_lines", line_rows)),
             )
@@ -151,10 +157,18 @@ class StripeBilling:
                 "credit_note_lines", lines, store_location("credit_note_lines", line_rows)
             ),
         }
+        if self._credit_grants is not None:
+            out["credit_grants"] = validate_frame(
+                "credit_grants", self._credit_grants, SourceLocation(file=STORE_FILE)
+            )
         for name, stored, mapper in (
-            ("credit_grants", self.store.objects("invoices"), stripe_credits.credit_grants_frame),
+            ("credit_grants", None, stripe_credits.credit_grants_frame),
             ("refunds", charges, stripe_credits.refunds_frame),
         ):
+            if name in out:
+                continue
+            if stored is None:
+                stored = self.store.objects("invoices")
             out[name] = validate_frame(
                 name, mapper(stored, file=STORE_FILE), SourceLocation(file=STORE_FILE)
             )

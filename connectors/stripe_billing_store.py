@@ -83,6 +83,16 @@ class StripeStore:
             if cursor is not None:
                 write_cursor(conn, "stripe", object_type, cursor)
 
+    def payloads(self, object_type: str) -> list[str]:
+        """The stored JSON texts of one type, in the order `objects` returns them."""
+        query = (
+            sa.select(stripe_objects.c.payload)
+            .where(stripe_objects.c.object_type == object_type)
+            .order_by(stripe_objects.c.created, stripe_objects.c.object_id)
+        )
+        with self.warehouse.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
     def objects(self, object_type: str) -> list[dict[str, Any]]:
         query = (
             sa.select(stripe_objects.c.payload)

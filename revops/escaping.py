@@ -32,19 +32,27 @@ def csv_cell(text: str) -> str:
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with every text cell made inert; numbers, dates and empty cells unchanged.
 
-    Vectorised per column: only text (object/str) columns are looked at.
+    Vectorised per column: only text (object/str) columns are looked at, the number test
+    only on cells starting like a formula; a `str` column stays `str`.
     """
     out = {}
     for column in frame.columns:
         series = frame[column]
-        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+        if series.dtype == object:
             is_text = series.map(lambda v: isinstance(v, str), na_action="ignore")
             text = series.where(is_text.fillna(False).astype(bool))
-            risky = text.str.startswith(FORMULA_START).fillna(False).astype(bool) & ~(
-                text.str.fullmatch(_NUMBER.pattern).fillna(False).astype(bool)
-            )
-            if risky.any():
-                series = series.astype(object).where(~risky, "'" + text)
+        elif pd.api.types.is_string_dtype(series):
+            text = series
+        else:
+            out[column] = series
+            continue
+        risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool, copy=True)
+        if risky.any():
+            numbers = text[risky].str.fullmatch(_NUMBER.pattern).fillna(False)
+            risky[risky] = ~numbers.to_numpy(dtype=bool)
+        if risky.any():
+            kept = series if series.dtype != object else series.astype(object)
+            series = kept.where(~risky, "'" + text)
         out[column] = series
     return pd.DataFrame(out, index=frame.index)
 

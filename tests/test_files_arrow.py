@@ -23,8 +23,9 @@ import pytest
 
 from revops.connectors import stripe_credits, stripe_mapping
 from revops.connectors.demo import DemoSource
-from revops.connectors.files import FilesSource, _read_jsonl
+from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
+from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
 from revops.connectors.stripe_mapping_arrow import Unsure, read_invoice_texts, read_invoices_jsonl
 from revops.errors import InputError
 from tests.test_files_source import SHAPES, demo_frames
@@ -57,7 +58,7 @@ def write(folder: Path, records: list[dict[str, Any]], blank_after: int | None =
 
 def record_path(path: Path) -> dict[str, Any]:
     """The record-by-record mapping of a file, as the fast read returns it."""
-    records, rows = _read_jsonl(path)
+    records, rows = read_jsonl(path)
     invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=path.name)
     return {
         "invoices": invoices,
@@ -190,3 +191,33 @@ def test_a_blank_line_or_nan_leaves_the_rows_to_the_record_path(tmp_path: Path) 
         read_invoices_jsonl(path)
     with pytest.raises(InputError, match="row 1, column total: is NaN or Infinity"):
         FilesSource(tmp_path).invoices()
+
+
+CSV_CASES = {
+    "plain": "account_id,date,metric,quantity\n001A,2026-01-01,active_seats,3\n",
+    "blank rows counted": "a,b\n1,2\n\n , \n  \n3,4\n",
+    "a truncated row": "a,b,c\n1,,3\n1,2\n",
+    "a row too long": "a,b\n1,2,3\n",
+    "quotes (rows may span lines)": 'a,b\n"1\n2",3\n4,5\n',
+    "a header twice": "a,A\n1,2\n",
+    "an empty header": ",\n1,2\n",
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_csv_read_by_pandas_gives_the_rows_and_errors_of_the_row_reader(
+    case: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "usage.csv"
+    path.write_text(CSV_CASES[case])
+    try:
+        header, values, rows, lines = read_csv(path)
+    except InputError as error:
+        with pytest.raises(InputError) as raised:
+            read_csv_frame(path)
+        assert str(raised.value) == str(error)
+        return
+    fast = read_csv_frame(path)
+    assert (fast[0], fast[2].tolist(), fast[3].tolist()) == (header, rows, lines)
+    expected = pd.DataFrame(values, columns=header, dtype="str")
+    pd.testing.assert_frame_equal(fast[1].astype("str"), expected)
