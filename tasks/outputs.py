@@ -25,6 +25,7 @@ from revops.escaping import csv_safe, markdown_text
 from revops.links import LINK_COLUMNS
 from revops.money import exponent, format_money, minor_to_major
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
+from revops.tasks.reconciliation_bridge import bridge_table
 
 RECONCILIATION_FILES = (
     "reconciliation.csv",
@@ -149,6 +150,14 @@ def _workbook(
                 )
             ]
             + [int(row.findings)]
+        )
+    summary.append([])
+    currencies, bridge = bridge_table(result.by_currency)
+    summary.append(_header(summary, ["Bridge: expected to billed", *currencies]))
+    for label, amounts in bridge:
+        summary.append(
+            [label]
+            + [_money_cell(summary, a, cur) for a, cur in zip(amounts, currencies, strict=True)]
         )
     summary.append([])
     summary.append(
@@ -277,6 +286,22 @@ def summary_markdown(
         lines.append(
             f"| {cur} | " + " | ".join(_m(a, cur) for a in amounts) + f" | {row.findings} |"
         )
+    currencies, bridge = bridge_table(result.by_currency)
+    lines += [
+        "",
+        "## Bridge from expected to billed",
+        "",
+        "Every difference in one step; each column foots (expected + steps = billed).",
+        "",
+        "| Step | " + " | ".join(currencies) + " |",
+        "|---|" + "---:|" * len(currencies),
+        *(
+            f"| {label} | "
+            + " | ".join(_m(a, cur) for a, cur in zip(amounts, currencies, strict=True))
+            + " |"
+            for label, amounts in bridge
+        ),
+    ]
     lines += [
         "",
         "## Findings per code",

@@ -53,6 +53,7 @@ from revops.tasks.reconciliation_book import (
     ReconciliationInput,
     ReconciliationResult,
 )
+from revops.tasks.reconciliation_bridge import bridge_columns
 from revops.tasks.reconciliation_config import FINDING_CODES, ReconciliationConfig
 from revops.tasks.reconciliation_findings import (
     amount_findings,
@@ -68,6 +69,7 @@ from revops.tasks.reconciliation_summary import (
     combine_results,
     finish_findings,
     matched_pairs,
+    with_bridge,
 )
 
 __all__ = [
@@ -159,9 +161,23 @@ def reconcile(
             book, per_invoice, findings, pair_given_back(per_invoice, given, assigned)
         ),
         by_code=by_code(findings),
-        by_currency=with_credit_totals(
-            by_currency(book, periods, assigned, pd.concat([loose, extra]), findings),
-            given,
+        by_currency=with_bridge(
+            with_credit_totals(
+                by_currency(book, periods, assigned, pd.concat([loose, extra]), findings),
+                given,
+                book.currencies,
+            ),
+            bridge_columns(
+                periods,
+                book.terms.currency[periods["contract"].to_numpy()],
+                assigned,
+                loose[loose["contract"].to_numpy() >= 0],
+                extra,
+                loose[loose["contract"].to_numpy() < 0],
+                findings,
+                given.credited,
+                len(book.currencies),
+            ),
             book.currencies,
         ),
         counts=counts,

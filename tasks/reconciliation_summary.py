@@ -190,3 +190,11 @@ def by_currency(
     out = out.fillna(0).astype(np.int64).rename_axis("currency").reset_index()
     out["currency"] = out["currency"].astype("str")
     return out.sort_values("currency").reset_index(drop=True)
+
+
+def with_bridge(totals: pd.DataFrame, bridge: pd.DataFrame, currencies: pd.Index) -> pd.DataFrame:
+    """Per-currency totals with the bridge's steps (tasks/reconciliation_bridge.py) beside them."""
+    steps = bridge.set_axis(currencies.to_numpy(dtype=object))
+    out = totals.join(steps, on="currency")
+    out[steps.columns] = out[steps.columns].fillna(0).astype(np.int64)
+    return out

@@ -15,6 +15,7 @@ import pandas as pd
 
 from revops.money import format_money
 from revops.tasks.reconciliation import ReconciliationResult
+from revops.tasks.reconciliation_bridge import bridge_table
 from revops.tasks.report_html_assets import REPORT_CSS, REPORT_JS
 from revops.tasks.report_html_evidence import evidence_html, finding_evidence
 
@@ -68,6 +69,7 @@ def reconciliation_html(
         + f"</p><p>{signed}</p></header>",
         _summary_cards(result, findings),
         _totals_section(result),
+        _bridge_section(result.by_currency),
         _leakage_chart(result.by_currency),
         _trend_section(trend),
         _by_code_section(result.by_code),
@@ -127,6 +129,23 @@ def _totals_section(result: ReconciliationResult) -> str:
         "<th>Findings</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         '<p class="note">Totals are never added across currencies.</p></section>'
+    )
+
+
+def _bridge_section(by_currency: pd.DataFrame) -> str:
+    """Expected to billed per currency, every difference in one step (it foots)."""
+    currencies, bridge = bridge_table(by_currency)
+    head = "".join(f"<th>{escape(c)}</th>" for c in currencies)
+    body = "".join(
+        f"<tr><td>{escape(label)}</td>"
+        + "".join(_money_cell(a, c) for a, c in zip(amounts, currencies, strict=True))
+        + "</tr>"
+        for label, amounts in bridge
+    )
+    return (
+        '<section id="bridge"><h2>Bridge from expected to billed</h2>'
+        f"<table><thead><tr><th>Step</th>{head}</tr></thead><tbody>{body}</tbody></table>"
+        '<p class="note">Each column foots: expected + steps = billed.</p></section>'
     )
 
 
