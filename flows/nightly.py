@@ -6,6 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+)
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import State
 
 from revops.connectors.registry import shared_sources
@@ -22,6 +30,7 @@ from revops.flows.params import (
     run_namer,
 )
 from revops.flows.reconcile_invoices import reconcile_invoices
+from revops.tasks.nightly_summary import NightlyPart, nightly_markdown
 
 
 class NightlyFailed(RevOpsError):
@@ -56,6 +65,7 @@ def nightly(params: NightlyParams) -> dict[str, Any]:
             results[name] = state.result()
         else:
             failures.append(f"{name}: {state.message or state.name}")
+    _summary_artifact(params, parts, results)
     logger = get_run_logger()
     for failure in failures:
         logger.error("Nightly part failed: %s", failure)
@@ -64,3 +74,49 @@ def nightly(params: NightlyParams) -> dict[str, Any]:
             "nightly run: " + "; ".join(failures) + f" (completed: {', '.join(results) or 'none'})"
         )
     return results
+
+
+def _summary_artifact(
+    params: NightlyParams, parts: dict[str, State], results: dict[str, Any]
+) -> None:
+    """A markdown artifact on the nightly run linking each part's run and report."""
+    runs = {name: state.state_details.flow_run_id for name, state in parts.items()}
+    links = _report_links([r for r in runs.values() if r is not None])
+    summary = [
+        NightlyPart(
+            name=name,
+            state=state.name or str(state.type.value),
+            flow_run_id=str(runs[name]) if runs[name] else None,
+            message=None if state.is_completed() else state.message,
+            result=results.get(name),
+            report_url=links.get(runs[name]),
+        )
+        for name, state in parts.items()
+    ]
+    create_markdown_artifact(
+        markdown=nightly_markdown(params.run_name(), summary, PREFECT_UI_URL.value()),
+        key=f"nightly-{params.source}-summary",
+        description="The nightly run's parts: state, counts, their runs and reports.",
+    )
+
+
+def _report_links(flow_run_ids: list[Any]) -> dict[Any, str]:
+    """Each child run's report link artifact (the first link it published), by run id."""
+    if not flow_run_ids:
+        return {}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=flow_run_ids),
+                type=ArtifactFilterType(any_=["link"]),
+            )
+        )
+    links: dict[Any, str] = {}
+    for artifact in artifacts:
+        data = artifact.data
+        url = data if isinstance(data, str) else None
+        if url and "](" in url:  # link artifacts store markdown: [text](url)
+            url = url.rsplit("](", 1)[1].rstrip(")")
+        if url and artifact.flow_run_id not in links:
+            links[artifact.flow_run_id] = url
+    return links

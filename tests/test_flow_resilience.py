@@ -17,6 +17,7 @@ from revops.flows.reconcile_invoices import reconcile_invoices
 from revops.tasks.reconcile_tasks import extract_reconciliation_input
 from tests.conftest import DEMO_AS_OF
 from tests.fake_stripe import Fault, fake_stripe
+from tests.prefect_helpers import flow_run_artifacts
 
 pytestmark = [pytest.mark.prefect, pytest.mark.servers]
 
@@ -27,9 +28,17 @@ def test_nightly_runs_every_part_and_names_the_one_that_failed(
     monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
     (tmp_path / "reconciliation").write_text("a file where the output folder should be")
     failed = r"nightly run: reconciliation: .*\(completed: risk, leads, hygiene\)"
+    state = nightly(NightlyParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)), return_state=True)
     with pytest.raises(NightlyFailed, match=failed):
-        nightly(NightlyParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+        state.result()
     assert (tmp_path / "leads" / "leads.csv").exists()
+    summary = flow_run_artifacts(str(state.state_details.flow_run_id))["nightly-demo-summary"]
+    assert "1 of 4 parts completed" not in summary.data and "3 of 4 parts completed" in summary.data
+    assert "| reconciliation | **Failed**: " in summary.data
+    for part in ("risk", "leads", "hygiene"):
+        assert f"| {part} | Completed |" in summary.data
+    assert summary.data.count("/runs/flow-run/") == 4, "each part links its child run"
+    assert "newly at risk" in summary.data
 
 
 @pytest.fixture
