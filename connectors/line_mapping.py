@@ -9,9 +9,12 @@ configs/fields.yaml (`contract_lines: orders | cpq | none` picks the objects).
   (EffectiveDate, EndDate); `UnitPrice` is per unit per month (major units).
 - `cpq`: Salesforce CPQ `SBQQ__Subscription__c`, one record per subscription line. CPQ's
   `SBQQ__NetPrice__c` is the net unit price for the record's whole term (CPQ prorates list
-  prices to the subscription term), so the per-month unit is NetPrice divided by the term's
-  months; amendments are further records with the quantity *delta* (negative for a
-  reduction) pointing at the original through `SBQQ__RevisedSubscription__c`.
+  prices to the subscription term by its Subscription Prorate Precision setting: month, month
+  + day, or day), so the per-month unit is NetPrice divided by the term's months counted the
+  same way (`cpq_prorate_precision` in configs/fields.yaml). Amendments are further records
+  carrying the quantity *delta* (negative for a reduction) from their own start date, each
+  pointing at the record it revises through `SBQQ__RevisedSubscription__c`; the original
+  keeps its quantity, so the lines add up to what is in force on each day.
 Bad cells raise InputError naming the file, row and Salesforce column.
 """
 
@@ -113,6 +116,7 @@ def order_lines(
         },
         index=items.index,
     )
+    _require_values(frame, active, fields, item_rows, file)
     return conform("contract_lines", frame[active])
 
 
@@ -130,13 +134,15 @@ def cpq_lines(
     charge = _charge_types(subscriptions, fields, rows, file, problems)
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
-    months = _term_months(subscriptions["start_date"], subscriptions["end_date"])
+    months = _term_months(
+        subscriptions["start_date"], subscriptions["end_date"], mapping.cpq_prorate_precision
+    )
     net = subscriptions["unit_price_minor"]
     monthly = [
         None
         if pd.isna(n)
         else int((Decimal(int(n)) / m).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        if m and kind == "recurring"
+        if m > 0 and kind == "recurring"
         else int(n)
         for n, m, kind in zip(net, months, charge, strict=True)
     ]
@@ -145,19 +151,51 @@ def cpq_lines(
         quantity=subscriptions["line_quantity"].astype("float64"),
         unit_price_minor=pd.array(monthly, dtype="Int64"),
     )
+    _require_values(frame, np.ones(len(frame), dtype=bool), fields, rows, file)
     return conform("contract_lines", frame.drop(columns=["line_quantity"]))
 
 
-def _term_months(start: pd.Series, end: pd.Series) -> list[int]:
-    """Whole months from start to the day after end (0 when either is missing)."""
+def _require_values(
+    frame: pd.DataFrame,
+    counted: np.ndarray,
+    fields: dict[str, str],
+    rows: Sequence[int],
+    file: str,
+) -> None:
+    """A line that bills needs its price and quantity: an empty one is the row's error."""
+    problems = [
+        InputError("value is required but empty", file=file, row=int(rows[i]), column=fields[field])
+        for column, field in (("unit_price_minor", "unit_price"), ("quantity", "line_quantity"))
+        for i in np.flatnonzero(counted & frame[column].isna().to_numpy())
+    ]
+    if problems:
+        raise problems[0] if len(problems) == 1 else InputErrors(problems)
+
+
+def _term_months(start: pd.Series, end: pd.Series, precision: str) -> list[Decimal]:
+    """The months of each record's term, from start to the day after end, as CPQ counts them
+    for its prorate multiplier (0 when either date is missing).
+
+    month: whole months, a partial one rounded up; month_day: whole months plus the remaining
+    days x 12/365; day: all days x 12/365.
+    """
     out = []
     for s, e in zip(start, end, strict=True):
         if pd.isna(s) or pd.isna(e):
-            out.append(0)
+            out.append(Decimal(0))
             continue
         after = e + pd.Timedelta(days=1)
-        months = (after.year - s.year) * 12 + after.month - s.month
-        out.append(max(months, 1))
+        if precision == "day":
+            out.append(Decimal((after - s).days) * 12 / 365)
+            continue
+        whole = (after.year - s.year) * 12 + after.month - s.month
+        if s + pd.DateOffset(months=whole) > after:
+            whole -= 1
+        left = (after - (s + pd.DateOffset(months=whole))).days
+        if precision == "month":
+            out.append(Decimal(max(whole + (1 if left else 0), 1)))
+        else:
+            out.append(Decimal(whole) + Decimal(left) * 12 / 365)
     return out
 
 

@@ -45,6 +45,9 @@ class FieldMapping(StrictConfig):
     billing_frequency_values: dict[str, Literal["monthly", "quarterly", "annual"]]
     # Where contract lines come from (connectors.line_mapping).
     contract_lines: Literal["orders", "cpq", "none"] = "orders"
+    # The CPQ package setting Subscription Prorate Precision the org uses (SBQQ__NetPrice__c
+    # covers a record's prorated term): month (partial months round up), month_day, day.
+    cpq_prorate_precision: Literal["month", "month_day", "day"] = "month_day"
     objects: dict[str, dict[str, FieldSpec]]
 
     @field_validator("default_currency")

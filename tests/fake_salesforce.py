@@ -40,6 +40,8 @@ ID_PREFIX = {
     "Case": "500",
     "Opportunity": "006",
     "Task": "00T",
+    "Order": "801",
+    "OrderItem": "802",
 }
 _ids = itertools.count(1)
 # Standard fields of the objects the flows write (a real org has many more).
@@ -60,11 +62,67 @@ STANDARD_FIELDS = {
         "OwnerId",
     },
     "Task": {"Subject", "WhatId", "OwnerId", "ActivityDate", "Priority", "Status", "Description"},
+    # Salesforce's Order and OrderItem (Object Reference: Order, OrderItem; CurrencyIsoCode
+    # only in multi-currency orgs, as here).
+    "Order": {
+        "AccountId",
+        "ContractId",
+        "Status",
+        "StatusCode",
+        "EffectiveDate",
+        "EndDate",
+        "CurrencyIsoCode",
+        "OrderNumber",
+        "Pricebook2Id",
+        "Type",
+        "OwnerId",
+    },
+    "OrderItem": {
+        "OrderId",
+        "Product2Id",
+        "PricebookEntryId",
+        "Quantity",
+        "UnitPrice",
+        "ListPrice",
+        "TotalPrice",
+        "ServiceDate",
+        "EndDate",
+        "OriginalOrderItemId",
+        "CurrencyIsoCode",
+        "Description",
+    },
 }
 # The custom fields an org set up for RevOps Flows has (README: the write-back fields).
 CUSTOM_FIELDS = {
     "Account": {"Health_Score__c", "Health_Tier__c", "Health_Reasons__c", "Health_Scored_On__c"},
     "Opportunity": {"RevOps_Key__c"},
+    "OrderItem": {
+        "Stripe_Price_Id__c",
+        "Charge_Type__c",
+        "Usage_Metric__c",
+        "Included_Quantity__c",
+        "Billing_Frequency__c",
+    },
+}
+# The managed package's SBQQ__Subscription__c (CPQ Subscription Fields, Salesforce Help), in an
+# org with CPQ installed: add it to `extra_fields` (plus the custom Stripe_Price_Id__c).
+CPQ_SUBSCRIPTION_FIELDS = {
+    "SBQQ__Contract__c",
+    "SBQQ__Account__c",
+    "SBQQ__Product__c",
+    "SBQQ__Quantity__c",
+    "SBQQ__NetPrice__c",
+    "SBQQ__ListPrice__c",
+    "SBQQ__CustomerPrice__c",
+    "SBQQ__StartDate__c",
+    "SBQQ__EndDate__c",
+    "SBQQ__ChargeType__c",
+    "SBQQ__BillingFrequency__c",
+    "SBQQ__BillingType__c",
+    "SBQQ__RevisedSubscription__c",
+    "SBQQ__TerminatedDate__c",
+    "CurrencyIsoCode",
+    "Stripe_Price_Id__c",
 }
 
 
@@ -130,6 +188,10 @@ class FakeOrg:
         for record in self.records.get(sobject, []):
             names |= set(record)
         return names
+
+    def has(self, sobject: str) -> bool:
+        """Whether the org has `sobject` at all (standard, set up, or holding records)."""
+        return any(sobject in known for known in (STANDARD_FIELDS, self.extra_fields, self.records))
 
     def calls(self, method: str, fragment: str) -> int:
         """How many logged requests of `method` had `fragment` in their path."""
@@ -310,6 +372,17 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if method == "GET" and route.startswith("sobjects/") and route.endswith("/describe"):
             sobject = route.split("/")[1]
+            if not self.org.has(sobject):
+                # What Salesforce answers for an object the org lacks (no CPQ package, say).
+                return self._send(
+                    404,
+                    [
+                        {
+                            "message": "The requested resource does not exist",
+                            "errorCode": "NOT_FOUND",
+                        }
+                    ],
+                )
             names = sorted(self.org.fields(sobject))
             return self._send(200, {"name": sobject, "fields": [{"name": n} for n in names]})
         if route == "jobs/query" and method == "POST":
@@ -570,7 +643,17 @@ def fake_org(tmp_dir: Path, org: FakeOrg | None = None) -> Iterator[FakeOrg]:
 
 
 # Field types as the REST API returns them in JSON (numbers and booleans, not text).
-_NUMBERS = {"Unit_Price__c", "Quantity__c", "Discount_Percent__c", "Amount"}
+_NUMBERS = {
+    "Unit_Price__c",
+    "Quantity__c",
+    "Discount_Percent__c",
+    "Amount",
+    "Quantity",
+    "UnitPrice",
+    "Included_Quantity__c",
+    "SBQQ__Quantity__c",
+    "SBQQ__NetPrice__c",
+}
 _BOOLEANS = {"Auto_Renew__c", "IsClosed"}
 
 
@@ -583,7 +666,20 @@ def seed_from_frame(org: FakeOrg, sobject: str, frame: Any, when: datetime | Non
     from revops.config import field_mapping
     from revops.connectors.files_export import crm_csv
 
-    text = crm_csv(sobject, frame, field_mapping())
+    seed_from_csv(org, sobject, crm_csv(sobject, frame, field_mapping()), when)
+
+
+def seed_lines(org: FakeOrg, contract_lines: Any, contracts: Any) -> None:
+    """Store contract lines as the Order and OrderItem records files_export writes for them."""
+    from revops.config import field_mapping
+    from revops.connectors.files_export import order_csvs
+
+    for name, text in order_csvs(contract_lines, contracts, field_mapping()).items():
+        seed_from_csv(org, name.removesuffix(".csv"), text)
+
+
+def seed_from_csv(org: FakeOrg, sobject: str, text: str, when: datetime | None = None) -> None:
+    """Store a Data Loader CSV's rows as `sobject` records with REST-typed values."""
     for row in csv.DictReader(io.StringIO(text)):
         record: dict[str, Any] = {"IsDeleted": False, "SystemModstamp": stamp(when)}
         for name, value in row.items():

@@ -539,3 +539,166 @@ def test_a_long_task_subject_is_shortened_but_keeps_its_key(org: FakeOrg, sqlite
     subject = org.records["Task"][0]["Subject"]
     assert len(subject) <= 255 and subject.endswith(f" [{key}]")
     assert crm.create_tasks([{"_key": key, "Subject": "x"}])["action"].tolist() == ["unchanged"]
+
+
+# -- contract lines -----------------------------------------------------------------------------
+# Order, OrderItem (Salesforce Object Reference) and CPQ's SBQQ__Subscription__c (CPQ
+# Subscription Fields, Salesforce Help) as the REST API returns them: numbers as numbers.
+
+LINE_ORDERS = """Id,ContractId,AccountId,Status,EffectiveDate,EndDate,CurrencyIsoCode
+801A,800C,001A,Activated,2026-01-01,2026-12-31,USD
+801B,800C,001A,Activated,2026-03-16,2026-12-31,USD
+801D,800C,001A,Draft,2026-05-01,2026-12-31,USD
+"""
+LINE_ITEMS = """Id,OrderId,Product2Id,Quantity,UnitPrice,ServiceDate,EndDate,Stripe_Price_Id__c,\
+Charge_Type__c,Usage_Metric__c,Included_Quantity__c,Billing_Frequency__c,OriginalOrderItemId
+802S,801A,01tSEATS,10,30.00,,,price_seat,Recurring,,,,
+802U,801A,01tAPI,1,0.01,,,price_api,Usage,api_calls,1000,,
+802O,801A,01tONBOARD,1,500,2026-01-01,2026-01-01,price_onboard,One-Time,,,,
+802Y,801A,01tSUPPORT,1,100,,,price_support,Recurring,,,Annual,
+802P,801B,01tSEATS,5,30.00,,,price_seat,Recurring,,,,802S
+802X,801D,01tSEATS,99,,,,price_seat,Recurring,,,,
+"""
+CPQ_RECORDS = """Id,SBQQ__Contract__c,SBQQ__Account__c,SBQQ__Product__c,SBQQ__Quantity__c,\
+SBQQ__NetPrice__c,SBQQ__StartDate__c,SBQQ__EndDate__c,SBQQ__ChargeType__c,\
+SBQQ__BillingFrequency__c,SBQQ__RevisedSubscription__c,Stripe_Price_Id__c,CurrencyIsoCode
+a0S1,800C,001A,01tSEATS,10,360.00,2026-01-01,2026-12-31,Recurring,Monthly,,price_seat,USD
+a0S2,800C,001A,01tSEATS,5,285.78,2026-03-16,2026-12-31,Recurring,Monthly,a0S1,price_seat,USD
+"""
+
+
+def _cpq(mapping: Any = None) -> Any:
+    from revops.config import field_mapping
+
+    return (mapping or field_mapping()).model_copy(update={"contract_lines": "cpq"})
+
+
+def lines_connector(org: FakeOrg, warehouse_url: str, mapping: Any) -> SalesforceCrm:
+    from revops.connectors.salesforce_store import SalesforceStore
+
+    config = salesforce_config().model_copy(update=FAST)
+    return SalesforceCrm(
+        settings_for(org), config, SalesforceStore(Warehouse(warehouse_url)), mapping=mapping
+    )
+
+
+def test_live_order_lines_equal_the_files_read_of_the_same_book(
+    org: FakeOrg, sqlite_url: str, tmp_path: Path
+) -> None:
+    from revops.config import field_mapping
+    from revops.connectors.files import FilesSource
+    from tests.fake_salesforce import seed_from_csv
+
+    seed_from_csv(org, "Order", LINE_ORDERS)
+    seed_from_csv(
+        org, "OrderItem", LINE_ITEMS.replace("802X,801D,01tSEATS,99,,", "802X,801D,01tSEATS,99,1,")
+    )
+    (tmp_path / "Order.csv").write_text(LINE_ORDERS)
+    (tmp_path / "OrderItem.csv").write_text(
+        LINE_ITEMS.replace("802X,801D,01tSEATS,99,,", "802X,801D,01tSEATS,99,1,")
+    )
+    crm = lines_connector(org, sqlite_url, field_mapping())
+    live = crm.contract_lines()
+    files = FilesSource(tmp_path).contract_lines()
+    pd.testing.assert_frame_equal(by_id(live), by_id(files))
+    assert sorted(live["line_id"]) == ["802O", "802P", "802S", "802U", "802Y"]  # Draft out
+    assert live.set_index("line_id").loc["802Y", "billing_frequency"] == "annual"
+    # Described and read like the other objects: describe + COUNT() + one page each.
+    assert crm.calls["GET sobjects"] == 2
+    assert any("FROM OrderItem" in q and "Stripe_Price_Id__c" in q for q in org.queries)
+
+    # Incremental: a second read asks only for what changed since the stored cursor.
+    org.queries.clear()
+    lines_connector(org, sqlite_url, field_mapping()).contract_lines()
+    assert all("SystemModstamp >" in q for q in org.queries if "FROM Order" in q)
+
+
+def test_a_null_price_on_an_activated_order_product_names_object_record_and_field(
+    org: FakeOrg, sqlite_url: str, tmp_path: Path
+) -> None:
+    from revops.config import field_mapping
+    from revops.connectors.files import FilesSource
+    from tests.fake_salesforce import seed_from_csv
+
+    items = LINE_ITEMS.replace("802P,801B,01tSEATS,5,30.00,", "802P,801B,01tSEATS,5,,")
+    seed_from_csv(org, "Order", LINE_ORDERS)
+    seed_from_csv(org, "OrderItem", items)
+    with pytest.raises(InputError) as live:
+        lines_connector(org, sqlite_url, field_mapping()).contract_lines()
+    assert live.value.column == "UnitPrice"
+    assert "(OrderItem 802P)" in str(live.value)
+    assert "required but empty" in str(live.value)
+    # The same record as a file: the same reason, by file, row and column. The Draft order's
+    # item 802X has no price either and is no error: it bills nothing.
+    (tmp_path / "Order.csv").write_text(LINE_ORDERS)
+    (tmp_path / "OrderItem.csv").write_text(items)
+    with pytest.raises(InputError) as files:
+        FilesSource(tmp_path).contract_lines()
+    assert (files.value.file, files.value.row, files.value.column) == (
+        "OrderItem.csv",
+        5,
+        "UnitPrice",
+    )
+    assert files.value.reason == live.value.reason.removesuffix(" (OrderItem 802P)")
+
+
+def test_a_null_quantity_on_a_cpq_subscription_names_object_record_and_field(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    from tests.fake_salesforce import CPQ_SUBSCRIPTION_FIELDS, seed_from_csv
+
+    org.extra_fields["SBQQ__Subscription__c"] = set(CPQ_SUBSCRIPTION_FIELDS)
+    seed_from_csv(
+        org,
+        "SBQQ__Subscription__c",
+        CPQ_RECORDS.replace("a0S2,800C,001A,01tSEATS,5,", "a0S2,800C,001A,01tSEATS,,"),
+    )
+    with pytest.raises(InputError) as problem:
+        lines_connector(org, sqlite_url, _cpq()).contract_lines()
+    assert problem.value.column == "SBQQ__Quantity__c"
+    assert "(SBQQ__Subscription__c a0S2)" in str(problem.value)
+
+
+def test_a_describe_without_a_line_field_is_a_clear_config_error(
+    org: FakeOrg, sqlite_url: str
+) -> None:
+    from revops.config import FieldSpec, field_mapping
+
+    mapping = field_mapping()
+    objects = {**mapping.objects, "OrderItem": dict(mapping.objects["OrderItem"])}
+    objects["OrderItem"]["unit_price"] = FieldSpec(field="Monthly_Unit_Price__c")
+    renamed = mapping.model_copy(update={"objects": objects})
+    with pytest.raises(
+        ConfigError,
+        match=r"OrderItem\.Monthly_Unit_Price__c \(for unit_price\) "
+        "does not exist in this org: fix configs/fields.yaml",
+    ):
+        lines_connector(org, sqlite_url, renamed).contract_lines()
+    # The CPQ preset in an org without the CPQ package: Salesforce has no such object.
+    with pytest.raises(SourceError, match=r"describe SBQQ__Subscription__c.*NOT_FOUND"):
+        lines_connector(org, sqlite_url, _cpq()).contract_lines()
+
+
+def test_a_cpq_amendment_of_five_seats_reconciles_clean(org: FakeOrg, sqlite_url: str) -> None:
+    from datetime import date
+
+    from tests.fake_salesforce import CPQ_SUBSCRIPTION_FIELDS, seed_from_csv
+    from tests.test_contract_lines import _upgrade_invoices, run, sub_contract
+
+    # +5 seats from March 16 as CPQ records it: a second subscription record with the delta,
+    # revising a0S1; its SBQQ__NetPrice__c covers 9 months + 16 days (Month + Day precision:
+    # 16 x 12/365) at USD 30.00 a month, USD 285.78; the original, 12 months at 30.00, 360.00.
+    org.extra_fields["SBQQ__Subscription__c"] = set(CPQ_SUBSCRIPTION_FIELDS)
+    seed_from_csv(org, "SBQQ__Subscription__c", CPQ_RECORDS)
+    lines = lines_connector(org, sqlite_url, _cpq()).contract_lines()
+    by_line = lines.set_index("line_id")
+    assert by_line["unit_price_minor"].tolist() == [3_000, 3_000]
+    assert by_line["quantity"].tolist() == [10.0, 5.0]
+    assert by_line.loc["a0S2", "revises_line_id"] == "a0S1"
+    rows = lines.astype(object).where(lines.notna(), None).to_dict("records")
+    for month in ("2026-02", "2026-03", "2026-04", "2026-05"):
+        result = run(month, [sub_contract()], rows, _upgrade_invoices(), as_of=date(2026, 6, 15))
+        assert result.findings.empty, (
+            month,
+            result.findings[["code", "detail"]].to_dict("records"),
+        )
