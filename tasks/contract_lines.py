@@ -7,6 +7,8 @@ reconciles exactly as a contract always did; a contract with lines ignores its o
 Per contract period (the contract's own periods, anchored on its StartDate) each line bills:
 - recurring: the discounted unit amount of a full period x quantity, pro rata by days for the
   part of the period the line covers (an amendment from the 16th, a ramp step, the end);
+- recurring on its own, longer billing frequency (an annual fee in a monthly contract): its own
+  periods, anchored on the line's start, each in full in the contract period holding its start;
 - one_time: its unit price x quantity once, in the period holding its start date;
 - usage: max(0, usage of its metric in the part of the period it covers - included quantity
   per month x months) x unit price, once the period is over (Stripe bills it in arrears).
@@ -77,6 +79,7 @@ def line_table(contracts: pd.DataFrame, contract_lines: pd.DataFrame | None) -> 
             "metric": pd.Series([None] * len(own), dtype=object).to_numpy(),
             "included": np.zeros(len(own)),
             "revises": pd.Series([None] * len(own), dtype=object).to_numpy(),
+            "own_months": np.full(len(own), np.nan),
             "synthesized": True,
         }
     )
@@ -98,6 +101,9 @@ def line_table(contracts: pd.DataFrame, contract_lines: pd.DataFrame | None) -> 
                 "metric": given["usage_metric"].to_numpy(dtype=object),
                 "included": given["included_quantity"].fillna(0).to_numpy(dtype="float64"),
                 "revises": given["revises_line_id"].to_numpy(dtype=object),
+                "own_months": given["billing_frequency"]
+                .map(FREQUENCY_MONTHS)
+                .to_numpy(dtype="float64", na_value=np.nan),
                 "synthesized": False,
             }
         )
@@ -189,11 +195,20 @@ def period_lines(
     days = np.maximum((cover_end - cover_start).astype(np.int64), 0)
     full_days = (fe - ps).astype(np.int64)
     one_time_here = (charge == ONE_TIME) & (ls >= ps) & (ls < pe)
+    # A line billed less often than its contract (annual inside monthly) bills its own
+    # periods, anchored on its start, in the contract period holding each one's start.
+    own = lines["own_months"].to_numpy(dtype="float64")[line]
+    slow = (charge == RECURRING) & (own > months[pairs["contract"].to_numpy()])
+    if slow.any():
+        days[slow], full_days[slow] = _own_periods(
+            ls[slow], le[slow], own[slow], ps[slow], pe[slow]
+        )
     keep = np.where(charge == ONE_TIME, one_time_here, days > 0)
-    pairs, line, charge = pairs[keep], line[keep], charge[keep]
+    pairs, line, charge, slow = pairs[keep], line[keep], charge[keep], slow[keep]
     ps, days, full_days = ps[keep], days[keep], full_days[keep]
     cover_start, cover_end = cover_start[keep], cover_end[keep]
     m = np.where(charge == ONE_TIME, 1, months[pairs["contract"].to_numpy()])
+    m = np.where(slow, lines["own_months"].to_numpy(dtype="float64")[line], m).astype(np.int64)
     unit = lines["unit"].to_numpy()[line]
     q = lines["q_micro"].to_numpy()[line]
     bp = lines["bp"].to_numpy()[line]
@@ -243,6 +258,47 @@ def period_lines(
             "usage_units": usage_units,
         }
     )
+
+
+def _own_periods(
+    start: np.ndarray, end: np.ndarray, months: np.ndarray, ps: np.ndarray, pe: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For lines on their own, longer cycle: (days billed, days of that own period) in each
+    contract period [ps, pe): the own period starting inside it (cut at the line's exclusive
+    `end`), or (0, 1) when none starts there."""
+    days = np.zeros(len(start), dtype=np.int64)
+    full = np.ones(len(start), dtype=np.int64)
+    for i in range(len(start)):
+        anchor = pd.Timestamp(start[i])
+        step = int(months[i])
+        # Own periods before ps need not be walked one by one: jump near it.
+        k = max(
+            0,
+            (
+                (pd.Timestamp(ps[i]).year - anchor.year) * 12
+                + pd.Timestamp(ps[i]).month
+                - anchor.month
+            )
+            // step
+            - 1,
+        )
+        while True:
+            own_start = (
+                (anchor + pd.DateOffset(months=k * step)).to_datetime64().astype("datetime64[D]")
+            )
+            if own_start >= pe[i] or own_start >= end[i]:
+                break
+            if own_start >= ps[i]:
+                own_end = (
+                    (anchor + pd.DateOffset(months=(k + 1) * step))
+                    .to_datetime64()
+                    .astype("datetime64[D]")
+                )
+                full[i] = int((own_end - own_start).astype(np.int64))
+                days[i] = int((min(own_end, end[i]) - own_start).astype(np.int64))
+                break
+            k += 1
+    return days, full
 
 
 def group_terms(per_line: pd.DataFrame) -> pd.DataFrame:

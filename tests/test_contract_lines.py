@@ -533,3 +533,40 @@ def test_a_contract_without_lines_is_its_own_line() -> None:
         ("overbilled", "800C"),
         ("quantity_mismatch", "800C"),
     ]
+
+
+def test_a_line_billed_annually_inside_a_monthly_contract_is_expected_per_its_own_cycle() -> None:
+    # Seats monthly; support on its own Billing_Frequency__c = Annual from March 1: Stripe bills
+    # the yearly price (12 x USD 100) once, on the March invoice, and only seats otherwise.
+    long_contract = sub_contract(end_date="2027-02-28")
+    lines = [
+        SEATS,
+        cline(
+            "L3",
+            stripe_price_id="price_support",
+            unit_price_minor=10_000,
+            billing_frequency="annual",
+            start_date="2026-03-01",
+        ),
+    ]
+
+    def month(m: int, *extra: dict) -> dict:
+        start, end = f"2026-{m:02d}-01", f"2026-{m + 1:02d}-01"
+        return invoice(f"in_{m}", [item(f"{m}s", "price_seat", 10, 5_000, start, end), *extra])
+
+    annual = item("3y", "price_support", 1, 120_000, "2026-03-01", "2027-03-01")
+    invoices = [month(2), month(3, annual), month(4), month(5)]
+    for period in ("2026-02", "2026-03", "2026-04", "2026-05"):
+        result = run(period, [long_contract], lines, invoices, as_of=date(2026, 6, 15))
+        assert codes(result) == [], period
+    march = run("2026-03", [long_contract], lines, invoices, as_of=date(2026, 6, 15))
+    assert march.by_currency["expected_minor"].tolist() == [50_000 + 120_000]
+    april = run("2026-04", [long_contract], lines, invoices, as_of=date(2026, 6, 15))
+    assert april.by_currency["expected_minor"].tolist() == [50_000]
+
+    # Billed monthly instead (USD 100 each month): April's support charge is not expected.
+    monthly = item("4m", "price_support", 1, 10_000, "2026-04-01", "2026-05-01")
+    wrong = [month(2), month(3, annual), month(4, monthly), month(5)]
+    april = run("2026-04", [long_contract], lines, wrong, as_of=date(2026, 6, 15))
+    assert codes(april), "a monthly charge of an annual line must be reported"
+    assert april.findings["billed_minor"].max() >= 10_000

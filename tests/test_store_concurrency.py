@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from revops.connectors.salesforce_crm import SalesforceStore, salesforce_records
+from revops.connectors.salesforce_store import SalesforceStore, salesforce_records
 from revops.connectors.stripe_billing_store import StripeStore, stripe_objects
 from revops.connectors.warehouse import Warehouse
 from revops.connectors.warehouse_locks import serialise_writes
