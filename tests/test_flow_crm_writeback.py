@@ -204,7 +204,8 @@ def test_the_nightly_parts_share_one_read_of_salesforce(
     describes = [p for m, p in org.log if m == "GET" and p.endswith("/describe")]
     assert sorted(describes) == sorted(
         f"/services/data/v62.0/sobjects/{o}/describe"
-        for o in ("Account", "Contract", "Case", "Opportunity")
+        # Order and OrderItem: reconciliation reads contract lines (configs/fields.yaml).
+        for o in ("Account", "Contract", "Case", "Opportunity", "Order", "OrderItem")
     )
     # Risk wrote the health fields; leads still landed their opportunities.
     assert results["risk"]["crm_writeback"]["Account health"] == {
