@@ -27,9 +27,11 @@ from revops.connectors.demo_common import Plant, sf_ids
 from revops.connectors.demo_contracts import billed_periods, contracts_and_accounts, customers
 from revops.connectors.demo_health import choose_health_accounts, plant_alarms, plant_hygiene
 from revops.connectors.demo_invoices import invoices, priced_lines, subscriptions
+from revops.connectors.demo_line_book import metered_usage, plant_lines
 from revops.connectors.demo_plants import (
     PLANT_CODES,
     apply_contract_plants,
+    base_plant_money,
     choose_plants,
     planted_list,
 )
@@ -94,7 +96,17 @@ class DemoSource:
         return self._book["opportunities"]
 
     def usage(self, start: date, end: date) -> pd.DataFrame:
-        return usage(self, self.contracts(), self._book["health_plants"].get("alarms"), start, end)
+        alarms = self._book["health_plants"].get("alarms")
+        seats_and_calls = usage(self, self.contracts(), alarms, start, end)
+        events = metered_usage(self.contracts(), self._book["line_plants"], self.seed, start, end)
+        if events.empty:
+            return seats_and_calls
+        both = pd.concat([seats_and_calls, events], ignore_index=True)
+        return validate_frame("usage", conform("usage", both))
+
+    def money_given_back(self) -> dict[str, pd.DataFrame]:
+        """Canonical credit_notes, credit_note_lines, credit_grants and refunds (CreditSource)."""
+        return dict(self._book["given_back"])
 
     def contract_lines(self) -> pd.DataFrame:
         return self._book["contract_lines"]
@@ -124,7 +136,7 @@ class DemoSource:
         charges, disputes = payments(bills, rng)
         book = {
             "accounts": accounts,
-            "contracts": contracts.drop(columns=["customer_id", "sub_on_contract", "stripe_sub"]),
+            "contracts": contracts,
             "customers": stripe_customers,
             "subscriptions": subscriptions(contracts),
             "invoices": bills,
@@ -135,8 +147,19 @@ class DemoSource:
             "cases": cases(self, accounts, rng),
             "opportunities": opportunities(self, contracts, accounts, rng),
         }
+        taken = {int(r) for kind, rows in plants.items() if kind != "orphan" for r in rows}
+        money = base_plant_money(self, book, plants)
+        book, line_plants, given_back, silent, line_money = plant_lines(
+            self, book, contracts, taken
+        )
+        contracts = book["contracts"]
+        book["contracts"] = contracts.drop(columns=["customer_id", "sub_on_contract", "stripe_sub"])
         planted_contracts = {
-            c for rows in plants.values() for c in contracts["contract_id"].to_numpy()[rows]
+            c
+            for kind_plants in (plants, line_plants)
+            for kind, rows in kind_plants.items()
+            if kind != "orphan"
+            for c in contracts["contract_id"].to_numpy()[rows]
         }
         health = choose_health_accounts(book, planted_contracts, self.as_of)
         if "alarms" in health:
@@ -144,6 +167,13 @@ class DemoSource:
         book, hygiene = plant_hygiene(book, self.as_of, self.window.start)
         health = health | hygiene
         validated = {name: validate_frame(name, conform(name, f)) for name, f in book.items()}
-        validated["planted"] = planted_list(plants, list(sf_ids("800", np.arange(self.size) + 1)))
+        ids = list(sf_ids("800", np.arange(self.size) + 1))
+        validated["planted"] = planted_list(plants, ids, money) + planted_list(
+            line_plants, ids, line_money, silent
+        )
+        validated["given_back"] = {
+            name: validate_frame(name, conform(name, f)) for name, f in given_back.items()
+        }
+        validated["line_plants"] = line_plants
         validated["health_plants"] = health
         return validated

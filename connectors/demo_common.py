@@ -75,6 +75,8 @@ class Plant:
     contract_id: str | None
     invoice_id: str | None
     codes: tuple[str, ...]
+    # The money of its findings: billed less expected for the period (None: not money).
+    variance_minor: int | None = None
 
 
 def period_unit_price_minor(contracts: pd.DataFrame) -> np.ndarray:
@@ -98,6 +100,11 @@ def period_unit_price_minor(contracts: pd.DataFrame) -> np.ndarray:
     return np.asarray(prices, dtype=np.int64)
 
 
+def billed_as_coupon(contract_rows: np.ndarray, discount_pct: np.ndarray) -> np.ndarray:
+    """A third of discounted contracts bill list price less a coupon, not a discounted price."""
+    return (np.asarray(discount_pct) > 0) & (np.asarray(contract_rows) % 3 == 0)
+
+
 def coupon_discount_minor(amounts: np.ndarray, pct: np.ndarray) -> np.ndarray:
     """A percent-off coupon's discount on each line total, rounded half up as Stripe does."""
     return np.asarray(
@@ -107,3 +114,15 @@ def coupon_discount_minor(amounts: np.ndarray, pct: np.ndarray) -> np.ndarray:
         ],
         dtype=np.int64,
     )
+
+
+def half_up(value: Decimal) -> int:
+    """Round to a whole minor unit, half up (the demo's rounding, apart from the reconciler's)."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def metered_events(account_numbers: np.ndarray, days: pd.DatetimeIndex, seed: int) -> np.ndarray:
+    """Daily metered events (accounts x days): 30-90 a day, a function of (account, day, seed)."""
+    epoch_day = (days - pd.Timestamp("1970-01-01")).days.to_numpy().astype(np.uint64)
+    u = hashed_uniform(account_numbers.astype(np.uint64)[:, None], epoch_day[None, :], seed + 31)
+    return np.floor(30 + 60 * u)

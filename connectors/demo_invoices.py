@@ -10,6 +10,7 @@ import pandas as pd
 from revops.connectors.demo_common import (
     TAX_BP,
     DemoSpec,
+    billed_as_coupon,
     coupon_discount_minor,
     ids,
     instants,
@@ -73,8 +74,8 @@ def invoices(
     currency = periods["currency"].to_numpy().copy()
     currency[plant_of == "wrong_currency"] = "EUR"
     # A third of discounted contracts bill list price less a coupon, not a discounted price.
-    coupon = (periods["discount_pct"].to_numpy() > 0) & (
-        periods["contract_row"].to_numpy() % 3 == 0
+    coupon = billed_as_coupon(
+        periods["contract_row"].to_numpy(), periods["discount_pct"].to_numpy()
     )
     months = periods["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy()
     list_unit = periods["unit_price_minor"].to_numpy() * months

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from revops.connectors.demo_common import DemoSpec, Plant
+from revops.connectors.demo_common import (
+    DemoSpec,
+    Plant,
+    billed_as_coupon,
+    coupon_discount_minor,
+    period_unit_price_minor,
+)
+from revops.connectors.demo_lines import LINE_PLANT_CODES
 from revops.errors import ConfigError
 from revops.frames import DATE, FREQUENCY_MONTHS
 from revops.periods import add_months, periods_elapsed
@@ -27,6 +34,9 @@ PLANT_CODES: dict[str, tuple[str, ...]] = {
     "orphan": ("unmatched_invoice",),
     "addon": ("unexpected_item",),
 }
+
+
+ALL_CODES = PLANT_CODES | LINE_PLANT_CODES
 
 
 def choose_plants(
@@ -85,8 +95,13 @@ def window_period_start(spec: DemoSpec, contracts: pd.DataFrame) -> pd.Series:
     )
 
 
-def planted_list(plants: dict[str, np.ndarray], contract_ids: list[str]) -> list[Plant]:
-    """The plants chosen, as Plant rows with the codes each must produce."""
+def planted_list(
+    plants: dict[str, np.ndarray],
+    contract_ids: list[str],
+    money: dict[int, int | None],
+    silent: set[int] = frozenset(),
+) -> list[Plant]:
+    """The plants chosen, as Plant rows with the codes each must produce (none if silent)."""
     contracts = contract_ids
     out: list[Plant] = []
     for kind, rows in plants.items():
@@ -94,5 +109,51 @@ def planted_list(plants: dict[str, np.ndarray], contract_ids: list[str]) -> list
             if kind == "orphan":
                 out.append(Plant(kind, None, f"in_orphan{row + 1:05d}", PLANT_CODES[kind]))
             else:
-                out.append(Plant(kind, contracts[row], None, PLANT_CODES[kind]))
+                codes = () if row in silent else ALL_CODES[kind]
+                out.append(Plant(kind, contracts[row], None, codes, money.get(int(row))))
     return out
+
+
+def base_plant_money(
+    spec: DemoSpec, book: dict[str, pd.DataFrame], plants: dict[str, np.ndarray]
+) -> dict[int, int | None]:
+    """Per contract row of a base plant: billed less expected for its window period.
+
+    Expected is the demo's own price (period_unit_price_minor x quantity; nothing for a
+    contract that is not active); billed is every non-void line Stripe billed for the period.
+    A currency mismatch is not money.
+    """
+    contracts, invoices, lines = book["contracts"], book["invoices"], book["invoice_lines"]
+    live = set(invoices.loc[invoices["status"] != "void", "invoice_id"])
+    money: dict[int, int | None] = {}
+    for kind, rows in plants.items():
+        if kind in ("orphan", "wrong_currency") or not len(rows):
+            continue
+        chosen = contracts.iloc[rows]
+        starts = window_period_start(spec, chosen)
+        unit = period_unit_price_minor(chosen)
+        coupon = billed_as_coupon(np.asarray(rows), chosen["discount_pct"].to_numpy())
+        for (row, contract), start, each, by_coupon in zip(
+            chosen.iterrows(), starts, unit, coupon, strict=True
+        ):
+            near = (lines["period_start"].dt.tz_localize(None) - start).abs() <= pd.Timedelta(
+                days=2
+            )
+            billed = lines[
+                (lines["subscription_id"] == contract["stripe_sub"])
+                & near
+                & lines["invoice_id"].isin(live)
+            ]
+            net = int((billed["amount_minor"] - billed["discount_minor"]).sum())
+            active = kind not in ("after_end", "draft_billed")
+            expected = int(each) * int(contract["quantity"])
+            if by_coupon and kind != "old_price":  # the coupon is rounded on the line total
+                gross = int(contract["unit_price_minor"]) * int(contract["quantity"])
+                expected = gross - int(
+                    coupon_discount_minor(np.array([gross]), np.array([contract["discount_pct"]]))[
+                        0
+                    ]
+                )
+            expected = expected if active else 0
+            money[int(contracts.index.get_loc(row))] = net - expected
+    return money

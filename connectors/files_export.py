@@ -15,6 +15,7 @@ What cannot round-trip, because the formats do not carry it:
 - empty strings, which read back as nulls; surrounding spaces in Salesforce text cells;
 - subscription-level fields (customer, status, currency, dates, metadata) that differ between
   the items of one subscription: the first item's are written;
+- a line's `usage_type` in the current invoice shape, which names the price by id only;
 - invoice line `currency`, which is always its invoice's; and row order, where the lines of
   an invoice and the items of a subscription are written together.
 Invoice tax is written as one exclusive tax amount (`tax` in the older shape, `total_taxes` in
@@ -57,13 +58,18 @@ def write_export(
     opportunities: pd.DataFrame | None = None,
     usage: pd.DataFrame | None = None,
     contract_lines: pd.DataFrame | None = None,
+    credit_notes: pd.DataFrame | None = None,
+    credit_note_lines: pd.DataFrame | None = None,
+    credit_grants: pd.DataFrame | None = None,
+    refunds: pd.DataFrame | None = None,
     invoice_shape: InvoiceShape = "current",
     mapping: FieldMapping | None = None,
 ) -> list[Path]:
     """Write the given canonical frames (None = skip) into `folder`; the paths written.
 
-    Every file's content is built before any is written, and each file is replaced
-    atomically, so a failure leaves the folder as it was.
+    Credit grants are written inside the invoices, refunds inside the charges, credit notes
+    (with their lines) as credit_notes.jsonl. Every file's content is built before any is
+    written, and each file is replaced atomically, so a failure leaves the folder as it was.
     """
     if invoice_shape not in ("current", "legacy"):
         raise ValueError(f"invoice_shape must be 'current' or 'legacy', not {invoice_shape!r}")
@@ -85,10 +91,14 @@ def write_export(
         texts["subscriptions.jsonl"] = stripe.jsonl(stripe.subscriptions(subscriptions))
     if invoices is not None:
         texts["invoices.jsonl"] = stripe.jsonl(
-            stripe.invoices(invoices, invoice_lines, invoice_shape)
+            stripe.invoices(invoices, invoice_lines, invoice_shape, credit_grants)
         )
     if charges is not None:
-        texts["charges.jsonl"] = stripe.jsonl(map(stripe.charge, stripe.records(charges)))
+        texts["charges.jsonl"] = stripe.jsonl(stripe.charges(charges, refunds))
+    if credit_notes is not None:
+        texts["credit_notes.jsonl"] = stripe.jsonl(
+            stripe.credit_notes(credit_notes, credit_note_lines)
+        )
     if disputes is not None:
         texts["disputes.jsonl"] = stripe.jsonl(map(stripe.dispute, stripe.records(disputes)))
     if usage is not None:
@@ -170,31 +180,48 @@ CHARGE_LABELS = {"recurring": "Recurring", "one_time": "One-Time", "usage": "Usa
 def order_csvs(
     contract_lines: pd.DataFrame, contracts: pd.DataFrame, mapping: FieldMapping
 ) -> dict[str, str]:
-    """Order.csv and OrderItem.csv for contract lines: one Activated order per contract.
+    """Order.csv and OrderItem.csv for contract lines: an Activated order per contract, and an
+    amendment order (another Activated order on the contract) holding the items that revise
+    a line (`revises_line_id`, OrderItem.OriginalOrderItemId).
 
-    Each order runs over its contract's dates; an item whose own dates are empty reads back
-    with its order's, which are the contract's, so it reconciles the same.
+    Each order runs from its first item's start (the contract's, for the original order) to
+    the contract's end; an item whose own dates are empty reads back with its order's, which
+    are the contract's, so it reconciles the same.
     """
     with_lines = contracts[contracts["contract_id"].isin(contract_lines["contract_id"])]
-    order_ids = "801" + with_lines["contract_id"].str[3:]
+    by_id = with_lines.set_index("contract_id")
+    amends = contract_lines["revises_line_id"].notna().to_numpy()
+    base_ids = "801" + contract_lines["contract_id"].str[3:]
+    # An amendment order's id: the original's with its last character changed.
+    last = base_ids.str[-1:].map(lambda c: "B" if c == "A" else "A")
+    item_order = base_ids.where(~amends, base_ids.str[:-1] + last)
+    grouped = contract_lines.assign(order_id=item_order.to_numpy(), amends=amends)
+    heads = grouped.groupby("order_id").agg(
+        contract_id=("contract_id", "first"),
+        start=("start_date", "min"),
+        amendment=("amends", "first"),
+    )
+    is_amendment = heads["amendment"].to_numpy(dtype=bool)
+    contract_start = heads["contract_id"].map(by_id["start_date"])
     orders = pd.DataFrame(
         {
-            "order_id": order_ids.to_numpy(),
-            "contract_id": with_lines["contract_id"].to_numpy(),
-            "account_id": with_lines["account_id"].to_numpy(),
+            "order_id": heads.index.to_numpy(),
+            "contract_id": heads["contract_id"].to_numpy(),
+            "account_id": heads["contract_id"].map(by_id["account_id"]).to_numpy(),
             "status": "Activated",
-            "start_date": with_lines["start_date"].to_numpy(),
-            "end_date": with_lines["end_date"].to_numpy(),
-            "currency": with_lines["currency"].to_numpy(),
+            "start_date": contract_start.where(
+                ~is_amendment, heads["start"].fillna(contract_start)
+            ).to_numpy(),
+            "end_date": heads["contract_id"].map(by_id["end_date"]).to_numpy(),
+            "currency": heads["contract_id"].map(by_id["currency"]).to_numpy(),
         }
-    )
-    order_of = pd.Series(order_ids.to_numpy(), index=with_lines["contract_id"].to_numpy())
+    ).astype({"start_date": with_lines["start_date"].dtype})
     items = contract_lines.assign(
-        order_id=contract_lines["contract_id"].map(order_of).to_numpy(),
+        order_id=item_order.to_numpy(),
         line_quantity=contract_lines["quantity"],
         charge_type=contract_lines["charge_type"].map(CHARGE_LABELS),
         currency=contract_lines["currency"].fillna(
-            contract_lines["contract_id"].map(with_lines.set_index("contract_id")["currency"])
+            contract_lines["contract_id"].map(by_id["currency"])
         ),
     )
     return {

@@ -71,6 +71,9 @@ def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "id": row["item_id"],
             "object": "subscription_item",
             "quantity": row["quantity"],
+            "metadata": {"salesforce_line_id": row.get("salesforce_line_id")}
+            if row.get("salesforce_line_id")
+            else {},
             "current_period_end": row["current_period_end"],
             "price": {
                 "id": row["price_id"],
@@ -102,20 +105,47 @@ def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def invoices(
-    invoices: pd.DataFrame, lines: pd.DataFrame | None, shape: InvoiceShape
+    invoices: pd.DataFrame,
+    lines: pd.DataFrame | None,
+    shape: InvoiceShape,
+    credit_grants: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
-    """Stripe `invoice` objects with their lines embedded (`lines.data`)."""
+    """Stripe `invoice` objects with their lines embedded (`lines.data`); credit grants
+    applied to a line as its `pretax_credit_amounts`, to the whole invoice as the invoice's
+    `total_pretax_credit_amounts` (type `credit_balance_transaction`)."""
     lines_of: dict[str, list[dict[str, Any]]] = {}
     for line in records(lines) if lines is not None else []:
         lines_of.setdefault(line["invoice_id"], []).append(line)
-    out = [_invoice(r, lines_of.pop(r["invoice_id"], []), shape) for r in records(invoices)]
+    grants_of: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for grant in records(credit_grants) if credit_grants is not None else []:
+        grants_of.setdefault((grant["invoice_id"], grant["line_id"]), []).append(grant)
+    out = [
+        _invoice(r, lines_of.pop(r["invoice_id"], []), shape, grants_of) for r in records(invoices)
+    ]
     if lines_of:
         orphans = ", ".join(sorted(lines_of)[:5])
         raise ValueError(f"invoice_lines refer to invoices that are not given: {orphans}")
     return out
 
 
-def _invoice(r: dict[str, Any], lines: list[dict[str, Any]], shape: InvoiceShape) -> dict[str, Any]:
+def _credits(grants: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "amount": _amount(g["amount_minor"], currency),
+            "credit_balance_transaction": g["credit_balance_transaction"],
+            "discount": None,
+            "type": "credit_balance_transaction",
+        }
+        for g in grants
+    ]
+
+
+def _invoice(
+    r: dict[str, Any],
+    lines: list[dict[str, Any]],
+    shape: InvoiceShape,
+    grants_of: dict[tuple[str, str | None], list[dict[str, Any]]],
+) -> dict[str, Any]:
     currency = r["currency"]
     tax = _amount(r["tax_minor"], currency)
     invoice: dict[str, Any] = {
@@ -133,6 +163,15 @@ def _invoice(r: dict[str, Any], lines: list[dict[str, Any]], shape: InvoiceShape
         "amount_paid": _amount(r["amount_paid_minor"], currency),
         "amount_due": _amount(r["amount_due_minor"], currency),
         "billing_reason": r["billing_reason"],
+        "status_transitions": {
+            "finalized_at": r.get("finalized_at"),
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": r.get("voided_at"),
+        },
+        "total_pretax_credit_amounts": _credits(
+            grants_of.get((r["invoice_id"], None), []), currency
+        ),
     }
     if shape == "legacy":
         invoice["subscription"] = r["subscription_id"]
@@ -154,14 +193,19 @@ def _invoice(r: dict[str, Any], lines: list[dict[str, Any]], shape: InvoiceShape
         )
     invoice["lines"] = {
         "object": "list",
-        "data": [_line(line, currency, shape) for line in lines],
+        "data": [
+            _line(line, currency, shape, grants_of.get((r["invoice_id"], line["line_id"]), []))
+            for line in lines
+        ],
         "has_more": False,
         "url": f"/v1/invoices/{r['invoice_id']}/lines",
     }
     return invoice
 
 
-def _line(r: dict[str, Any], currency: str, shape: InvoiceShape) -> dict[str, Any]:
+def _line(
+    r: dict[str, Any], currency: str, shape: InvoiceShape, grants: list[dict[str, Any]]
+) -> dict[str, Any]:
     discount = _amount(r["discount_minor"], currency)
     unit = _amount(r["unit_amount_minor"], currency)
     line: dict[str, Any] = {
@@ -174,23 +218,31 @@ def _line(r: dict[str, Any], currency: str, shape: InvoiceShape) -> dict[str, An
         "quantity": r["quantity"],
         "period": {"start": r["period_start"], "end": r["period_end"]},
         "discount_amounts": [{"amount": discount, "discount": None}] if discount else [],
+        "pretax_credit_amounts": _credits(grants, currency),
+        "metadata": {
+            key: r[key] for key in ("salesforce_contract_id", "salesforce_line_id") if r.get(key)
+        },
     }
     subscription_line = r["line_type"] == "subscription"
     if shape == "legacy":
         line["type"] = "subscription" if subscription_line else "invoiceitem"
         line["subscription"] = r["subscription_id"]
+        line["subscription_item"] = r.get("subscription_item_id")
         line["proration"] = r["proration"]
         line["price"] = (
             {"id": r["price_id"], "object": "price", "unit_amount": unit}
             if r["price_id"] is not None or unit is not None
             else None
         )
+        if line["price"] is not None and r.get("usage_type") is not None:
+            line["price"]["recurring"] = {"interval": "month", "usage_type": r.get("usage_type")}
         line["tax_amounts"] = []
     else:
         kind = "subscription_item_details" if subscription_line else "invoice_item_details"
         line["parent"] = {
             "type": kind,
-            kind: {"subscription": r["subscription_id"], "proration": r["proration"]},
+            kind: {"subscription": r["subscription_id"], "proration": r["proration"]}
+            | ({"subscription_item": r.get("subscription_item_id")} if subscription_line else {}),
         }
         line["pricing"] = {
             "type": "price_details",
@@ -199,6 +251,100 @@ def _line(r: dict[str, Any], currency: str, shape: InvoiceShape) -> dict[str, An
         }
         line["taxes"] = []
     return line
+
+
+def charges(frame: pd.DataFrame, refunds: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Stripe `charge` objects, their refunds embedded (`refunds.data`, as with
+    `expand[]=data.refunds`) when refunds are given."""
+    refunds_of: dict[str, list[dict[str, Any]]] = {}
+    for refund in records(refunds) if refunds is not None else []:
+        refunds_of.setdefault(refund["charge_id"], []).append(refund)
+    out = []
+    for r in records(frame):
+        obj = charge(r)
+        if refunds is not None:
+            data = [_refund(x) for x in refunds_of.pop(r["charge_id"], [])]
+            obj["refunds"] = {
+                "object": "list",
+                "data": data,
+                "has_more": False,
+                "url": f"/v1/charges/{r['charge_id']}/refunds",
+            }
+        out.append(obj)
+    if refunds_of:
+        raise ValueError(f"refunds refer to charges not given: {', '.join(sorted(refunds_of))}")
+    return out
+
+
+def _refund(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["refund_id"],
+        "object": "refund",
+        "amount": _amount(r["amount_minor"], r["currency"]),
+        "charge": r["charge_id"],
+        "currency": r["currency"].lower(),
+        "created": r["created_at"],
+        "status": r["status"],
+        "reason": None,
+        "metadata": {},
+    }
+
+
+def credit_notes(notes: pd.DataFrame, lines: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Stripe `credit_note` objects with their `lines.data` (as in Stripe's fixtures3.json)."""
+    lines_of: dict[str, list[dict[str, Any]]] = {}
+    for line in records(lines) if lines is not None else []:
+        lines_of.setdefault(line["credit_note_id"], []).append(line)
+    out = []
+    for r in records(notes):
+        currency = r["currency"]
+        data = [
+            {
+                "id": x["line_id"],
+                "object": "credit_note_line_item",
+                "type": x["line_type"],
+                "invoice_line_item": x["invoice_line_id"],
+                "amount": _amount(x["amount_minor"], currency),
+                "discount_amount": 0,
+                "discount_amounts": [],
+                "quantity": 1,
+                "description": None,
+                "metadata": {},
+            }
+            for x in lines_of.pop(r["credit_note_id"], [])
+        ]
+        refunds = (r["refund_ids"] or "").split(";") if r["refund_ids"] else []
+        out.append(
+            {
+                "id": r["credit_note_id"],
+                "object": "credit_note",
+                "invoice": r["invoice_id"],
+                "customer": r["customer_id"],
+                "status": r["status"],
+                "currency": currency.lower(),
+                "total": _amount(r["amount_minor"], currency),
+                "amount": _amount(r["amount_minor"], currency),
+                "reason": r["reason"],
+                "memo": r["memo"],
+                "created": r["created_at"],
+                "voided_at": r.get("voided_at"),
+                # One refund: it carries the whole credit note (the demo's only case).
+                "refunds": [
+                    {"refund": x, "amount_refunded": _amount(r["amount_minor"], currency)}
+                    for x in refunds
+                ],
+                "metadata": {},
+                "lines": {
+                    "object": "list",
+                    "data": data,
+                    "has_more": False,
+                    "url": f"/v1/credit_notes/{r['credit_note_id']}/lines",
+                },
+            }
+        )
+    if lines_of:
+        raise ValueError(f"credit note lines refer to notes not given: {sorted(lines_of)[:5]}")
+    return out
 
 
 def charge(r: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -129,3 +130,14 @@ def recon_input(
 
 
 AS_OF = date(2026, 11, 15)
+
+
+USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
+
+
+def export_demo(demo, folder: Path, shape: str = "current") -> Path:
+    """The demo book written as a files export (every file), as `revops demo-export` does."""
+    from revops.connectors.demo_export import export_demo as write
+
+    write(demo, folder, USAGE_FROM, USAGE_TO, shape)  # type: ignore[arg-type]
+    return folder

@@ -1,9 +1,9 @@
 """Every bad input of issue 16 through `revops reconcile --source files`: exit 2 with a message
 naming file, row and column, never a traceback, never exit 0 with changed numbers.
 
-The export is the demo book written by `write_export` (Data Loader CSVs with API field names,
-Stripe API objects one per line in the shapes of stripe/openapi `fixtures3.json`); each case
-edits it the way a hand-edited or broken export would be.
+The export is the demo book written by `tests.builders.export_demo` (Data Loader CSVs with
+API field names, Stripe API objects one per line in the shapes of stripe/openapi
+`fixtures3.json`); each case edits it the way a hand-edited or broken export would be.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from typer.testing import CliRunner
 from revops.cli.main import app
 from revops.connectors.demo import DemoSource
 from revops.connectors.warehouse import Warehouse, reconciliation_runs
-from tests.test_cli_files import export
+from tests.builders import export_demo
 
 pytestmark = [pytest.mark.prefect]
 
 
 @pytest.fixture(scope="module")
 def exported(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo_source, tmp_path_factory.mktemp("export"))
+    return export_demo(demo_source, tmp_path_factory.mktemp("export"))
 
 
 def reconcile(folder: Path, out: Path, database_url: str) -> tuple[int, str]:

@@ -34,7 +34,7 @@ def test_reconcile_reports_every_plant_and_nothing_on_clean_contracts(
     )
     assert result.exit_code == 0, result.output
     assert "Reconciliation 2026-10" in result.output
-    assert "14 findings" in result.output
+    assert "22 findings" in result.output
     findings = pd.read_csv(tmp_path / "reconciliation.csv", dtype=str)
     reported = {
         (r.code, r.contract_id if isinstance(r.contract_id, str) else r.invoice_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -12,38 +11,15 @@ from typer.testing import CliRunner
 
 from revops.cli.main import app
 from revops.connectors.demo import DemoSource
-from revops.connectors.files_export import write_export
 from revops.connectors.warehouse import Warehouse, reconciliation_runs
+from tests.builders import export_demo
 
 pytestmark = [pytest.mark.prefect]
-
-USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
-
-
-def export(demo: DemoSource, folder: Path, shape: str = "current") -> Path:
-    invoices, lines = demo.invoices()
-    write_export(
-        folder,
-        accounts=demo.accounts(),
-        contracts=demo.contracts(),
-        customers=demo.customers(),
-        subscriptions=demo.subscriptions(),
-        invoices=invoices,
-        invoice_lines=lines,
-        charges=demo.charges(),
-        disputes=demo.disputes(),
-        cases=demo.cases(),
-        opportunities=demo.opportunities(),
-        usage=demo.usage(USAGE_FROM, USAGE_TO),
-        contract_lines=demo.contract_lines(),
-        invoice_shape=shape,  # type: ignore[arg-type]
-    )
-    return folder
 
 
 @pytest.fixture(scope="module")
 def exported(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export(demo_source, tmp_path_factory.mktemp("export"))
+    return export_demo(demo_source, tmp_path_factory.mktemp("export"))
 
 
 # -- bad input: a clear message naming file, row and column; exit 2; nothing written ---------

@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import date, timedelta
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from revops.connectors.base import BillingSource, CrmSource, UsageSource
-from revops.connectors.demo import PLANT_CODES, DemoSource
+from revops.connectors.base import BillingSource, CreditSource, CrmSource, UsageSource
+from revops.connectors.demo import DemoSource
+from revops.connectors.demo_export import export_demo
+from revops.connectors.demo_lines import LINE_PLANT_CODES
+from revops.connectors.demo_plants import ALL_CODES
+from revops.connectors.files import FilesSource
 from revops.frames import fingerprint
 from revops.periods import parse_period
+from revops.tasks.credits import Credits
 from revops.tasks.reconciliation import ReconciliationInput, reconcile
 from revops.tasks.reconciliation_config import FINDING_CODES, reconciliation_config
 
 
-def reconcile_demo(demo: DemoSource, window: str | None = None):
-    invoices, lines = demo.invoices()
+def reconcile_demo(demo: DemoSource, window: str | None = None, source=None):
+    """Reconcile the demo book (or `source`, e.g. its export) as the flow reads it: lines,
+    usage, subscriptions and money given back."""
+    source = source or demo
+    period = parse_period(window) if window else demo.window
+    invoices, lines = source.invoices()
     data = ReconciliationInput(
-        demo.accounts(),
-        demo.contracts(),
-        demo.customers(),
+        source.accounts(),
+        source.contracts(),
+        source.customers(),
         invoices,
         lines,
-        contract_lines=demo.contract_lines(),
-        subscriptions=demo.subscriptions(),
+        contract_lines=source.contract_lines(),
+        usage=source.usage(period.start, period.end + timedelta(days=366)),
+        subscriptions=source.subscriptions(),
+        credits=Credits(**source.money_given_back()),
     )
-    return reconcile(
-        data, parse_period(window) if window else demo.window, demo.as_of, reconciliation_config()
-    )
+    return reconcile(data, period, demo.as_of, reconciliation_config())
+
+
+def money(result) -> set[tuple]:
+    return {
+        (r.code, r.contract_id, r.invoice_id, r.expected_minor, r.billed_minor, r.variance_minor)
+        for r in result.findings.astype(object).where(result.findings.notna(), None).itertuples()
+    }
 
 
 def found(result) -> set[tuple[str, str]]:
@@ -43,6 +62,7 @@ def planted(demo: DemoSource) -> set[tuple[str, str]]:
 
 def test_demo_implements_every_source_protocol(demo_source: DemoSource) -> None:
     assert isinstance(demo_source, BillingSource)
+    assert isinstance(demo_source, CreditSource)
     assert isinstance(demo_source, CrmSource)
     assert isinstance(demo_source, UsageSource)
 
@@ -59,12 +79,28 @@ def test_same_seed_same_book() -> None:
 
 
 def test_every_code_is_planted(demo_source: DemoSource) -> None:
-    # The demo book has no credit notes or refunds yet: `credited` and `refunded` are shown by
-    # tests/test_credits.py on recorded Stripe payloads instead.
-    given_back = {"credited", "refunded"}
-    assert {code for codes in PLANT_CODES.values() for code in codes} == set(
-        FINDING_CODES
-    ) - given_back
+    assert {code for codes in ALL_CODES.values() for code in codes} == set(FINDING_CODES)
+    assert {p.kind for p in demo_source.planted} == set(ALL_CODES)
+
+
+def test_the_book_has_every_kind_of_line_and_money_given_back(demo_source: DemoSource) -> None:
+    lines = demo_source.contract_lines()
+    assert set(lines["charge_type"]) == {"recurring", "one_time", "usage"}
+    per_contract = lines.groupby("contract_id")["product_id"].nunique()
+    assert (per_contract >= 2).sum() >= 8, "seats + platform fee contracts"
+    assert lines["revises_line_id"].notna().sum() == 2, "the +5 seats and the new-price amendments"
+    invoice_lines = demo_source.invoices()[1]
+    assert (invoice_lines["usage_type"] == "metered").any()
+    assert invoice_lines["proration"].sum() == 2, "the upgrade's proration pair"
+    assert ((invoice_lines["amount_minor"] == 0) & (invoice_lines["quantity"] > 0)).any(), "trial"
+    given = demo_source.money_given_back()
+    assert set(given["credit_notes"]["status"]) == {"issued", "void"}
+    assert given["credit_notes"]["refund_ids"].notna().sum() == 1
+    assert len(given["refunds"]) == 2 and len(given["credit_grants"]) == 1
+    charges = demo_source.charges()
+    refunded = charges.set_index("charge_id")["amount_refunded_minor"]
+    sums = given["refunds"].groupby("charge_id")["amount_minor"].sum()
+    assert (refunded[sums.index] == sums).all(), "charges carry their refunds"
 
 
 def test_the_book_is_a_realistic_mix(demo_source: DemoSource) -> None:
@@ -90,7 +126,7 @@ def test_the_book_is_a_realistic_mix(demo_source: DemoSource) -> None:
     ):
         assert len(frame) > 0
     usage = demo_source.usage(date(2026, 10, 1), date(2026, 11, 1))
-    assert set(usage["metric"]) == {"active_seats", "api_calls"}
+    assert set(usage["metric"]) == {"active_seats", "api_calls", "events"}  # events: metered
 
 
 @pytest.mark.parametrize(
@@ -99,7 +135,33 @@ def test_the_book_is_a_realistic_mix(demo_source: DemoSource) -> None:
 )
 def test_reconciliation_finds_exactly_the_plants(as_of: date, size: int, seed: int) -> None:
     demo = DemoSource(as_of, size=size, seed=seed)
-    assert found(reconcile_demo(demo)) == planted(demo)
+    result = reconcile_demo(demo)
+    assert found(result) == planted(demo)
+    # And the money: each finding carries the variance the book planted (billed - expected).
+    variance = {
+        (r.code, r.contract_id): r.variance_minor
+        for r in result.findings.itertuples()
+        if isinstance(r.contract_id, str)
+    }
+    for plant in demo.planted:
+        if plant.variance_minor is None:
+            continue
+        for code in plant.codes:
+            assert variance[(code, plant.contract_id)] == plant.variance_minor, (plant, code)
+    assert sum(p.variance_minor is not None and bool(p.codes) for p in demo.planted) >= 15
+
+
+def test_the_clean_line_cases_reconcile_clean(demo_source: DemoSource) -> None:
+    result = reconcile_demo(demo_source)
+    clean = {p.contract_id: p.kind for p in demo_source.planted if p.kind in LINE_PLANT_CODES}
+    matched = result.matched[result.matched["contract_id"].isin(list(clean))]
+    kinds = {clean[c] for c in matched.loc[matched["status"] == "clean", "contract_id"]}
+    assert kinds == {k for k, codes in LINE_PLANT_CODES.items() if not codes}
+    # The +5 seats from the window period's 16th: expected pro rata, billed as a proration pair.
+    upgrade = next(c for c, k in clean.items() if k == "upgrade")
+    rows = result.matched[result.matched["contract_id"] == upgrade]
+    assert len(rows) == 2, "the cycle invoice and the proration invoice"
+    assert rows["billed_minor"].sum() == rows["expected_minor"].iloc[0]
 
 
 def test_earlier_windows_are_clean_except_the_contract_billed_while_draft(
@@ -109,3 +171,29 @@ def test_earlier_windows_are_clean_except_the_contract_billed_while_draft(
     for window in ("2026-09", "2026-06", "2026-Q2"):
         result = reconcile_demo(demo_source, window)
         assert {contract for _, contract in found(result)} == drafts, window
+
+
+@pytest.mark.parametrize("shape", ["current", "legacy"])
+def test_the_export_reconciles_to_the_same_findings(
+    demo_source: DemoSource, tmp_path: Path, shape: str
+) -> None:
+    as_of = demo_source.as_of
+    written = export_demo(demo_source, tmp_path, date(2026, 1, 1), as_of, shape)  # type: ignore[arg-type]
+    names = {p.name for p in written}
+    assert {"Order.csv", "OrderItem.csv", "credit_notes.jsonl", "charges.jsonl"} <= names
+    orders = pd.read_csv(tmp_path / "Order.csv", dtype=str)
+    assert orders["ContractId"].duplicated().sum() == 2, "the two amendments are Orders too"
+    charges = [json.loads(x) for x in (tmp_path / "charges.jsonl").read_text().splitlines()]
+    assert sum(len(c["refunds"]["data"]) for c in charges) == 2
+    invoices = [json.loads(x) for x in (tmp_path / "invoices.jsonl").read_text().splitlines()]
+    grants = [
+        credit
+        for invoice in invoices
+        for line in invoice["lines"]["data"]
+        for credit in line["pretax_credit_amounts"]
+    ]
+    assert [g["type"] for g in grants] == ["credit_balance_transaction"]
+    from_files = reconcile_demo(demo_source, source=FilesSource(tmp_path))
+    from_demo = reconcile_demo(demo_source)
+    assert money(from_files) == money(from_demo)
+    assert found(from_files) == planted(demo_source)

@@ -19,10 +19,12 @@ from typer.testing import CliRunner
 from revops.cli.main import app
 from revops.connectors.base import BillingSource, CrmSource, UsageSource
 from revops.connectors.demo import DemoSource
+from revops.connectors.demo_export import demo_frames as shared_demo_frames
 from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
 from revops.errors import InputError, InputErrors
 from revops.frames import conform, empty_frame, validate_frame
+from revops.tasks.credits import CREDIT_FRAMES
 from revops.tasks.reconciliation import ReconciliationInput, reconcile
 from revops.tasks.reconciliation_config import reconciliation_config
 from tests.builders import account, contract, customer, frame, invoice, line
@@ -33,21 +35,9 @@ Frames = dict[str, pd.DataFrame]
 
 
 def demo_frames(demo: DemoSource) -> Frames:
-    invoices, lines = demo.invoices()
-    return {
-        "accounts": demo.accounts(),
-        "contracts": demo.contracts(),
-        "customers": demo.customers(),
-        "subscriptions": demo.subscriptions(),
-        "invoices": invoices,
-        "invoice_lines": lines,
-        "charges": demo.charges(),
-        "disputes": demo.disputes(),
-        "cases": demo.cases(),
-        "opportunities": demo.opportunities(),
-        "usage": demo.usage(USAGE_FROM, USAGE_TO),
-        "contract_lines": demo.contract_lines(),
-    }
+    """The demo book's frames as the export writes them, but money given back (read apart)."""
+    frames = shared_demo_frames(demo, USAGE_FROM, USAGE_TO)
+    return {name: f for name, f in frames.items() if name not in CREDIT_FRAMES}
 
 
 def read_back(folder: Path) -> Frames:
@@ -358,7 +348,13 @@ def book(tmp_path: Path) -> Path:
 
 
 def test_the_demo_book_round_trips(demo_export: Path, demo_book: Frames) -> None:
-    assert_round_trip(demo_book, read_back(demo_export))
+    written = demo_book
+    if demo_export.name.startswith("demo-current"):
+        # The current invoice shape names a line's price by id only: no usage_type to read.
+        lines = demo_book["invoice_lines"]
+        blank = lines["usage_type"].where(pd.Series(False, index=lines.index))
+        written = {**demo_book, "invoice_lines": lines.assign(usage_type=blank)}
+    assert_round_trip(written, read_back(demo_export))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -399,6 +395,7 @@ def test_the_shapes_are_what_stripe_returns(tmp_path: Path) -> None:
     assert seats["parent"]["subscription_item_details"] == {
         "subscription": "sub_A",
         "proration": False,
+        "subscription_item": None,  # as in fixtures3.json's line_item (none in this book)
     }
     assert seats["pricing"]["price_details"]["price"] == "price_1"
     assert seats["pricing"]["unit_amount_decimal"] == "10000"

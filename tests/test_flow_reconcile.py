@@ -34,7 +34,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
         "summary.md",
     ]
     findings = pd.read_csv(out / "reconciliation.csv")
-    assert len(findings) == summary["counts"]["findings"] == 14
+    assert len(findings) == summary["counts"]["findings"] == 22
 
     warehouse = Warehouse(warehouse_url)
     runs = warehouse.runs()
@@ -48,7 +48,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
         "invoices",
         "invoice_lines",
     }
-    assert warehouse.count(reconciliation_findings, summary["run_id"]) == 14
+    assert warehouse.count(reconciliation_findings, summary["run_id"]) == 22
 
     artifacts = flow_run_artifacts(runs.loc[0, "flow_run_id"])
     assert set(artifacts) == {
@@ -78,7 +78,7 @@ def test_rerunning_the_same_inputs_writes_nothing_new(
     assert (tmp_path / "reconciliation.csv").read_bytes() == csv_before
     warehouse = Warehouse(sqlite_url)
     assert warehouse.count(reconciliation_runs) == 1
-    assert warehouse.count(reconciliation_findings) == 14
+    assert warehouse.count(reconciliation_findings) == 22
 
 
 def test_a_different_window_is_a_different_run(

@@ -39,7 +39,7 @@ def test_a_run_lands_with_all_its_rows(warehouse_url: str, demo_source) -> None:
     warehouse = Warehouse(warehouse_url)
     warehouse.store_reconciliation(run_record(), result.findings, result.matched)
     assert warehouse.count(reconciliation_runs) == 1
-    assert warehouse.count(reconciliation_findings, "rec-2026-10-abc") == len(result.findings) == 14
+    assert warehouse.count(reconciliation_findings, "rec-2026-10-abc") == len(result.findings) == 22
     assert warehouse.count(reconciliation_matches, "rec-2026-10-abc") == len(result.matched)
     stored = warehouse.findings("rec-2026-10-abc").set_index("finding_key")
     original = result.findings.set_index("finding_key")

@@ -147,29 +147,15 @@ def demo_export(
     from datetime import UTC, datetime, timedelta
 
     from revops.connectors.demo import DemoSource
-    from revops.connectors.files_export import write_export
+    from revops.connectors.demo_export import export_demo
 
     day = parse_date(as_of, "--as-of") or datetime.now(UTC).date()
 
     def action() -> list[Path]:
         demo = DemoSource(as_of=day, size=size, seed=seed)
-        invoices, lines = demo.invoices()
-        return write_export(
-            out,
-            accounts=demo.accounts(),
-            contracts=demo.contracts(),
-            customers=demo.customers(),
-            subscriptions=demo.subscriptions(),
-            invoices=invoices,
-            invoice_lines=lines,
-            charges=demo.charges(),
-            disputes=demo.disputes(),
-            cases=demo.cases(),
-            opportunities=demo.opportunities(),
-            usage=demo.usage(day - timedelta(days=usage_days), day),
-            contract_lines=demo.contract_lines(),
-            invoice_shape=shape.value,
-        )
+        # Usage lines bill the events of their periods: up to as_of, whatever usage_days says.
+        start = min(day - timedelta(days=usage_days), demo.window.start - timedelta(days=31))
+        return export_demo(demo, out, start, day, shape.value)
 
     written = run_action(action)
     console.print(f"Wrote the demo book as of {day} ({shape.value} invoice shape):")
