@@ -47,6 +47,11 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
         "customers",
         "invoices",
         "invoice_lines",
+        "usage",
+        "credit_notes",
+        "credit_note_lines",
+        "credit_grants",
+        "refunds",
     }
     assert warehouse.count(reconciliation_findings, summary["run_id"]) == 22
 
@@ -107,13 +112,14 @@ def test_a_run_can_widen_the_tolerance(
 ) -> None:
     monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
     strict = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path / "a")))
-    # 25% either way hides the -20% credit and old price, not the missing invoice
+    # 25% either way hides the -20% credit and old price, the missed ramp, the unbilled platform
+    # fee and the short usage, not the missing invoice
     loose = reconcile_invoices(
         ReconcileParams(
             as_of=DEMO_AS_OF, advanced={"tolerance_pct": 25}, out_dir=str(tmp_path / "b")
         )
     )
     assert loose["run_id"] != strict["run_id"]
-    assert strict["counts"]["findings_underbilled"] == 2
+    assert strict["counts"]["findings_underbilled"] == 5
     assert loose["counts"]["findings_underbilled"] == 0
     assert loose["counts"]["findings_missing_invoice"] == 1
