@@ -207,6 +207,19 @@ run_signoffs = sa.Table(
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Where each run's files were published (revops.publishing): the run folder under an output
+# folder. A separate table, so warehouses made before it gain it through create_all.
+run_outputs = sa.Table(
+    "run_outputs",
+    metadata,
+    sa.Column(
+        "run_id", sa.String(64), sa.ForeignKey("reconciliation_runs.run_id"), primary_key=True
+    ),
+    sa.Column("out_dir", sa.Text, nullable=False),
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 300
 
 
@@ -264,9 +277,14 @@ class Warehouse:
             ) from None
 
     def store_reconciliation(
-        self, run: RunRecord, findings: pd.DataFrame, matched: pd.DataFrame
+        self,
+        run: RunRecord,
+        findings: pd.DataFrame,
+        matched: pd.DataFrame,
+        folder: Path | None = None,
     ) -> None:
-        """Replace run `run.run_id` and its findings and matches, all in one transaction."""
+        """Replace run `run.run_id` and its findings and matches, all in one transaction;
+        with `folder`, the run folder holding its files (under the output folder)."""
         now = datetime.now(UTC)
         with self.transaction() as conn:
             _serialise_run_writes(conn, run.run_id)
@@ -275,7 +293,8 @@ class Warehouse:
                     reconciliation_runs.c.run_id == run.run_id
                 )
             ).scalar_one_or_none()
-            for table in (reconciliation_findings, reconciliation_matches, reconciliation_runs):
+            tables = (run_outputs, reconciliation_findings, reconciliation_matches)
+            for table in (*tables, reconciliation_runs):
                 conn.execute(table.delete().where(table.c.run_id == run.run_id))
             conn.execute(
                 reconciliation_runs.insert(),
@@ -297,6 +316,31 @@ class Warehouse:
             )
             _insert_frame(conn, reconciliation_findings, findings.assign(run_id=run.run_id))
             _insert_frame(conn, reconciliation_matches, matched.assign(run_id=run.run_id))
+            if folder is not None:
+                row = {"run_id": run.run_id, "published_at": now}
+                row |= {"out_dir": str(folder.parent.parent.resolve()), "folder": folder.name}
+                conn.execute(run_outputs.insert(), row)
+
+    def published_folder(self, out_dir: Path) -> Path | None:
+        """The run folder of the newest run published to `out_dir`; None when none was."""
+        query = (
+            sa.select(run_outputs.c.folder)
+            .where(run_outputs.c.out_dir == str(out_dir.resolve()))
+            .order_by(run_outputs.c.published_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            name = conn.execute(query).scalar_one_or_none()
+        return None if name is None else out_dir / "runs" / name
+
+    def run_folder(self, run_id: str) -> Path | None:
+        """Where run `run_id`'s files were published; None when not recorded."""
+        query = sa.select(run_outputs.c.out_dir, run_outputs.c.folder).where(
+            run_outputs.c.run_id == run_id
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else Path(row.out_dir) / "runs" / row.folder
 
     def runs(self) -> pd.DataFrame:
         """All reconciliation runs, newest first."""

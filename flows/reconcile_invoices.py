@@ -73,7 +73,8 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     links = record_links(sources.billing, sources.crm)
     review = prepare_review(result, data, run, settings.database_url, links)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
-    reconciliation_artifacts(result, run, out_dir, review)
+    folder = paths[0].parent
+    reconciliation_artifacts(result, run, folder, review)
     return {
         "run_id": run.run_id,
         "period": window.label,
@@ -84,7 +85,8 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
         "by_code": result.by_code.astype(object)
         .where(result.by_code.notna(), None)
         .to_dict("records"),
-        "outputs": [str(p) for p in paths],
+        "outputs": [str(out_dir / p.name) for p in paths],
+        "run_folder": str(folder),
         "api_calls": sources.calls(),
         "review": review.findings["review_status"].value_counts().to_dict(),
     }

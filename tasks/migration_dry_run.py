@@ -199,7 +199,7 @@ def dry_run_report(
     )[PLAN_CSV_COLUMNS]
     totals = impact_totals(table)
     markdown = plan_markdown(plan, table, totals, sources.label)
-    with staged_outputs(out_dir) as staging:
+    with staged_outputs(out_dir, "migration", carry=True) as staging:
         csv_safe(table).to_csv(staging / "migration_plan.csv", index=False, lineterminator="\n")
         (staging / "migration_plan.md").write_text(markdown, encoding="utf-8")
     return DryRun(

@@ -91,7 +91,7 @@ def rollback_report(
     table = pd.DataFrame(rows, columns=ROLLBACK_CSV_COLUMNS).astype(
         {"quantity": "Int64", "delta_per_period_minor": "Int64"}
     )
-    with staged_outputs(out_dir) as staging:
+    with staged_outputs(out_dir, "migration", carry=True) as staging:
         csv_safe(table).to_csv(staging / "rollback_plan.csv", index=False, lineterminator="\n")
     return table
 

@@ -167,7 +167,7 @@ def verify_migration(
 ) -> pd.DataFrame:
     """Re-read every account of the plan; write `<name>.csv` and a table artifact."""
     result = verify_accounts(expectations, plan.fingerprint, sources)
-    with staged_outputs(out_dir) as staging:
+    with staged_outputs(out_dir, "migration", carry=True) as staging:
         csv_safe(result).to_csv(staging / f"{name}.csv", index=False, lineterminator="\n")
     mismatches = result[result["status"] == "mismatch"]
     create_table_artifact(

@@ -1,14 +1,12 @@
 """Finance-ready outputs of a reconciliation: CSV, XLSX, markdown; landed whole or not at all.
 
-Files are first written into a staging folder beside the destination and moved into place
-only when every one of them was written, so a failure leaves the previous outputs untouched.
+Files are first written into a staging folder, then published as one run folder behind an
+atomically switched `latest` pointer (revops.publishing), so a failure or a kill leaves the
+previous outputs untouched and never mixes files of two runs.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +18,10 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from revops.errors import InputError
 from revops.escaping import csv_safe, markdown_text
 from revops.links import LINK_COLUMNS
 from revops.money import exponent, format_money, minor_to_major
+from revops.publishing import publication
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 from revops.tasks.reconciliation_bridge import bridge_table
 
@@ -59,23 +57,16 @@ def source_slug(source: str) -> str:
 
 
 @contextmanager
-def staged_outputs(out_dir: Path) -> Iterator[Path]:
-    """A staging folder whose files replace those in `out_dir` only if the block succeeds.
+def staged_outputs(out_dir: Path, label: str = "run", carry: bool = False) -> Iterator[Path]:
+    """A staging folder published as one unit if the block succeeds (revops.publishing): its
+    files become `out_dir/runs/<stamp>-<label>/`, `latest` points there, and `out_dir/<name>`
+    links to `latest/<name>`. With `carry`, files of the published run this block does not
+    rewrite are kept beside the new ones.
 
     An output folder that is a file, or cannot be written, is an InputError naming it.
     """
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    except OSError as exc:
-        why = "is a file, not a folder" if out_dir.is_file() else (exc.strerror or str(exc))
-        raise InputError(f"the output folder (--out) {out_dir} {why}") from None
-    try:
-        yield staging
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with publication(out_dir, label, carry) as pub:
+        yield pub.staging
 
 
 def write_reconciliation_files(

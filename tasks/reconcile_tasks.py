@@ -24,11 +24,11 @@ from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
 from revops.links import RecordLinks, link_columns
 from revops.periods import Window
+from revops.publishing import LATEST, checkpoint, publication, recover
 from revops.tasks.credits import Credits
 from revops.tasks.outputs import (
     exceptions_table,
     source_slug,
-    staged_outputs,
     summary_markdown,
     write_reconciliation_files,
 )
@@ -223,30 +223,37 @@ def publish_reconciliation(
 ) -> list[Path]:
     """Write the files and the warehouse rows; either all of it lands or none of it does.
 
-    Files are staged first, then the warehouse transaction commits, then the files move into
-    place. A failure before the move leaves the previous outputs and tables as they were.
+    Files are staged, then renamed into their run folder, then the warehouse commits the run
+    naming that folder, then `latest` is switched to it. Dying before the commit leaves the
+    previous run published in both; dying after it, the next publish rolls `latest` forward
+    to the committed folder first (revops.publishing.recover). Returns the run folder's files.
     """
     warehouse = Warehouse(database_url)
-    markdown = summary_markdown(result, run.run_id, run.source, out_dir)
-    report = None
-    if review is not None:
-        report = reconciliation_html(
-            result,
-            review.findings,
-            run.run_id,
-            run.source,
-            evidence=review.evidence,
-            trend=review.trend,
-            signoff=review.signoff,
-            generated_at=datetime.now(UTC),
-        )
-    with staged_outputs(out_dir) as staging:
+    recover(out_dir, warehouse.published_folder(out_dir))
+    with publication(out_dir, run.run_id) as pub:
+        markdown = summary_markdown(result, run.run_id, run.source, pub.folder)
+        report = None
+        if review is not None:
+            report = reconciliation_html(
+                result,
+                review.findings,
+                run.run_id,
+                run.source,
+                evidence=review.evidence,
+                trend=review.trend,
+                signoff=review.signoff,
+                generated_at=datetime.now(UTC),
+            )
         reviewed = review.findings if review is not None else None
-        staged = write_reconciliation_files(result, run.run_id, markdown, staging, reviewed, report)
-        warehouse.store_reconciliation(run, result.findings, result.matched)
-    paths = [out_dir / p.name for p in staged]
+        staged = write_reconciliation_files(
+            result, run.run_id, markdown, pub.staging, reviewed, report
+        )
+        folder = pub.place()
+        warehouse.store_reconciliation(run, result.findings, result.matched, folder)
+        checkpoint("committed")
+    paths = [folder / p.name for p in staged]
     get_run_logger().info(
-        "Wrote %s and run %s to the warehouse", ", ".join(map(str, paths)), run.run_id
+        "Wrote %s (now %s) and run %s to the warehouse", folder, out_dir / LATEST, run.run_id
     )
     return paths
 
@@ -255,15 +262,16 @@ def publish_reconciliation(
 def reconciliation_artifacts(
     result: ReconciliationResult,
     run: RunRecord,
-    out_dir: Path,
+    folder: Path,
     review: ReviewContext | None = None,
 ) -> None:
-    """A markdown summary and a table of the exceptions on the flow run, keyed per source.
+    """A markdown summary and a table of the exceptions on the flow run, keyed per source;
+    the link and the file list name the run's own folder (`folder`, under runs/).
 
     The same keys every run, so the Prefect UI shows each key's history across runs.
     """
     slug = source_slug(run.source)
-    report = out_dir / "report.html"
+    report = folder / "report.html"
     if report.exists():
         create_link_artifact(
             link=report.resolve().as_uri(),
@@ -272,7 +280,7 @@ def reconciliation_artifacts(
             description="Self-contained HTML report: totals, trend, exceptions with evidence.",
         )
     create_markdown_artifact(
-        markdown=summary_markdown(result, run.run_id, run.source, out_dir),
+        markdown=summary_markdown(result, run.run_id, run.source, folder),
         key=f"reconciliation-{slug}-summary",
         description=f"Reconciliation {result.window.label} summary",
     )

@@ -26,13 +26,14 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     summary = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(out)))
 
     assert summary["period"] == "2026-10"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "matched.csv",
-        "reconciliation.csv",
-        "reconciliation.xlsx",
-        "report.html",
-        "summary.md",
-    ]
+    files = ["matched.csv", "reconciliation.csv", "reconciliation.xlsx", "report.html"]
+    files.append("summary.md")
+    # The run's own folder, `latest` pointing at it, and a stable link per file.
+    assert sorted(p.name for p in out.iterdir()) == sorted([*files, "latest", "runs"])
+    (folder,) = (out / "runs").iterdir()
+    assert summary["run_folder"] == str(folder) and folder.name.endswith(summary["run_id"])
+    assert sorted(p.name for p in folder.iterdir()) == files
+    assert Warehouse(warehouse_url).run_folder(summary["run_id"]) == folder.resolve()
     findings = pd.read_csv(out / "reconciliation.csv")
     assert len(findings) == summary["counts"]["findings"] == 22
 
@@ -64,6 +65,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     assert artifacts["reconciliation-demo-report"].data.startswith(
         "[Reconciliation report 2026-10](file://"
     )
+    assert f"runs/{folder.name}/report.html" in artifacts["reconciliation-demo-report"].data
     table = artifacts["reconciliation-demo-exceptions"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert len(rows) == 14

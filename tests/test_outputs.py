@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,3 +133,181 @@ def test_an_output_folder_that_is_a_file_or_unwritable_is_named(tmp_path: Path) 
         pass
     with pytest.raises(InputError, match="the output folder"), staged_outputs(a_file / "x"):
         pass
+
+
+# Publishing as one unit: a run dies at each step of a publication (an in-process crash hook
+# raising a BaseException, so no cleanup runs, as with kill -9); the warehouse's newest run and
+# the files behind `latest` must name the same run, and no file of one run sits beside a file
+# of another.
+
+
+class Killed(BaseException):
+    """Stands for kill -9: not an Exception, so no `except Exception` cleanup runs."""
+
+
+def _dead_pid() -> int:
+    """A pid no process can have (above the kernel's pid_max)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
+def _as_if_killed(out: Path) -> None:
+    """The crashed publication was this process; make its leftovers look like a dead one's."""
+    for owner in list(out.glob(".staging-*/.owner.json")) + list(out.glob("runs/*/.owner.json")):
+        data = json.loads(owner.read_text())
+        owner.write_text(json.dumps({**data, "pid": _dead_pid()}))
+
+
+def _run(run_id: str):
+    from revops.connectors.warehouse import RunRecord
+
+    return RunRecord(
+        run_id=run_id,
+        period="2026-10",
+        window_start=date(2026, 10, 1),
+        window_end=date(2026, 11, 1),
+        as_of=date(2026, 11, 23),
+        source="demo",
+        parameters={},
+        input_fingerprints={},
+        counts={},
+        totals=[],
+    )
+
+
+def _publish(result, run_id: str, out: Path, url: str) -> list[Path]:
+    from prefect.logging import disable_run_logger
+
+    from revops.tasks.reconcile_tasks import publish_reconciliation
+
+    with disable_run_logger():
+        return publish_reconciliation.fn(result, _run(run_id), out, url)
+
+
+def _runs_behind_latest(out: Path) -> set[str]:
+    """The run ids in every file `latest` (and the stable links) shows: one run, never two."""
+    ids = set()
+    for name in ("reconciliation.csv", "matched.csv"):
+        for path in (out / "latest" / name, out / name):
+            ids |= set(pd.read_csv(path, dtype=str)["run_id"])
+    ids.add(load_workbook(out / "latest" / "reconciliation.xlsx")["Summary"]["B4"].value)
+    return ids
+
+
+@pytest.mark.parametrize("step", ["staged", "placed", "committed", "switched", "linked"])
+def test_a_run_killed_at_any_step_leaves_warehouse_and_files_agreeing(
+    result, step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revops import publishing
+    from revops.connectors.warehouse import Warehouse
+
+    url, out = f"sqlite:///{tmp_path / 'w.db'}", tmp_path / "out"
+    warehouse = Warehouse(url)
+    _publish(result, "rec-first", out, url)
+
+    def crash(at: str) -> None:
+        if at == step:
+            raise Killed(at)
+
+    monkeypatch.setattr(publishing, "crash_hook", crash)
+    with pytest.raises(Killed):
+        _publish(result, "rec-second", out, url)
+    monkeypatch.setattr(publishing, "crash_hook", None)
+    _as_if_killed(out)
+
+    shown = _runs_behind_latest(out)
+    assert len(shown) == 1, f"files of two runs side by side: {shown}"
+    committed = warehouse.published_folder(out)
+    stored = set(warehouse.runs()["run_id"])
+    if step in ("staged", "placed"):
+        assert shown == {"rec-first"} and stored == {"rec-first"}
+        assert committed == publishing.latest_folder(out)
+    elif step == "committed":
+        # The warehouse committed, the switch did not happen: the next publish (or any
+        # recover) rolls `latest` forward to the committed folder before anything else.
+        assert shown == {"rec-first"} and committed.name.endswith("rec-second")
+        assert publishing.recover(out, committed)
+        assert _runs_behind_latest(out) == {"rec-second"}
+    else:
+        assert shown == {"rec-second"} and committed == publishing.latest_folder(out)
+    # Every run the warehouse holds names a whole folder of its own files.
+    for run_id in stored:
+        folder = warehouse.run_folder(run_id)
+        assert set(pd.read_csv(folder / "reconciliation.csv", dtype=str)["run_id"]) == {run_id}
+
+    paths = _publish(result, "rec-third", out, url)
+    assert _runs_behind_latest(out) == {"rec-third"}
+    assert warehouse.published_folder(out) == publishing.latest_folder(out) == paths[0].parent
+    assert not list(out.glob(".staging-*")), "the killed run's staging is swept"
+    named = {warehouse.run_folder(r) for r in warehouse.runs()["run_id"]}
+    assert set((out / "runs").iterdir()) <= named, "no unpublished run folder is left"
+
+
+def test_an_ordinary_failure_publishes_nothing_and_leaves_nothing(
+    result, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revops.connectors import warehouse as warehouse_module
+    from revops.errors import SourceError
+
+    url, out = f"sqlite:///{tmp_path / 'w.db'}", tmp_path / "out"
+    first = _publish(result, "rec-first", out, url)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SourceError("warehouse write failed: disk full")
+
+    monkeypatch.setattr(warehouse_module.Warehouse, "store_reconciliation", refuse)
+    with pytest.raises(SourceError):
+        _publish(result, "rec-second", out, url)
+    assert _runs_behind_latest(out) == {"rec-first"}
+    assert list((out / "runs").iterdir()) == [first[0].parent]
+    assert not list(out.glob(".staging-*"))
+
+
+def test_stale_staging_is_swept_but_a_live_runs_is_not(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    from revops import publishing
+
+    out = tmp_path / "out"
+    with staged_outputs(out) as staging:
+        (staging / "a.csv").write_text("published\n")
+
+    def leftover(name: str, host: str, pid: int, age: float = 0.0) -> Path:
+        folder = out / f".staging-{name}"
+        folder.mkdir()
+        (folder / "half.csv").write_text("half\n")
+        (folder / ".owner.json").write_text(json.dumps({"host": host, "pid": pid}))
+        if age:
+            then = folder.stat().st_mtime - age
+            os.utime(folder, (then, then))
+        return folder
+
+    here = socket.gethostname()
+    killed = leftover("killed", here, _dead_pid())
+    live = leftover("live", here, os.getpid())
+    young_foreign = leftover("young", "elsewhere", 1)
+    old_foreign = leftover("old", "elsewhere", 1, age=publishing.FOREIGN_STALE_SECONDS + 60)
+    unpublished = out / "runs" / "29991231T000000000000Z-killed"
+    unpublished.mkdir()
+    (unpublished / ".owner.json").write_text(json.dumps({"host": here, "pid": _dead_pid()}))
+
+    with staged_outputs(out) as staging:
+        (staging / "a.csv").write_text("next run\n")
+    assert not killed.exists() and not old_foreign.exists() and not unpublished.exists()
+    assert live.exists() and young_foreign.exists(), "a concurrent live run is left alone"
+    assert (out / "a.csv").read_text() == "next run\n"
+    assert (out / "latest").is_symlink() and len(list((out / "runs").iterdir())) == 2
+
+
+def test_files_of_the_old_layout_become_links_to_latest(tmp_path: Path) -> None:
+    (tmp_path / "reconciliation.csv").write_text("before run folders\n")
+    (tmp_path / "gone.csv").symlink_to("latest/gone.csv")
+    with staged_outputs(tmp_path, "rec-x") as staging:
+        (staging / "reconciliation.csv").write_text("now\n")
+    link = tmp_path / "reconciliation.csv"
+    assert link.is_symlink() and link.read_text() == "now\n"
+    assert not (tmp_path / "gone.csv").is_symlink(), "a link the new run has no file for goes"
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.endswith("-rec-x") and sorted(p.name for p in folder.iterdir()) == [
+        "reconciliation.csv"
+    ]
