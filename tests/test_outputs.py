@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from revops.tasks.outputs import (
 )
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS
 from tests.test_demo import reconcile_demo
+from tests.test_warehouse import run_record
 
 
 @pytest.fixture(scope="module")
@@ -157,30 +157,13 @@ def _as_if_killed(out: Path) -> None:
         owner.write_text(json.dumps({**data, "pid": _dead_pid()}))
 
 
-def _run(run_id: str):
-    from revops.connectors.warehouse import RunRecord
-
-    return RunRecord(
-        run_id=run_id,
-        period="2026-10",
-        window_start=date(2026, 10, 1),
-        window_end=date(2026, 11, 1),
-        as_of=date(2026, 11, 23),
-        source="demo",
-        parameters={},
-        input_fingerprints={},
-        counts={},
-        totals=[],
-    )
-
-
 def _publish(result, run_id: str, out: Path, url: str) -> list[Path]:
     from prefect.logging import disable_run_logger
 
     from revops.tasks.reconcile_tasks import publish_reconciliation
 
     with disable_run_logger():
-        return publish_reconciliation.fn(result, _run(run_id), out, url)
+        return publish_reconciliation.fn(result, run_record(run_id), out, url)
 
 
 def _runs_behind_latest(out: Path) -> set[str]:
