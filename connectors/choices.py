@@ -20,3 +20,6 @@ DEMO_SEED = 7
 
 DECISIONS = ("accepted", "fix", "false_positive")
 """What a reviewer may decide on a finding."""
+
+RolledBackChoice = Literal["ask", "skip", "reapply"]
+"""What a migration apply does with accounts its plan was rolled back on (asked: it stops)."""

@@ -45,7 +45,7 @@ from revops.tasks.migration_dry_run import (
 )
 from revops.tasks.migration_plan import MigrationPlan, load_plan
 from revops.tasks.migration_rollback import rollback_migration_batch, rollback_preview
-from revops.tasks.migration_status import records
+from revops.tasks.migration_status import records, refuse_undecided_rollbacks
 from revops.tasks.migration_tasks import MigrationIncomplete, record_migration_decision
 from revops.tasks.migration_verify import (
     migration_expectations,
@@ -118,7 +118,11 @@ def _out_dir(params: MigrationParams, plan: MigrationPlan) -> Path:
     return Path(params.out_dir or migration_config().out_dir) / plan.short
 
 
-@flow(name="migrate-accounts", timeout_seconds=FLOW_TIMEOUT_SECONDS, validate_parameters=True)
+@flow(
+    name="migrate-accounts",
+    timeout_seconds=FLOW_TIMEOUT_SECONDS,
+    validate_parameters=True,
+)
 def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
     """Dry-run a plan migration, or (apply) approve, apply in batches, and verify it."""
     config = migration_config()
@@ -132,11 +136,12 @@ def migrate_accounts(params: MigrateParams) -> dict[str, Any] | State:
     ledger = MigrationLedger.at(database_url)
     resolved = check_migration_plan(plan, book, config, ledger.rows(plan.fingerprint))
     report = migration_dry_run(
-        plan, resolved, sources, config, ledger.rows(plan.fingerprint), out_dir
+        plan, resolved, sources, config, ledger.rows(plan.fingerprint), out_dir, params.rolled_back
     )
     summary = _summary(plan, sources, report, apply=params.apply)
     if not params.apply:
         return summary
+    refuse_undecided_rollbacks(plan, report.table)
 
     approval = _approval(
         params,
@@ -245,7 +250,11 @@ def _triggerer(run_id: str | None) -> Triggerer:
         return triggerer_of(client.read_flow_run(run_id).created_by)
 
 
-@flow(name="rollback-migration", timeout_seconds=FLOW_TIMEOUT_SECONDS, validate_parameters=True)
+@flow(
+    name="rollback-migration",
+    timeout_seconds=FLOW_TIMEOUT_SECONDS,
+    validate_parameters=True,
+)
 def rollback_migration(params: RollbackParams) -> dict[str, Any] | State:
     """Preview restoring each account's before state; with `apply`, restore and verify."""
     config = migration_config()

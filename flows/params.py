@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, SourceKind
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, RolledBackChoice, SourceKind
 from revops.settings import get_settings
 
 if TYPE_CHECKING:
@@ -435,6 +435,12 @@ class MigrateParams(MigrationParams):
 
     as_of: OptionalDate = Field(
         default=None, title="As of", description="Demo source: date of the demo book."
+    )
+    rolled_back: RolledBackChoice = Field(
+        default="ask",
+        title="Rolled-back accounts",
+        description="Accounts this plan was rolled back on: ask (an apply stops and says how "
+        "many), skip (leave them on their restored price), reapply (migrate them again).",
     )
     advanced: MigrateOptions = Field(default_factory=MigrateOptions, title="Advanced")
 

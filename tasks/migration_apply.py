@@ -23,7 +23,7 @@ from revops.tasks.migration_catalogue import (
     subscription_state,
 )
 from revops.tasks.migration_config import MigrationConfig
-from revops.tasks.migration_status import WORK, idempotency_key, records
+from revops.tasks.migration_status import WORK, idempotency_key, next_attempt, records
 from revops.tasks.migration_tasks import logger, write_crm, writer_of
 
 # -- apply --------------------------------------------------------------------------------
@@ -81,12 +81,13 @@ def _apply_held(
     """One account, held by this run: its ledger row is read only now, under the hold."""
     account = entry["account_key"]
     existing = ledger.get(fingerprint, account)
+    reapply = entry.get("planned") == "reapply: rolled back"
     if existing is not None and (
-        existing["operation"] == "rollback" or existing["status"] == "applied"
+        (existing["operation"] == "rollback" and not reapply) or existing["status"] == "applied"
     ):
         return {**outcome, "outcome": f"skipped ({existing['operation']}:{existing['status']})"}
     before = state(existing["before_state"]) if existing else None
-    attempts = 1 if existing is None else existing["attempts"] + (existing["status"] == "failed")
+    attempts = next_attempt(existing, "apply")
     key = idempotency_key(fingerprint, account, "apply", attempts)
     billing = writer_of(sources)
     try:
@@ -147,7 +148,7 @@ def _apply_held(
             return failed(f"Stripe answered without an item on {entry['to_price']}")
         after = subscription_state(changed, item)
         outcome["written"] = 1
-        result = "applied"
+        result = "re-applied" if reapply else "applied"
     else:
         prices = ", ".join(i["price_id"] or "?" for i in subscription_items(subscription))
         return failed(

@@ -168,9 +168,13 @@ def dry_run_report(
     config: MigrationConfig,
     ledger_rows: pd.DataFrame,
     out_dir: Path,
+    rolled_back: str = "ask",
 ) -> DryRun:
-    """Price each change, preview prorating ones in Stripe, write migration_plan.csv/.md."""
-    table = plan_status(price_impact(resolved), ledger_rows)
+    """Price each change, preview prorating ones in Stripe, write migration_plan.csv/.md.
+
+    `rolled_back` (ask | skip | reapply) is what an apply does with accounts this plan rolled
+    back (tasks.migration_status.plan_status)."""
+    table = plan_status(price_impact(resolved), ledger_rows, rolled_back)
     due: list[int | None] = []
     prorations: list[int | None] = []
     notes: list[str | None] = []
@@ -215,9 +219,10 @@ def migration_dry_run(
     config: MigrationConfig,
     ledger_rows: pd.DataFrame,
     out_dir: Path,
+    rolled_back: str = "ask",
 ) -> DryRun:
     """The dry run: migration_plan.csv, a table and a summary artifact; nothing changes."""
-    report = dry_run_report(plan, resolved, sources, config, ledger_rows, out_dir)
+    report = dry_run_report(plan, resolved, sources, config, ledger_rows, out_dir, rolled_back)
     with_crm = int(report.table["crm_fields"].notna().sum())
     if with_crm and sources.crm_writer is None:
         logger().info(

@@ -22,7 +22,7 @@ from revops.tasks.migration_catalogue import (
 )
 from revops.tasks.migration_config import MigrationConfig
 from revops.tasks.migration_plan import MigrationPlan
-from revops.tasks.migration_status import idempotency_key, records
+from revops.tasks.migration_status import idempotency_key, next_attempt, records
 from revops.tasks.migration_tasks import ARTIFACT_ROWS, logger, write_crm, writer_of
 from revops.tasks.outputs import staged_outputs
 
@@ -152,7 +152,7 @@ def _rollback_held(
     outcome["subscription_id"] = row["subscription_id"]
     before = state(row["before_state"])
     after = state(row["after_state"]) or {}
-    attempts = 1 if row["operation"] == "apply" else row["attempts"] + (row["status"] == "failed")
+    attempts = next_attempt(row, "rollback")
     key = idempotency_key(fingerprint, account, "rollback", attempts)
     if not ledger.claim(
         fingerprint, account, operation="rollback", attempts=attempts, key=key, expected=row

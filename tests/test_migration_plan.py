@@ -377,7 +377,33 @@ def test_the_ledger_decides_what_a_rerun_does() -> None:
     }
     failed = ledger.assign(status=["failed", "rolled_back"], operation=["apply", "rollback"])
     planned = plan_status(resolved, failed).set_index("account_key")["planned"].to_dict()
-    assert planned["001A"] == "retry: failed" and planned["001B"] == "skip: rolled back"
+    assert planned["001A"] == "retry: failed" and planned["001B"] == "choose: rolled back"
+    for choice, expected in (("skip", "skip: rolled back"), ("reapply", "reapply: rolled back")):
+        chosen = plan_status(resolved, failed, choice).set_index("account_key")["planned"]
+        assert chosen["001B"] == expected
+
+
+def test_each_new_attempt_after_a_rollback_gets_a_key_never_used_before() -> None:
+    from revops.tasks.migration_status import next_attempt
+
+    fingerprint, used, row = "ab" * 32, set(), None
+    # apply fails once, applies; rolled back; re-applied; rolled back again.
+    for operation, status in [
+        ("apply", "failed"),
+        ("apply", "applied"),
+        ("rollback", "rolled_back"),
+        ("apply", "applied"),
+        ("rollback", "rolled_back"),
+    ]:
+        attempt = next_attempt(row, operation)
+        key = idempotency_key(fingerprint, "001A", operation, attempt)
+        assert key not in used, key
+        used.add(key)
+        column = "idempotency_key" if operation == "apply" else "rollback_key"
+        row = {**(row or {}), "operation": operation, "status": status, "attempts": attempt}
+        row[column] = key
+    # A pending attempt is resumed under its own key (Stripe replays it: no double write).
+    assert next_attempt({**row, "status": "pending"}, "rollback") == row["attempts"]
 
 
 def test_idempotency_keys_derive_from_plan_account_operation_and_attempt() -> None:

@@ -950,6 +950,45 @@ def test_the_cli_asks_before_applying_and_records_the_answer(
     ]
 
 
+def test_reapplying_after_a_rollback_needs_an_explicit_choice(
+    prefect_api: str, live_env: str, stripe_client: stripe.StripeClient, tmp_path: Path
+) -> None:
+    accounts = seed(stripe_client, 1)
+    plan = write_plan(tmp_path, accounts)
+    before = on_stripe(stripe_client, accounts)
+    runner = CliRunner()
+    common = ["--plan", str(plan), "--out", str(tmp_path / "out"), "--yes"]
+    apply = ["migrate", "--source", "live", "--apply", *common]
+    assert runner.invoke(cli(), apply).exit_code == 0
+    assert runner.invoke(cli(), ["migrate", "rollback", "--apply", *common]).exit_code == 0
+    assert on_stripe(stripe_client, accounts) == before
+
+    # Without a choice: it says what it found and how to choose, and changes nothing.
+    asked = runner.invoke(cli(), apply)
+    assert asked.exit_code == 2, asked.output
+    assert "rolled back on 1 of its 1 accounts" in asked.output
+    assert "--rolled-back skip" in asked.output and "--rolled-back reapply" in asked.output
+    assert on_stripe(stripe_client, accounts) == before
+    dry = runner.invoke(cli(), ["migrate", "--source", "live", "--plan", str(plan)])
+    assert dry.exit_code == 0 and "choose: rolled back" in dry.output
+
+    skipped = runner.invoke(cli(), [*apply, "--rolled-back", "skip"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "Stripe writes: 0" in skipped.output and on_stripe(stripe_client, accounts) == before
+
+    again = runner.invoke(cli(), [*apply, "--rolled-back", "reapply"])
+    assert again.exit_code == 0, again.output
+    assert "re-applied: 1" in again.output and "0 mismatches" in again.output
+    assert {p for p, _ in on_stripe(stripe_client, accounts).values()} == {"plan_seat_usd_2027"}
+    # A new attempt: Stripe must not replay the first apply's stored answer.
+    row = ledger_of(live_env, plan).iloc[0]
+    assert (row["operation"], row["status"]) == ("apply", "applied")
+    assert row["idempotency_key"].endswith(":2") and row["rollback_key"].endswith(":1")
+    assert runner.invoke(cli(), ["migrate", "rollback", "--apply", *common]).exit_code == 0
+    assert on_stripe(stripe_client, accounts) == before
+    assert ledger_of(live_env, plan).iloc[0]["rollback_key"].endswith(":2"), "a fresh key"
+
+
 # -- two applies of one plan at once (processes) ---------------------------------------------
 
 

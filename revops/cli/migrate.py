@@ -32,6 +32,12 @@ class MigrateSource(StrEnum):
     live = "live"
 
 
+class RolledBack(StrEnum):
+    ask = "ask"
+    skip = "skip"
+    reapply = "reapply"
+
+
 class MigrateCrm(StrEnum):
     none = "none"
     salesforce = "salesforce"
@@ -63,6 +69,12 @@ def migrate(
     as_of: str | None = typer.Option(None, "--as-of", help="Demo: YYYY-MM-DD of the book."),
     demo_size: int = typer.Option(DEMO_SIZE, help="Contracts in the demo book."),
     seed: int = typer.Option(DEMO_SEED, help="Seed of the demo book."),
+    rolled_back: RolledBack = typer.Option(
+        RolledBack.ask,
+        "--rolled-back",
+        help="Accounts this plan was rolled back on: ask (--apply stops and says how many), "
+        "skip (leave them on their restored price) or reapply (migrate them again).",
+    ),
 ) -> None:
     """Dry-run a plan (default), or apply it with --apply after approval, then verify."""
     if ctx.invoked_subcommand is not None:
@@ -92,6 +104,7 @@ def migrate(
             crm=crm.value,
             out_dir=str(out) if out else "",
             as_of=day,
+            rolled_back=rolled_back.value,
             advanced={"batch_size": batch_size, "demo_size": demo_size, "demo_seed": seed},
             **extra,
         )
@@ -108,10 +121,14 @@ def migrate(
         fingerprint = run_action(lambda: load_plan(plan, migration_config()).fingerprint)
         note = comment or "approved on the command line with --yes"
     else:
+        from revops.tasks.migration_status import UNDECIDED
+
         dry = run_action(run)
         print_migration(dry)
-        changing = sum(n for k, n in dry["planned"].items() if k != "skip: applied")
-        if not typer.confirm(
+        idle = ("skip: applied", "skip: rolled back", UNDECIDED)
+        changing = sum(n for k, n in dry["planned"].items() if k not in idle)
+        # Undecided rolled-back accounts: the apply below stops before anything, saying why.
+        if UNDECIDED not in dry["planned"] and not typer.confirm(
             f"Apply plan {dry['fingerprint'][:12]} to {changing} accounts in {dry['source']} "
             f"as {who}?",
             default=False,
