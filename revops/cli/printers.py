@@ -52,7 +52,8 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     console.print("Outputs:")
     print_outputs(summary["outputs"])
     if summary.get("run_folder"):
-        console.print(f"This run's folder: {summary['run_folder']}", highlight=False, soft_wrap=True)
+        folder = summary["run_folder"]
+        console.print(f"This run's folder: {folder}", highlight=False, soft_wrap=True)
 
 
 def print_risk(summary: dict[str, Any]) -> None:
