@@ -283,3 +283,198 @@ def test_a_draft_contract_may_leave_price_and_quantity_blank(
     code, output = reconcile(folder, tmp_path / "out", sqlite_url)
     assert code == 0, output
     assert findings_of(tmp_path / "out") == baseline
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("field", ["Unit_Price__c", "Quantity__c"])
+def test_a_null_price_or_quantity_from_live_salesforce_exits_2_naming_the_record(
+    field: str,
+    demo_source: DemoSource,
+    tmp_path: Path,
+    sqlite_url: str,
+    prefect_api: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fake org answers as the REST API does for an empty field: JSON null (Salesforce
+    `query` responses carry every selected field, null when blank)."""
+    from tests.fake_salesforce import fake_org, seed_from_frame
+
+    with fake_org(tmp_path) as org:
+        for sobject, frame in (("Account", "accounts"), ("Contract", "contracts")):
+            seed_from_frame(org, sobject, getattr(demo_source, frame)())
+        bad = next(r for r in org.records["Contract"] if r["Status"] == "Activated")
+        bad[field] = None
+        for name, value in {
+            "CONSUMER_KEY": org.consumer_key,
+            "CONSUMER_SECRET": org.consumer_secret,
+            "DOMAIN": org.domain,
+            "CA_BUNDLE": org.ca_path,
+        }.items():
+            monkeypatch.setenv(f"SALESFORCE_{name}", value)
+        out = tmp_path / "out"
+        command = ["reconcile", "--crm", "salesforce", "--billing", "demo"]
+        result = CliRunner().invoke(
+            app,
+            [*command, "--as-of", "2026-11-23", "--out", str(out)],
+            env={"REVOPS_DATABASE_URL": sqlite_url},
+        )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, output
+    assert f"(Contract {bad['Id']})" in output and f"column {field}" in output, output
+    assert not out.exists() or not any(out.iterdir())
+    assert Warehouse(sqlite_url).count(reconciliation_runs) == 0
+
+
+# -- property: any mutation of a cell or a field is refused by name, or changes nothing ------
+#
+# In-process (no Prefect run per example): the reconcile command's own read and check path,
+# its error-to-exit mapping (revops.cli.common.run_action), and the pure reconciliation. The
+# mutations are values a broken or hand-edited export holds that are never valid for the
+# column or field they land in (so the findings may not change if the run goes on), on the
+# Data Loader columns and Stripe fields the reconciliation reads (stripe/openapi fixtures3
+# shapes, as write_export writes them).
+
+NUMERIC_CELLS = ["Unit_Price__c", "Quantity__c", "Discount_Percent__c"]
+DATE_CELLS = ["StartDate", "EndDate"]
+NOT_A_NUMBER = ["abc", "1e22", "99999999999999999999999.00", "NaN", "inf", "1..5", "--2"]
+NOT_A_DATE = ["abc", "2026-13-45", "31/12/2026", "2026-02-30"]
+INVOICE_NUMBERS = ["amount_due", "amount_paid", "subtotal", "total"]
+LINE_NUMBERS = ["amount", "quantity"]
+NOT_AN_AMOUNT = ["abc", 1e22, 10**22, float("nan"), float("inf"), 1.5, [], {}, True]
+
+
+def _read_and_reconcile(folder: Path) -> str:
+    """What `revops reconcile --source files` computes, as sorted CSV text of the findings."""
+    from prefect.logging import disable_run_logger
+
+    from revops.flows.params import ReconcileParams
+    from revops.tasks.reconcile_tasks import extract_reconciliation_input
+    from revops.tasks.reconciliation import reconcile
+
+    params = ReconcileParams(source="files", input_dir=str(folder), as_of="2026-11-23")
+    as_of, window = params.resolved_as_of(), params.window()
+    with disable_run_logger():
+        sources = params.sources(as_of, "sqlite://")
+        data, _ = extract_reconciliation_input.fn(sources, window)
+    result = reconcile(data, window, as_of, params.reconciliation_config())
+    frame = result.findings.drop(columns=["run_id"], errors="ignore").astype(str)
+    return frame.sort_values(list(frame.columns)).to_csv(index=False)
+
+
+def _outcome(folder: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """(exit code, message) as the CLI would end: run_action prints on the error console."""
+    import click
+    import typer
+
+    from revops.cli.common import run_action
+
+    capsys.readouterr()
+    try:
+        return 0, run_action(lambda: _read_and_reconcile(folder))
+    except (typer.Exit, click.exceptions.Exit) as exit_:
+        return exit_.exit_code, " ".join(capsys.readouterr().err.split())
+
+
+@pytest.fixture(scope="module")
+def clean_findings(exported: Path) -> str:
+    return _read_and_reconcile(exported)
+
+
+def _mutate_csv(folder: Path, name: str, row: int, column: str, value: str) -> None:
+    frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+    frame.loc[row % len(frame), column] = value
+    frame.to_csv(folder / name, index=False)
+
+
+def _mutate_invoice(folder: Path, line: int, where: str, field: str, value: object) -> None:
+    path = folder / "invoices.jsonl"
+    lines = path.read_text().splitlines()
+    at = line % len(lines)
+    invoice = json.loads(lines[at])
+    target = invoice if where == "invoice" else invoice["lines"]["data"][0]
+    target[field] = value
+    lines[at] = json.dumps(invoice)  # NaN / Infinity as Python writes them, as a broken export
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _mutations():
+    from hypothesis import strategies as st
+
+    rows = st.integers(min_value=0, max_value=10_000)
+    csv_cell = st.one_of(
+        st.tuples(
+            st.just("csv"),
+            st.just("Contract.csv"),
+            rows,
+            st.sampled_from(NUMERIC_CELLS),
+            st.sampled_from(NOT_A_NUMBER),
+        ),
+        st.tuples(
+            st.just("csv"),
+            st.just("Contract.csv"),
+            rows,
+            st.sampled_from(DATE_CELLS),
+            st.sampled_from(NOT_A_DATE),
+        ),
+    )
+    invoice_field = st.one_of(
+        st.tuples(
+            st.just("invoice"),
+            st.just("invoice"),
+            rows,
+            st.sampled_from(INVOICE_NUMBERS),
+            st.sampled_from(NOT_AN_AMOUNT),
+        ),
+        st.tuples(
+            st.just("invoice"),
+            st.just("line"),
+            rows,
+            st.sampled_from(LINE_NUMBERS),
+            st.sampled_from(NOT_AN_AMOUNT),
+        ),
+        st.tuples(
+            st.just("invoice"),
+            st.just("invoice"),
+            rows,
+            st.sampled_from(["currency", "customer", "id"]),
+            st.sampled_from([None, 42, [], {}, ""]),
+        ),
+    )
+    return st.one_of(csv_cell, invoice_field)
+
+
+def test_any_mutated_cell_or_field_is_refused_by_name_or_changes_nothing(
+    exported: Path,
+    clean_findings: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(
+        max_examples=50,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(_mutations())
+    def check(mutation: tuple) -> None:
+        kind, name_or_where, row, column, value = mutation
+        folder = tmp_path_factory.mktemp("mutated")
+        shutil.copytree(exported, folder, dirs_exist_ok=True)
+        if kind == "csv":
+            _mutate_csv(folder, name_or_where, row, column, value)
+            file = name_or_where
+        else:
+            _mutate_invoice(folder, row, name_or_where, column, value)
+            file = "invoices.jsonl"
+        code, output = _outcome(folder, capsys)
+        if code == 0:
+            assert output == clean_findings, f"{mutation}: exit 0 with changed findings"
+            return
+        assert code == 2, f"{mutation}: exit {code}: {output}"
+        assert file in output, f"{mutation}: the message does not name {file}: {output}"
+        assert column in output, f"{mutation}: the message does not name {column}: {output}"
+
+    check()
