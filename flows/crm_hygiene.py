@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import HygieneParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.hygiene import hygiene_config, hygiene_counts
@@ -13,6 +14,7 @@ from revops.tasks.hygiene_tasks import build_hygiene, publish_hygiene
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="crm-hygiene",
     flow_run_name=run_namer(HygieneParams),
     timeout_seconds=3600,

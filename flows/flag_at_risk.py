@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import RiskParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.crm_writeback import write_risk_to_crm
@@ -23,6 +24,7 @@ from revops.tasks.risk_tasks import (
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="flag-at-risk",
     flow_run_name=run_namer(RiskParams),
     timeout_seconds=2 * 3600,

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import LeadsParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.crm_writeback import merge_write_results, write_leads_to_crm
@@ -20,6 +21,7 @@ from revops.tasks.outputs import source_slug
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="handoff-leads",
     flow_run_name=run_namer(LeadsParams),
     timeout_seconds=2 * 3600,

@@ -32,6 +32,7 @@ from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.connectors.migration_ledger import MigrationLedger
 from revops.connectors.registry import MigrationSources, migration_sources
 from revops.errors import ConfigError
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import MigrateParams, MigrationParams, RollbackParams
 from revops.settings import get_settings
 from revops.tasks.migration_apply import apply_migration_batch, batches, worklist
@@ -119,6 +120,7 @@ def _out_dir(params: MigrationParams, plan: MigrationPlan) -> Path:
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="migrate-accounts",
     timeout_seconds=FLOW_TIMEOUT_SECONDS,
     validate_parameters=True,
@@ -251,6 +253,7 @@ def _triggerer(run_id: str | None) -> Triggerer:
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="rollback-migration",
     timeout_seconds=FLOW_TIMEOUT_SECONDS,
     validate_parameters=True,

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import MrrParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.mrr import MrrConfig
@@ -13,7 +14,11 @@ from revops.tasks.mrr_tasks import count_mrr, publish_mrr
 
 
 @flow(
-    name="mrr", flow_run_name=run_namer(MrrParams), timeout_seconds=3600, validate_parameters=True
+    on_running=[record_process_and_reap],
+    name="mrr",
+    flow_run_name=run_namer(MrrParams),
+    timeout_seconds=3600,
+    validate_parameters=True,
 )
 def mrr(params: MrrParams) -> dict[str, Any]:
     """New, expansion, contraction, churn and reactivation per month and currency."""

@@ -18,6 +18,7 @@ from prefect.states import State
 
 from revops.connectors.registry import shared_sources
 from revops.errors import RevOpsError
+from revops.flow_runs import record_process_and_reap
 from revops.flows.crm_hygiene import crm_hygiene
 from revops.flows.flag_at_risk import flag_at_risk
 from revops.flows.handoff_leads import handoff_leads
@@ -37,7 +38,12 @@ class NightlyFailed(RevOpsError):
     """One or more parts of the nightly run failed; the others ran."""
 
 
-@flow(name="nightly", flow_run_name=run_namer(NightlyParams), timeout_seconds=6 * 3600)
+@flow(
+    on_running=[record_process_and_reap],
+    name="nightly",
+    flow_run_name=run_namer(NightlyParams),
+    timeout_seconds=6 * 3600,
+)
 def nightly(params: NightlyParams) -> dict[str, Any]:
     """Reconcile last month's billing, score health, raise leads; each under out_dir/<part>.
 

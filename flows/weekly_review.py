@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import WeeklyParams, run_namer
 from revops.settings import get_settings
 from revops.tasks.health_review_tasks import weekly_health_sections
@@ -14,6 +15,7 @@ from revops.tasks.weekly_tasks import build_review, extract_ops_data, publish_re
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="weekly-review",
     flow_run_name=run_namer(WeeklyParams),
     timeout_seconds=3600,

@@ -210,10 +210,11 @@ def _is_stale(path: Path) -> bool:
         return _age(path) > 60
     if owner.get("host") != socket.gethostname():
         return _age(path) > FOREIGN_STALE_SECONDS
-    return not _alive(int(owner.get("pid", 0)))
+    return not process_alive(int(owner.get("pid", 0)))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
     if pid <= 0:
         return False
     try:

@@ -138,3 +138,50 @@ def test_the_shared_request_budget_is_a_prefect_limit_that_must_exist(prefect_ap
         limit.acquire()
     with pytest.raises(Exception, match="must be created before acquiring slots"):
         PrefectRateLimit("no-such-limit").acquire()
+
+
+def test_a_killed_runs_flow_run_is_marked_crashed_when_the_project_starts_the_next(
+    prefect_api: str,
+) -> None:
+    """kill -9 leaves a flow run RUNNING: stand-ins are made through the API (RUNNING, labelled
+    as a project run records itself), then a flow with the project's on_running hook starts."""
+    import os
+    import socket
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from revops.flow_runs import HOST_LABEL, PID_LABEL, record_process_and_reap
+
+    dead_pid = str(int(Path("/proc/sys/kernel/pid_max").read_text()) + 1)
+    here = socket.gethostname()
+
+    @flow(name="revops-stand-in")
+    def stand_in() -> None:
+        return None
+
+    @flow(name="revops-next-run", on_running=[record_process_and_reap])
+    def next_run() -> str:
+        from prefect.runtime import flow_run
+
+        return flow_run.get_id()
+
+    with get_client(sync_client=True) as client:
+        runs = {}
+        for name, host, pid in [
+            ("killed", here, dead_pid),
+            ("live", here, str(os.getpid())),
+            ("elsewhere", "another-host", dead_pid),
+        ]:
+            run = client.create_flow_run(stand_in, name=name, state=Running())
+            client.update_flow_run_labels(run.id, {HOST_LABEL: host, PID_LABEL: pid})
+            runs[name] = run.id
+        this_run = next_run()
+        states = {name: client.read_flow_run(i).state for name, i in runs.items()}
+        labels = client.read_flow_run(this_run).labels
+    assert states["killed"].type.value == "CRASHED"
+    assert "is gone" in states["killed"].message
+    assert states["live"].type.value == "RUNNING", "a run whose process lives is left alone"
+    assert states["elsewhere"].type.value == "RUNNING", "another host's pids are not ours to judge"
+    assert labels[HOST_LABEL] == here and labels[PID_LABEL] == str(os.getpid())
