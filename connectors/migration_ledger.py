@@ -16,22 +16,16 @@ holder crashed can be settled by the next run. SQLAlchemy Core; SQLite and Postg
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from revops.connectors.migration_ledger_hold import hold_account
 from revops.connectors.warehouse import Warehouse, metadata
 from revops.errors import SourceError
 
@@ -92,20 +86,6 @@ migration_ledger = sa.Table(
 )
 
 LEDGER_COLUMNS = [c.name for c in migration_ledger.columns]
-
-
-# Accounts held by this process (fcntl locks are per process, so threads check here first),
-# and the lock files it keeps open: closing any descriptor of a file would drop every lock
-# this process holds on it.
-_held_here: set[tuple[str, int]] = set()
-_held_guard = threading.Lock()
-_lock_files: dict[str, int] = {}
-
-
-def _lock_id(fingerprint: str, account_key: str) -> int:
-    """A signed 63-bit number naming (plan, account): an advisory lock key or a file offset."""
-    digest = hashlib.sha256(f"{fingerprint}:{account_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
@@ -210,76 +190,15 @@ class MigrationLedger:
             rows = conn.execute(query).mappings().all()
         return pd.DataFrame(rows, columns=[c.name for c in migration_approvals.columns])
 
-    # -- holding an account ---------------------------------------------------------------
-
-    @contextmanager
-    def hold(self, fingerprint: str, account_key: str, wait_seconds: float = 60) -> Iterator[bool]:
-        """Hold one account of a plan for this run; yields False if another run kept it.
-
-        Waits up to `wait_seconds` for a run holding it to finish with it. Read the account's
-        ledger row after the hold is taken, not before: the other run may have written it.
-        """
-        lock = _lock_id(fingerprint, account_key)
-        here = (self.warehouse.url, lock)
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            with _held_guard:
-                taken = here not in _held_here
-                if taken:
-                    _held_here.add(here)
-            if taken:
-                break
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(0.05)
-        try:
-            with self._system_lock(lock, deadline) as held:
-                yield held
-        finally:
-            with _held_guard:
-                _held_here.discard(here)
-
-    @contextmanager
-    def _system_lock(self, lock: int, deadline: float) -> Iterator[bool]:
-        engine = self.warehouse.engine
-        if engine.dialect.name == "postgresql":
-            try:
-                conn = engine.connect()
-            except SQLAlchemyError as exc:
-                raise SourceError(f"warehouse unavailable: {exc.orig or exc}") from None
-            try:
-                held = _poll(
-                    lambda: bool(
-                        conn.execute(
-                            sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock}
-                        ).scalar()
-                    ),
-                    deadline,
-                )
-                conn.commit()
-                try:
-                    yield held
-                finally:
-                    if held:
-                        conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
-                        conn.commit()
-            finally:
-                conn.close()
-            return
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-            yield True  # one process: the in-process hold above is the whole story
-            return
-        fd = _lock_file(f"{database}.migration-locks")
-        held = _poll(lambda: _try_lockf(fd, lock), deadline)
-        try:
-            yield held
-        finally:
-            if held:
-                fcntl.lockf(fd, fcntl.LOCK_UN, 1, lock)
-
     # -- ledger rows ------------------------------------------------------------------------
+
+    def hold(
+        self, fingerprint: str, account_key: str, wait_seconds: float = 60
+    ) -> AbstractContextManager[bool]:
+        """Hold one account of a plan for this run (a context manager yielding False if
+        another run kept it; connectors.migration_ledger_hold). Read the account's ledger row
+        after the hold is taken, not before: the other run may have written it."""
+        return hold_account(self.warehouse.engine, fingerprint, account_key, wait_seconds)
 
     def rows(self, fingerprint: str) -> pd.DataFrame:
         """The plan's ledger rows, in plan row order."""
@@ -406,32 +325,6 @@ class MigrationLedger:
                 .where((t.fingerprint == fingerprint) & (t.account_key == account_key))
                 .values(**changes)
             )
-
-
-def _poll(attempt: Any, deadline: float) -> bool:
-    while not attempt():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def _lock_file(path: str) -> int:
-    with _held_guard:
-        if path not in _lock_files:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            _lock_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        return _lock_files[path]
-
-
-def _try_lockf(fd: int, offset: int) -> bool:
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-    except BlockingIOError:
-        return False
-    except PermissionError:  # some systems answer EACCES for a lock held elsewhere
-        return False
-    return True
 
 
 def state(value: str | None) -> dict[str, Any] | None:

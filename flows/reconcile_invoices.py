@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from revops.connectors.record_links import record_links
 from revops.connectors.warehouse import RunRecord
+from revops.flow_runs import record_process_and_reap
 from revops.flows.params import ReconcileParams, run_namer
 from revops.settings import get_settings, task_runner_from_settings
 from revops.tasks.reconcile_tasks import (
@@ -24,11 +25,11 @@ from revops.tasks.reconcile_tasks import (
 
 
 @flow(
+    on_running=[record_process_and_reap],
     name="reconcile-invoices",
     flow_run_name=run_namer(ReconcileParams),
     timeout_seconds=3 * 3600,
     validate_parameters=True,
-    task_runner=task_runner_from_settings(),
 )
 def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     """Extract contracts and invoices, reconcile the window, publish files, tables and artifacts."""
@@ -41,8 +42,16 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     partitions = params.advanced.partitions
     if partitions > 1:
         parts = split_book(data, partitions)
-        futures = [reconcile_window.submit(part, window, as_of, config) for part in parts]
-        result = combine_partitions([future.result() for future in futures])
+        args = [{"data": p, "window": window, "as_of": as_of, "config": config} for p in parts]
+        if settings.task_runner == "dask":
+            # Built when the run needs it, not at import: the settings are read in the run.
+            with task_runner_from_settings(settings) as runner:
+                futures = [runner.submit(reconcile_window, a) for a in args]
+                results = [future.result() for future in futures]
+        else:  # the flow's own runner (threads, or what with_options gave it)
+            futures = [reconcile_window.submit(**a) for a in args]
+            results = [future.result() for future in futures]
+        result = combine_partitions(results)
     else:
         result = reconcile_window(data, window, as_of, config)
 
