@@ -969,8 +969,11 @@ def test_reapplying_after_a_rollback_needs_an_explicit_choice(
     assert "rolled back on 1 of its 1 accounts" in asked.output
     assert "--rolled-back skip" in asked.output and "--rolled-back reapply" in asked.output
     assert on_stripe(stripe_client, accounts) == before
-    dry = runner.invoke(cli(), ["migrate", "--source", "live", "--plan", str(plan)])
-    assert dry.exit_code == 0 and "choose: rolled back" in dry.output
+    dry = runner.invoke(cli(), ["migrate", "--source", "live", *common[:-1]])
+    assert dry.exit_code == 0, dry.output
+    fingerprint = load_plan(plan, migration_config()).fingerprint
+    shown = pd.read_csv(tmp_path / "out" / fingerprint[:12] / "migration_plan.csv", dtype=str)
+    assert shown["planned"].tolist() == ["choose: rolled back"]
 
     skipped = runner.invoke(cli(), [*apply, "--rolled-back", "skip"])
     assert skipped.exit_code == 0, skipped.output
