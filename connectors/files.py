@@ -128,8 +128,9 @@ class FilesSource:
     def money_given_back(self) -> dict[str, pd.DataFrame]:
         """Canonical credit_notes, credit_note_lines, credit_grants and refunds (CreditSource).
 
-        From credit_notes.jsonl, the invoices' credit grants and the charges' refunds; each
-        empty when its file is absent.
+        From credit_notes.jsonl, the invoices' credit grants and the charges' refunds (tied to
+        invoices through invoice_payments.jsonl when there is one); each empty when its file
+        is absent.
         """
         return self._once("money given back", self._read_given_back)
 
@@ -158,6 +159,10 @@ class FilesSource:
         ):
             if frame_name not in out and (self.folder / name).is_file():
                 records, rows = read_jsonl(self.folder / name)
+                if name == "charges.jsonl" and (self.folder / "invoice_payments.jsonl").is_file():
+                    # Exports on API version basil and later: a Charge names no invoice.
+                    payments, _ = read_jsonl(self.folder / "invoice_payments.jsonl")
+                    records = stripe_credits.charges_with_invoices(records, payments)
                 out[frame_name] = validate_frame(
                     frame_name, mapper(records, rows=rows, file=name), SourceLocation(file=name)
                 )

@@ -245,6 +245,29 @@ def test_the_files_source_reads_credit_notes_and_refunds(tmp_path: Path) -> None
     assert given["credit_grants"].empty
 
 
+def test_the_files_source_ties_basil_charges_to_invoices_by_invoice_payments(
+    tmp_path: Path,
+) -> None:
+    from revops.connectors.files import FilesSource
+
+    # A Charge exported on API version basil: no `invoice`; the InvoicePayment ties it
+    # (fixtures3.json `invoice_payment`).
+    basil = {k: v for k, v in charge([refund("re_1", 500)]).items() if k != "invoice"}
+    payment = {
+        "id": "inpay_1",
+        "object": "invoice_payment",
+        "invoice": "in_1",
+        "status": "paid",
+        "payment": {"type": "charge", "charge": "ch_1"},
+    }
+    (tmp_path / "charges.jsonl").write_text(json.dumps(basil | {"payment_intent": None}) + "\n")
+    without = FilesSource(tmp_path).money_given_back()["refunds"]
+    assert without["invoice_id"].isna().all()
+    (tmp_path / "invoice_payments.jsonl").write_text(json.dumps(payment) + "\n")
+    tied = FilesSource(tmp_path).money_given_back()["refunds"]
+    assert tied["invoice_id"].tolist() == ["in_1"]
+
+
 def test_a_bad_credit_note_names_file_row_and_field(tmp_path: Path) -> None:
     import pytest
 

@@ -7,16 +7,21 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from revops.config import field_mapping
+from revops.connectors.demo import DemoSource
 from revops.connectors.salesforce_mapping import records_frame
 from revops.connectors.stripe_mapping import customers_frame, invoices_frames
+from revops.errors import InputError
 from revops.ids import key_ids18, salesforce_id18, salesforce_ids18
 from revops.periods import parse_period
 from revops.tasks.reconciliation import reconcile
 from revops.tasks.reconciliation_config import ReconciliationConfig
 from tests.builders import AS_OF, account, contract, customer, invoice, line, recon_input
+from tests.fake_salesforce import FakeOrg
 from tests.test_lead_rules import opportunity, run
+from tests.test_salesforce_live import connector, org, seed_demo  # noqa: F401 (org: a fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 
@@ -118,3 +123,28 @@ def test_a_lead_key_written_from_a_15_character_id_is_matched_not_duplicated() -
     # The upsert names the org's key, so Salesforce updates the record that holds it.
     assert lead["lead_key"] == f"renewal:{short}:2026-12-31"
     assert lead["record"]["RevOps_Key__c"] == f"renewal:{short}:2026-12-31"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("status", ["Activated", "Draft"])
+def test_live_salesforce_nulls_on_an_activated_contract_are_a_clear_error(
+    org: FakeOrg,  # noqa: F811 (the fixture imported above)
+    demo_source: DemoSource,
+    sqlite_url: str,
+    status: str,
+) -> None:
+    # The REST API returns an empty field as JSON null (Salesforce's query response shape);
+    # the fake org of tests/fake_salesforce.py serves the demo book that way over HTTPS.
+    seed_demo(org, demo_source)
+    bare = next(c for c in org.records["Contract"] if c["Status"] == "Activated")
+    bare.update(Status=status, Unit_Price__c=None, Quantity__c=None)
+    bare_id = bare["Id"]
+    if status == "Draft":  # not billed: it may be blank
+        contracts = connector(org, sqlite_url).contracts()
+        assert contracts.set_index("contract_id").at[bare_id, "status"] == "Draft"
+        return
+    with pytest.raises(InputError) as caught:
+        connector(org, sqlite_url).contracts()
+    message = str(caught.value)
+    assert "column Unit_Price__c: is empty on a contract with status 'Activated'" in message
+    assert f"(Contract {bare_id})" in message
