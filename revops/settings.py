@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default=None, description="Scheduler address of an existing Dask cluster (tcp://host:8786)."
     )
     dask_workers: int = Field(default=2, ge=1, description="Workers of a local Dask cluster.")
+    signoff_open_high: Literal["warn", "refuse"] = Field(
+        default="warn",
+        description="`revops review signoff` while high-severity findings are still open: "
+        "warn and sign off, or refuse (exit 2).",
+    )
     salesforce_link_base: str | None = Field(
         default=None,
         description="https:// URL of the Salesforce org records link to when the CRM data comes "

@@ -24,6 +24,7 @@ from revops.money import exponent, format_money, minor_to_major
 from revops.publishing import publication
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 from revops.tasks.reconciliation_bridge import bridge_table
+from revops.tasks.review import TEMPLATE_FILE, decisions_template
 
 RECONCILIATION_FILES = (
     "reconciliation.csv",
@@ -31,6 +32,7 @@ RECONCILIATION_FILES = (
     "reconciliation.xlsx",
     "summary.md",
     "report.html",
+    TEMPLATE_FILE,
 )
 # Review columns follow docs/design.md's columns: the decision carried forward for each finding;
 # then the account's name, for people (ids stay for joins).
@@ -77,7 +79,8 @@ def write_reconciliation_files(
     reviewed: pd.DataFrame | None = None,
     report_html: str | None = None,
 ) -> list[Path]:
-    """Write reconciliation.csv, matched.csv, reconciliation.xlsx, summary.md, report.html.
+    """Write reconciliation.csv, matched.csv, reconciliation.xlsx, summary.md, and with a
+    report report.html and decisions_template.csv (the file `revops review import` reads).
 
     `reviewed` is `result.findings` with the review columns (tasks.review.carry_forward).
     """
@@ -94,6 +97,7 @@ def write_reconciliation_files(
     if report_html is None:
         return paths[:4]
     paths[4].write_text(report_html, encoding="utf-8")
+    _csv(decisions_template(findings), paths[5])
     return paths
 
 

@@ -18,6 +18,7 @@ from revops.tasks.reconciliation import ReconciliationResult
 from revops.tasks.reconciliation_bridge import bridge_table
 from revops.tasks.report_html_assets import REPORT_CSS, REPORT_JS
 from revops.tasks.report_html_evidence import evidence_html, finding_evidence
+from revops.tasks.review import TEMPLATE_FILE, open_findings
 
 __all__ = ["CODE_LABELS", "finding_evidence", "reconciliation_html"]
 
@@ -51,12 +52,7 @@ def reconciliation_html(
     columns; `trend` is Warehouse.trend() (under- and over-billed per window and currency).
     """
     title = f"Reconciliation {result.window.label}"
-    signed = (
-        f'<span class="badge ok">Signed off by {escape(signoff["reviewer"])} on '
-        f"{pd.Timestamp(signoff['signed_at']):%Y-%m-%d}</span>"
-        if signoff
-        else '<span class="badge warn">Not signed off</span>'
-    )
+    signed = _signoff_badge(signoff, findings)
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -66,7 +62,8 @@ def reconciliation_html(
         f'<p class="meta">Window {result.window.start} to {result.window.end} (end exclusive) · '
         f"as of {result.as_of} · source <code>{escape(source)}</code> · run <code>{escape(run_id)}</code>"
         + (f" · generated {generated_at:%Y-%m-%d %H:%M} UTC" if generated_at else "")
-        + f"</p><p>{signed}</p></header>",
+        + f'</p><p>{signed} · <a href="{TEMPLATE_FILE}" download>Decisions template (CSV)</a>'
+        " to fill in and load with <code>revops review import</code></p></header>",
         _summary_cards(result, findings),
         _totals_section(result),
         _bridge_section(result.by_currency),
@@ -77,6 +74,24 @@ def reconciliation_html(
         f"<script>{REPORT_JS}</script></body></html>",
     ]
     return "\n".join(parts)
+
+
+def _signoff_badge(signoff: dict[str, Any] | None, findings: pd.DataFrame) -> str:
+    """Who signed off, and how many findings remain open (green only when none does)."""
+    still = open_findings(findings) if "review_status" in findings.columns else findings
+    high = int((still["severity"] == "high").sum()) if len(still) else 0
+    remaining = f"{len(still)} finding{'' if len(still) == 1 else 's'} still open" + (
+        f" ({high} high severity)" if high else ""
+    )
+    if not signoff:
+        return f'<span class="badge warn">Not signed off · {escape(remaining)}</span>'
+    who = (
+        f"Signed off by {escape(signoff['reviewer'])} on "
+        f"{pd.Timestamp(signoff['signed_at']):%Y-%m-%d}"
+    )
+    if still.empty:
+        return f'<span class="badge ok">{who}</span>'
+    return f'<span class="badge warn">{who} · {escape(remaining)}</span>'
 
 
 def _summary_cards(result: ReconciliationResult, findings: pd.DataFrame) -> str:

@@ -71,3 +71,52 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return str(a) == str(b)
     return int(a) == int(b)  # type: ignore[call-overload]
+
+
+# Statuses that still need a reviewer: nobody decided, or the money moved since they did.
+OPEN_STATUSES = ("open", "reopened")
+TEMPLATE_FILE = "decisions_template.csv"
+# What a reviewer reads to decide, then the columns `revops review import` reads (left empty).
+_TEMPLATE_READ = ["finding_key", "code", "severity", "account_name", "account_id"]
+_TEMPLATE_READ += ["contract_id", "invoice_id", "period_start", "currency", "variance"]
+_TEMPLATE_READ += ["review_status"]
+TEMPLATE_DECISION_COLUMNS = ["decision", "reviewer", "comment", "owner"]
+
+
+def decisions_template(reviewed: pd.DataFrame) -> pd.DataFrame:
+    """The decisions file a reviewer fills in: one row per finding, the decision columns empty.
+
+    `revops review import` reads it back as it is: rows left without a decision are skipped.
+    """
+    out = pd.DataFrame(index=reviewed.index)
+    for column in _TEMPLATE_READ:
+        if column == "variance":
+            out[column] = [
+                money_or_dash(v, c)
+                for v, c in zip(reviewed["variance_minor"], reviewed["currency"], strict=True)
+            ]
+        elif column in reviewed.columns:
+            out[column] = reviewed[column]
+        elif column == "review_status":
+            out[column] = "open"
+    for column in TEMPLATE_DECISION_COLUMNS:
+        out[column] = ""
+    return out.reset_index(drop=True)
+
+
+def open_findings(reviewed: pd.DataFrame) -> pd.DataFrame:
+    """The findings nobody has decided on yet (or whose money moved since the decision)."""
+    return reviewed[reviewed["review_status"].isin(OPEN_STATUSES)]
+
+
+def signoff_warning(reviewed: pd.DataFrame) -> str | None:
+    """What a reviewer is told when signing off with high-severity findings still open."""
+    still = open_findings(reviewed)
+    high = still[still["severity"] == "high"]
+    if high.empty:
+        return None
+    keys = ", ".join(high["finding_key"].head(5))
+    more = f" and {len(high) - 5} more" if len(high) > 5 else ""
+    return (
+        f"{len(high)} high-severity finding(s) still open ({len(still)} open in all): {keys}{more}"
+    )

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
-from revops.cli.common import console, run_action
+from revops.cli.common import amount_text, console, errors, run_action
 from revops.connectors.choices import DECISIONS
 from revops.errors import InputError, InputErrors
 
@@ -55,7 +55,10 @@ def decide(
 def import_decisions(
     run: str = typer.Option(..., "--run", help="Run id the decisions are about."),
     file: Path = typer.Option(
-        ..., "--file", help="CSV: finding_key, decision, reviewer, comment, owner."
+        ...,
+        "--file",
+        help="CSV: finding_key, decision, reviewer, comment, owner (decisions_template.csv "
+        "from the outputs; rows without a decision are skipped).",
     ),
 ) -> None:
     """Record many decisions from a CSV; every bad row is reported and none is recorded."""
@@ -76,7 +79,19 @@ def import_decisions(
         warehouse = _warehouse()
         known = set(warehouse.findings(run).get("finding_key", pd.Series(dtype=str)))
         problems = []
-        for number, row in enumerate(rows, start=1):
+        # Numbered as a spreadsheet shows them: the header is row 1, the first finding row 2.
+        # Rows of the decisions template left without a decision are not decided yet.
+        rows = [(n, r) for n, r in enumerate(rows, start=2) if (r.get("decision") or "").strip()]
+        for number, row in rows:
+            if not (row.get("reviewer") or "").strip():
+                problems.append(
+                    InputError(
+                        "a decision needs the reviewer's name",
+                        file=file.name,
+                        row=number,
+                        column="reviewer",
+                    )
+                )
             if row["finding_key"] not in known:
                 problems.append(
                     InputError(
@@ -106,7 +121,7 @@ def import_decisions(
                 )
         if problems:
             raise problems[0] if len(problems) == 1 else InputErrors(problems)
-        for row in rows:
+        for _, row in rows:
             warehouse.record_decision(
                 run,
                 row["finding_key"],
@@ -126,9 +141,33 @@ def signoff(
     reviewer: str = typer.Option(..., help="Who signs off."),
     comment: str = typer.Option("", help="Anything worth recording."),
 ) -> None:
-    """Sign a run off as reviewed; the report shows it."""
+    """Sign a run off as reviewed; the report shows it, and how many findings remain open.
 
-    run_action(lambda: _warehouse().sign_off(run, reviewer, comment))
+    High-severity findings still open are named; with REVOPS_SIGNOFF_OPEN_HIGH=refuse the
+    sign-off is refused until they are decided.
+    """
+
+    def action() -> str | None:
+        from revops.settings import get_settings
+        from revops.tasks.review import carry_forward, signoff_warning
+
+        warehouse = _warehouse()
+        findings = warehouse.findings(run)
+        warning = None
+        if not findings.empty:
+            decisions = warehouse.latest_decisions(findings["finding_key"].tolist())
+            warning = signoff_warning(carry_forward(findings, decisions))
+        if warning and get_settings().signoff_open_high == "refuse":
+            raise InputError(
+                f"run {run} is not signed off: {warning}; decide them first "
+                "(REVOPS_SIGNOFF_OPEN_HIGH=refuse)"
+            )
+        warehouse.sign_off(run, reviewer, comment)
+        return warning
+
+    warning = run_action(action)
+    if warning:
+        errors.print(f"[bold yellow]Warning:[/] {warning}", highlight=False, soft_wrap=True)
     console.print(f"Run {run} signed off by {reviewer}.", highlight=False)
 
 
@@ -147,7 +186,17 @@ def show(run: str = typer.Option(..., "--run", help="Run id.")) -> None:
 
     findings, decisions, signed = run_action(action)
     decided = decisions.set_index("finding_key") if len(decisions) else None
-    table = Table("Finding", "Code", "Currency", "Variance", "Decision", "By", title=f"Run {run}")
+    # Keys are copied into `review decide`: shown whole, on one line, never cut to fit.
+    widest = int(findings["finding_key"].str.len().max())
+    table = Table(
+        Column("Finding", no_wrap=True, min_width=widest),
+        "Code",
+        "Currency",
+        Column("Variance", justify="right"),
+        "Decision",
+        "By",
+        title=f"Run {run}",
+    )
     for row in findings.itertuples(index=False):
         latest = (
             decided.loc[row.finding_key]
@@ -158,7 +207,9 @@ def show(run: str = typer.Option(..., "--run", help="Run id.")) -> None:
             row.finding_key,
             row.code,
             row.currency,
-            "—" if pd.isna(row.variance_minor) else str(int(row.variance_minor)),
+            amount_text(
+                None if pd.isna(row.variance_minor) else int(row.variance_minor), row.currency
+            ),
             "open" if latest is None else latest["decision"],
             "" if latest is None else latest["reviewer"],
         )
