@@ -156,6 +156,19 @@ def risk_markdown(
         "|---|---:|",
         *(f"| {tier} | {int(counts.get(tier, 0))} |" for tier in TIERS),
     ]
+    at_risk = scores[scores["tier"] == "at_risk"]
+    lines += ["", f"## At risk ({len(at_risk)}; newly at risk marked **new**)", ""]
+    if at_risk.empty:
+        lines.append("No account is at risk.")
+    else:
+        owners = at_risk["owner_name"] if "owner_name" in at_risk.columns else at_risk["owner_id"]
+        lines += ["| | Account | Owner | Score | Reasons |", "|---|---|---|---:|---|"]
+        for row, owner in zip(at_risk.itertuples(index=False), owners, strict=True):
+            lines.append(
+                f"| {'**new**' if row.newly_at_risk else ''} "
+                f"| {md_cell(row.account_name)} ({md_cell(row.account_id)}) "
+                f"| {md_cell(owner)} | {row.score} | {md_cell(row.reasons)} |"
+            )
     newly = scores[scores["newly_at_risk"]]
     lines += ["", f"## Newly at risk ({len(newly)})", ""]
     if newly.empty:

@@ -99,7 +99,8 @@ def print_weekly(summary: dict[str, Any]) -> None:
     """Open cases, SLA breaches and the newly at-risk count, then the outputs."""
     console.print(
         f"\n[bold]Weekly ops review[/] to {summary['as_of']}: {summary['open_cases']} open cases, "
-        f"{summary['sla_breaches']} SLA breaches, {len(summary['new_at_risk'])} new at risk",
+        f"{summary['sla_breached_cases']} cases breached an SLA this week, "
+        f"{len(summary['new_at_risk'])} new at risk",
         soft_wrap=True,
     )
     print_outputs(summary["outputs"])
