@@ -272,7 +272,16 @@ def run_one(lines_wanted: int, repeat: int, book: str = "single") -> dict:
     size = max(MIN_SIZE, round(lines_wanted / per_contract))
     demo = DemoSource(AS_OF, size=size, history_months=HISTORY_MONTHS)
     invoices, lines = demo.invoices()
-    data = ReconciliationInput(demo.accounts(), demo.contracts(), demo.customers(), invoices, lines)
+    # The demo's own line plants reconcile with their lines, as the flow reads them.
+    data = ReconciliationInput(
+        demo.accounts(),
+        demo.contracts(),
+        demo.customers(),
+        invoices,
+        lines,
+        contract_lines=demo.contract_lines(),
+        subscriptions=demo.subscriptions(),
+    )
     start = date(AS_OF.year - 2, AS_OF.month, 1)
     window = Window(start, date(AS_OF.year, AS_OF.month + 1, 1), "history")
     config = reconciliation_config()
