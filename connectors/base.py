@@ -75,6 +75,24 @@ class CrmSource(Protocol):
 
 
 @runtime_checkable
+class ContractLineSource(Protocol):
+    """A CRM source that also reads contract lines (orders or CPQ subscriptions)."""
+
+    def contract_lines(self) -> pd.DataFrame:
+        """Canonical `contract_lines` (empty: no contract has lines)."""
+        ...
+
+
+@runtime_checkable
+class UserSource(Protocol):
+    """A CRM source that also reads its users (who owns accounts, contracts, opportunities)."""
+
+    def users(self) -> pd.DataFrame:
+        """Canonical `users` (empty when the source has none)."""
+        ...
+
+
+@runtime_checkable
 class UsageSource(Protocol):
     """Product usage: daily quantities per account and metric."""
 

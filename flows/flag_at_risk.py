@@ -34,6 +34,7 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
     """Score every account, explain the scores and their change, publish them."""
     settings = get_settings()
     as_of = params.resolved_as_of()
+    fx = params.fx()  # a bad rates file fails before anything is read
     sources = params.sources(as_of, settings.database_url)
     config = risk_config()
     inputs = extract_risk_inputs(sources, as_of, config)
@@ -50,6 +51,7 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
         flow_run.get_id(),
         contracts=inputs.contracts,
         contract_statuses=config.active_contract_statuses,
+        fx=fx,
     )
     written = None
     if sources.crm_writer is not None:

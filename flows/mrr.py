@@ -24,9 +24,10 @@ def mrr(params: MrrParams) -> dict[str, Any]:
     """New, expansion, contraction, churn and reactivation per month and currency."""
     settings = get_settings()
     as_of = params.resolved_as_of()
+    fx = params.fx()  # a bad rates file fails before anything is read
     sources = params.sources(as_of, settings.database_url)
     config = MrrConfig(reactivation_months=params.reactivation_months)
-    result = count_mrr(sources, as_of, params.months, config)
+    result = count_mrr(sources, as_of, params.months, config, fx)
     paths = publish_mrr(result, as_of, sources.label, params.output_dir())
     last = result.summary[result.summary["month"] == result.month]
     return {

@@ -257,7 +257,32 @@ class CrmWriteParams(SourceParams):
     )
 
 
-class RiskParams(CrmWriteParams):
+class FxFields(FormModel):
+    """Totals in one reporting currency, at dated rates the user supplies (tasks.fx_rates)."""
+
+    fx_rates: str = Field(
+        default="",
+        title="FX rates file",
+        description="A CSV of dated rates (date,currency,rate: one unit of currency in the "
+        "reporting currency). Empty: no cross-currency total.",
+    )
+    reporting_currency: str = Field(
+        default="USD",
+        pattern="^[A-Za-z]{3}$",
+        title="Reporting currency",
+        description="The currency the FX rates convert into.",
+    )
+
+    def fx(self) -> Any:
+        """The rates (tasks.fx_rates.FxRates) when a file is given, else None."""
+        if not self.fx_rates:
+            return None
+        from revops.tasks.fx_rates import load_fx_rates
+
+        return load_fx_rates(self.fx_rates, self.reporting_currency)
+
+
+class RiskParams(FxFields, CrmWriteParams):
     """Parameters of `flag_at_risk`."""
 
     OUT_SUBDIR = "risk"
@@ -285,7 +310,7 @@ class HygieneParams(SourceParams):
     RUN_NAME = "hygiene-{as_of}-{source}"
 
 
-class MrrParams(SourceParams):
+class MrrParams(FxFields, SourceParams):
     """Parameters of `mrr` (as of: the whole months before it are counted)."""
 
     OUT_SUBDIR = "mrr"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+import numpy as np
+
 # ISO 4217 active codes with a minor-unit exponent other than 2.
 _NON_TWO_EXPONENTS: dict[str, int] = {
     "BHD": 3, "BIF": 0, "CLF": 4, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0,
@@ -269,3 +271,10 @@ def money_or_dash(amount_minor: object, currency: str) -> str:
     except TypeError:  # pandas.NA refuses to be a bool
         missing = True
     return "—" if missing else format_money(int(amount_minor), currency)  # type: ignore[call-overload]
+
+
+def half_up_divide(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """Element-wise numerator / denominator rounded half away from zero, in exact int64."""
+    numerator = np.asarray(numerator, dtype=np.int64)
+    sign = np.where(numerator < 0, -1, 1)
+    return sign * ((np.abs(numerator) * 2 + denominator) // (2 * denominator))

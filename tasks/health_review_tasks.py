@@ -10,8 +10,9 @@ from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
 from revops.tasks.health_review import health_sections
 from revops.tasks.hygiene import hygiene_config
-from revops.tasks.mrr import MrrConfig, contract_snapshots, month_ends, movement_summary, movements
+from revops.tasks.mrr import MrrConfig, month_ends, movement_summary, movements
 from revops.tasks.mrr_report import movement_lines
+from revops.tasks.mrr_tasks import contracted_snapshots
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 from revops.tasks.risk_config import risk_config
 
@@ -24,7 +25,7 @@ def weekly_health_sections(sources: Sources, as_of: date, database_url: str) -> 
     ends = month_ends(as_of, 2)
     config = MrrConfig()
     moves = movement_summary(
-        movements(contract_snapshots(contracts, ends, config), ends, config), "contracts"
+        movements(contracted_snapshots(sources, ends, config), ends, config), "contracts"
     )
     return health_sections(
         accounts=accounts,

@@ -5,8 +5,10 @@ Counting rules (also in the README, "MRR movements"):
 - **Snapshot**: an account's MRR for a month is what it is contracted (or subscribed) for on
   the last day of that month. A contract counts from its start date through its end date in
   the statuses `counted_statuses` (Activated and Expired: an expired contract was live during
-  its term; Draft never counts). Its MRR is unit price x seats less its discount, per month,
-  rounded half up once per contract, in integer minor units.
+  its term; Draft never counts), through its lines (tasks.mrr_lines): recurring lines on the
+  month ends they cover (amendments and ramp steps in the month they take effect), usage
+  lines at what they bill for the month's usage, one-time lines never. A contract without
+  lines is one line: unit price x seats less its discount, rounded half up once.
 - **Movements**, per account and currency, month over month: `new` (0 before, above 0 now, no
   MRR in the `reactivation_months` months before), `reactivation` (0 before, above 0 now, with
   MRR within that window), `expansion` / `contraction` (above 0 both months, up / down),
@@ -20,8 +22,9 @@ Counting rules (also in the README, "MRR movements"):
   Stripe's list API holds no past quantities, so a subscription counts at its current price
   from its creation to its end (canceled ones end at `current_period_end`): items added or
   removed show, past quantity changes do not.
-- **Currency**: every figure is per currency. Nothing is summed or converted across currencies
-  (no cross-currency total is produced; a dated rate table is not supported yet).
+- **Currency**: every figure is per currency. Nothing is summed across currencies unless the
+  user supplies dated rates (tasks.fx_rates): then a reporting-currency total per month, at
+  the rate dated on or before the month end, naming the rates (tasks.mrr_report).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pydantic import Field
 from revops.config import StrictConfig
 from revops.frames import require_columns
 from revops.tasks.matching import link_customers
+from revops.tasks.mrr_lines import recurring_line_mrr, usage_line_mrr
 
 MOVEMENTS: tuple[str, ...] = ("new", "expansion", "contraction", "churn", "reactivation")
 MOVEMENT_COLUMNS = [
@@ -89,24 +93,35 @@ def contract_mrr_minor(contracts: pd.DataFrame) -> np.ndarray:
 
 
 def contract_snapshots(
-    contracts: pd.DataFrame, ends: pd.DatetimeIndex, config: MrrConfig
+    contracts: pd.DataFrame,
+    ends: pd.DatetimeIndex,
+    config: MrrConfig,
+    contract_lines: pd.DataFrame | None = None,
+    usage: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """account_id, currency, month_end, mrr_minor: each account's contracted MRR on each
-    month end (only non-zero rows)."""
+    month end (only rows above 0), from the contracts' lines (tasks.mrr_lines)."""
     require_columns(
         contracts,
         "contracts frame",
         ["account_id", "status", "start_date", "end_date", "currency", "unit_price_minor"],
     )
-    counted = contracts[contracts["status"].isin(config.counted_statuses)]
-    return _snapshots(
-        counted["account_id"].to_numpy(dtype=object),
-        counted["currency"].to_numpy(dtype=object),
-        counted["start_date"].to_numpy(dtype="datetime64[D]"),
-        counted["end_date"].to_numpy(dtype="datetime64[D]"),
-        contract_mrr_minor(counted),
+    counted = contracts[contracts["status"].isin(config.counted_statuses)].reset_index(drop=True)
+    recurring = recurring_line_mrr(counted, contract_lines)
+    snaps = _snapshots(
+        recurring["account_id"].to_numpy(dtype=object),
+        recurring["currency"].to_numpy(dtype=object),
+        recurring["start"].to_numpy(dtype="datetime64[D]"),
+        recurring["end"].to_numpy(dtype="datetime64[D]"),
+        recurring["mrr_minor"].to_numpy(dtype=np.int64),
         ends,
     )
+    metered = usage_line_mrr(counted, contract_lines, usage, ends)
+    if len(metered):
+        snaps = pd.concat([snaps, metered], ignore_index=True)
+    keys = ["account_id", "currency", "month_end"]
+    total = snaps.groupby(keys, as_index=False)["mrr_minor"].sum()
+    return total[total["mrr_minor"] > 0].reset_index(drop=True)
 
 
 def stripe_item_mrr_minor(subscriptions: pd.DataFrame) -> np.ndarray:
@@ -252,7 +267,7 @@ def _snapshots(
     live = (start[:, None] <= month_end[None, :]) & (
         np.isnat(end)[:, None] | (end[:, None] >= month_end[None, :])
     )
-    row, col = np.nonzero(live & (mrr[:, None] > 0))
+    row, col = np.nonzero(live & (mrr[:, None] != 0))
     frame = pd.DataFrame(
         {
             "account_id": account[row],

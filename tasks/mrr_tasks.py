@@ -12,8 +12,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from revops.connectors.base import ContractLineSource
 from revops.connectors.registry import Sources
 from revops.escaping import csv_safe
+from revops.tasks.fx_rates import FxRates
 from revops.tasks.mrr import (
     COMPARE_COLUMNS,
     MOVEMENT_COLUMNS,
@@ -25,7 +27,7 @@ from revops.tasks.mrr import (
     movements,
     stripe_snapshots,
 )
-from revops.tasks.mrr_report import mrr_markdown
+from revops.tasks.mrr_report import mrr_markdown, reporting_summary
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
@@ -37,14 +39,31 @@ class MrrResult:
     summary: pd.DataFrame
     compare: pd.DataFrame
     month: str  # the last month counted, YYYY-MM
+    reporting: pd.DataFrame | None = None  # totals in the reporting currency (rates given)
+
+
+def contracted_snapshots(
+    sources: Sources, ends: pd.DatetimeIndex, config: MrrConfig
+) -> pd.DataFrame:
+    """Contracted MRR per account and month end, read through the contracts' lines and, for
+    usage lines, the usage of the months counted."""
+    lines = sources.crm.contract_lines() if isinstance(sources.crm, ContractLineSource) else None
+    usage = None
+    if lines is not None and (lines["charge_type"] == "usage").any():
+        first = ends[0].to_period("M").start_time.date()
+        usage = sources.usage.usage(first, (ends[-1] + pd.Timedelta(days=1)).date())
+    return contract_snapshots(sources.crm.contracts(), ends, config, lines, usage)
 
 
 @task(name="count-mrr", **CALLS_OUTSIDE_SYSTEMS)
-def count_mrr(sources: Sources, as_of: date, months: int, config: MrrConfig) -> MrrResult:
-    """MRR movements from CRM contracts and from Stripe subscriptions (tasks.mrr)."""
+def count_mrr(
+    sources: Sources, as_of: date, months: int, config: MrrConfig, fx: FxRates | None = None
+) -> MrrResult:
+    """MRR movements from CRM contracts and from Stripe subscriptions (tasks.mrr), and their
+    totals in the reporting currency when dated rates are given (tasks.fx_rates)."""
     ends = month_ends(as_of, months)
     accounts = sources.crm.accounts()
-    contracted = contract_snapshots(sources.crm.contracts(), ends, config)
+    contracted = contracted_snapshots(sources, ends, config)
     stripe = stripe_snapshots(
         sources.billing.subscriptions(), sources.billing.customers(), accounts, ends, config
     )
@@ -61,13 +80,16 @@ def count_mrr(sources: Sources, as_of: date, months: int, config: MrrConfig) -> 
         len(summary),
         len(compare),
     )
-    return MrrResult(summary=summary, compare=compare, month=f"{ends[-1]:%Y-%m}")
+    reporting = reporting_summary(summary, fx) if fx is not None else None
+    return MrrResult(
+        summary=summary, compare=compare, month=f"{ends[-1]:%Y-%m}", reporting=reporting
+    )
 
 
 @task(name="publish-mrr", cache_policy=NO_CACHE)
 def publish_mrr(result: MrrResult, as_of: date, source: str, out_dir: Path) -> list[Path]:
     """mrr_movements.csv, mrr_by_account.csv and mrr.md, landed together, plus artifacts."""
-    markdown = mrr_markdown(result.summary, result.compare, as_of, source)
+    markdown = mrr_markdown(result.summary, result.compare, as_of, source, result.reporting)
     with staged_outputs(out_dir) as staging:
         csv_safe(result.summary[MOVEMENT_COLUMNS]).to_csv(
             staging / "mrr_movements.csv", index=False, lineterminator="\n"
@@ -76,6 +98,10 @@ def publish_mrr(result: MrrResult, as_of: date, source: str, out_dir: Path) -> l
             staging / "mrr_by_account.csv", index=False, lineterminator="\n"
         )
         (staging / "mrr.md").write_text(markdown, encoding="utf-8")
+        if result.reporting is not None:
+            csv_safe(result.reporting).to_csv(
+                staging / "mrr_reporting_currency.csv", index=False, lineterminator="\n"
+            )
     slug = source_slug(source)
     create_markdown_artifact(
         markdown=markdown, key=f"mrr-{slug}-summary", description=f"MRR movements to {result.month}"
@@ -85,4 +111,7 @@ def publish_mrr(result: MrrResult, as_of: date, source: str, out_dir: Path) -> l
         key=f"mrr-{slug}-movements",
         description="MRR movements per month, currency and source (minor units)",
     )
-    return [out_dir / "mrr_movements.csv", out_dir / "mrr_by_account.csv", out_dir / "mrr.md"]
+    names = ["mrr_movements.csv", "mrr_by_account.csv", "mrr.md"]
+    if result.reporting is not None:
+        names.append("mrr_reporting_currency.csv")
+    return [out_dir / name for name in names]

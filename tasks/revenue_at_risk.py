@@ -4,7 +4,9 @@ An account's annual value is the sum over its active contracts (status in the ri
 `active_contract_statuses`, start <= as_of <= end or open-ended) of the discounted price of
 one billing period x seats x periods per year, in exact minor units of the contract's
 currency (`tasks.expected_billing`). Amounts are never added across currencies: every total
-is per currency, and the top accounts are ranked within their currency.
+is per currency, and the top accounts are ranked within their currency; only with dated rates
+the user supplies (tasks.fx_rates) is each tier also totalled in the reporting currency, at
+the rates dated on or before as_of, naming them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import pandas as pd
 from revops.frames import FREQUENCY_MONTHS, md_cell, require_columns
 from revops.money import format_money
 from revops.tasks.expected_billing import expected_unit_minor
+from revops.tasks.fx_rates import FxRates, reporting_total
 from revops.tasks.risk_config import TIERS
 
 VALUE_COLUMNS = ["account_id", "currency", "annual_minor"]
 BY_TIER_COLUMNS = ["tier", "currency", "accounts", "annual_minor", "share_pct"]
+REPORTING_COLUMNS = ["tier", "reporting_currency", "annual_minor", "rates_used"]
 TOP_COLUMNS = ["account_id", "account_name", "tier", "score", "currency", "annual_minor", "cap"]
 
 
@@ -92,9 +96,29 @@ def top_at_risk(
     return joined.groupby("currency").head(n)[TOP_COLUMNS].reset_index(drop=True)
 
 
-def revenue_markdown(by_tier: pd.DataFrame, top: pd.DataFrame, heading: str = "##") -> list[str]:
-    """The revenue-at-risk section (markdown lines): value per tier and currency, then the
-    accounts at risk with the most value, each amount in its own currency."""
+def revenue_in_reporting_currency(by_tier: pd.DataFrame, fx: FxRates, as_of: date) -> pd.DataFrame:
+    """Each tier's annual value over all currencies in the reporting currency, at the rates
+    dated on or before as_of (REPORTING_COLUMNS; empty amount when a currency has no rate)."""
+    rows = []
+    for tier in [t for t in (*TIERS, *sorted(set(by_tier["tier"]) - set(TIERS)))]:
+        group = by_tier[by_tier["tier"] == tier]
+        if group.empty:
+            continue
+        amounts = dict(zip(group["currency"], group["annual_minor"].astype(int), strict=True))
+        total = reporting_total(fx, amounts, as_of)
+        rows.append([tier, fx.reporting_currency, total.total_minor, total.rates_text()])
+    return pd.DataFrame(rows, columns=REPORTING_COLUMNS).astype({"annual_minor": "Int64"})
+
+
+def revenue_markdown(
+    by_tier: pd.DataFrame,
+    top: pd.DataFrame,
+    heading: str = "##",
+    reporting: pd.DataFrame | None = None,
+) -> list[str]:
+    """The revenue-at-risk section (markdown lines): value per tier and currency (and in the
+    reporting currency when rates were given), then the accounts at risk with the most value,
+    each amount in its own currency."""
     lines = [f"{heading} Revenue at risk (annualised contract value)", ""]
     if by_tier.empty:
         return [*lines, "No active contracts.", ""]
@@ -104,6 +128,15 @@ def revenue_markdown(by_tier: pd.DataFrame, top: pd.DataFrame, heading: str = "#
             f"| {row.tier} | {row.currency} | {row.accounts} "
             f"| {format_money(int(row.annual_minor), row.currency)} | {row.share_pct:.1f}% |"
         )
+    if reporting is not None and len(reporting):
+        currency = reporting["reporting_currency"].iloc[0]
+        lines += ["", f"In {currency}, at the rates you supplied:", ""]
+        lines += ["| Tier | Annual value | Rates |", "|---|---:|---|"]
+        for row in reporting.itertuples(index=False):
+            value = (
+                "—" if pd.isna(row.annual_minor) else format_money(int(row.annual_minor), currency)
+            )
+            lines.append(f"| {row.tier} | {value} | {row.rates_used} |")
     lines += ["", f"{heading}# Top accounts at risk by value", ""]
     if top.empty:
         return [*lines, "No account is at risk.", ""]

@@ -17,11 +17,13 @@ from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
 from revops.escaping import csv_safe
 from revops.frames import fingerprint, md_cell
+from revops.tasks.fx_rates import FxRates
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 from revops.tasks.revenue_at_risk import (
     annual_values,
     revenue_by_tier,
+    revenue_in_reporting_currency,
     revenue_markdown,
     top_at_risk,
 )
@@ -54,6 +56,7 @@ AT_RISK_COLUMNS = [
     "data_gaps",
 ]
 NO_USAGE_WINDOW_DAYS = 120  # "no usage data in the last 120 days" looks this far back
+REPORTING_CSV = "revenue_at_risk_reporting_currency.csv"
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ def risk_markdown(
     source: str,
     out_dir: Path | None = None,
     revenue: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    reporting: pd.DataFrame | None = None,
 ) -> str:
     """Counts per tier and the accounts newly at risk, for CSMs."""
     counts = scores["tier"].value_counts()
@@ -194,7 +198,7 @@ def risk_markdown(
                 f"| {row.cap} | {change} | {md_cell(row.cap_reason)} |"
             )
     if revenue is not None:
-        lines += ["", *revenue_markdown(*revenue)]
+        lines += ["", *revenue_markdown(*revenue, reporting=reporting)]
     if out_dir is not None:
         lines += ["", f"All scores: `{out_dir / 'at_risk.csv'}`"]
     return "\n".join(lines) + "\n"
@@ -211,17 +215,21 @@ def publish_risk(
     flow_run_id: str | None,
     contracts: pd.DataFrame | None = None,
     contract_statuses: list[str] | None = None,
+    fx: FxRates | None = None,
 ) -> list[Path]:
     """at_risk.csv and risk.md, the score history, and the run's artifacts; all or nothing.
 
     With `contracts`, revenue at risk (tasks.revenue_at_risk) goes into risk.md, the
-    artifacts and revenue_at_risk.csv (value per tier and currency).
+    artifacts and revenue_at_risk.csv (value per tier and currency); with `fx` (dated rates)
+    also per tier in the reporting currency (revenue_at_risk_reporting_currency.csv).
     """
-    revenue = None
+    revenue = reporting = None
     if contracts is not None:
         values = annual_values(contracts, as_of, contract_statuses or ["Activated"])
         revenue = (revenue_by_tier(scores, values), top_at_risk(scores, values))
-    markdown = risk_markdown(scores, as_of, source, out_dir, revenue)
+        if fx is not None:
+            reporting = revenue_in_reporting_currency(revenue[0], fx, as_of)
+    markdown = risk_markdown(scores, as_of, source, out_dir, revenue, reporting)
     counts = {f"tier_{t}": int((scores["tier"] == t).sum()) for t in TIERS}
     counts["newly_at_risk"] = int(scores["newly_at_risk"].sum())
     with staged_outputs(out_dir) as staging:
@@ -233,6 +241,8 @@ def publish_risk(
             csv_safe(revenue[0]).to_csv(
                 staging / "revenue_at_risk.csv", index=False, lineterminator="\n"
             )
+        if reporting is not None:
+            csv_safe(reporting).to_csv(staging / REPORTING_CSV, index=False, lineterminator="\n")
         Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
     slug = source_slug(source)
     create_markdown_artifact(
@@ -248,5 +258,7 @@ def publish_risk(
             key=f"risk-{slug}-revenue",
             description=f"Annualised contract value per tier and currency as of {as_of}",
         )
-        return [out_dir / "at_risk.csv", out_dir / "risk.md", out_dir / "revenue_at_risk.csv"]
-    return [out_dir / "at_risk.csv", out_dir / "risk.md"]
+    names = ["at_risk.csv", "risk.md"]
+    names += ["revenue_at_risk.csv"] if revenue is not None else []
+    names += [REPORTING_CSV] if reporting is not None else []
+    return [out_dir / name for name in names]

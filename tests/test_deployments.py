@@ -112,6 +112,7 @@ SOURCE = [
     ("as_of", "As of"),
 ]
 TAIL = [("out_dir", "Output folder"), ("advanced", None)]
+FX = [("fx_rates", "FX rates file"), ("reporting_currency", "Reporting currency")]
 ADVANCED = [
     ("demo_size", "Demo book size"),
     ("demo_seed", "Demo book seed"),
@@ -138,12 +139,13 @@ FORMS = {
     "reconcile-invoices": ([*SOURCE, ("period", "Period"), *TAIL], RECONCILE_ADVANCED),
     "nightly": (SOURCE + TAIL, ADVANCED),
     "weekly-review": (SOURCE + TAIL, ADVANCED),
-    "flag-at-risk": ([*SOURCE, ("dry_run", "Dry run"), *TAIL], ADVANCED),
+    "flag-at-risk": ([*SOURCE, ("dry_run", "Dry run"), *FX, *TAIL], ADVANCED),
     "handoff-leads": ([*SOURCE, ("dry_run", "Dry run"), *TAIL], ADVANCED),
     "crm-hygiene": (SOURCE + TAIL, ADVANCED),
     "mrr": (
         [
             *SOURCE,
+            *FX,
             ("months", "Months"),
             ("reactivation_months", "Reactivation window (months)"),
             *TAIL,

@@ -43,6 +43,7 @@ app = typer.Typer(
 _BILLING = Extra("billing", BillingChoice)
 _CRM = Extra("crm", CrmChoice)
 _DRY_RUN = Extra("dry_run", bool, ("--dry-run",))
+_FX = (Extra("fx_rates", str | None), Extra("reporting_currency", str | None))
 
 flow_command(
     app,
@@ -67,7 +68,7 @@ flow_command(
     "revops.flows.flag_at_risk:flag_at_risk",
     print_risk,
     "Score customer health, flag at-risk accounts, explain why (and what changed).",
-    extras=(_CRM, _DRY_RUN),
+    extras=(_CRM, _DRY_RUN, *_FX),
 )
 flow_command(
     app,
@@ -103,7 +104,13 @@ flow_command(
     "revops.flows.mrr:mrr",
     print_mrr,
     "MRR/ARR movements per month and currency, from contracts and from Stripe.",
-    extras=(_BILLING, _CRM, Extra("months", int | None), Extra("reactivation_months", int | None)),
+    extras=(
+        _BILLING,
+        _CRM,
+        Extra("months", int | None),
+        Extra("reactivation_months", int | None),
+        *_FX,
+    ),
 )
 
 
