@@ -35,6 +35,7 @@ from revops.connectors.demo_plants import (
     choose_plants,
     planted_list,
 )
+from revops.connectors.demo_users import demo_users
 from revops.errors import ConfigError
 from revops.frames import conform, validate_frame
 from revops.periods import parse_period, previous_month
@@ -110,6 +111,9 @@ class DemoSource:
 
     def contract_lines(self) -> pd.DataFrame:
         return self._book["contract_lines"]
+
+    def users(self) -> pd.DataFrame:
+        return demo_users()
 
     @property
     def planted(self) -> list[Plant]:

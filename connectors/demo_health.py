@@ -17,6 +17,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from revops.connectors.demo_users import INACTIVE_OWNER
+
 HEALTH_PLANTS: tuple[str, ...] = ("alarms",)
 
 
@@ -140,7 +142,8 @@ def plant_hygiene(
         {
             "account_id": [no_stripe, duplicate],
             "name": ["Zenith Unlinked", str(second["name"]).upper() + ", Inc."],
-            "owner_id": [first["owner_id"], second["owner_id"]],
+            # The unlinked account's owner has left: the inactive_owner plant.
+            "owner_id": [INACTIVE_OWNER, second["owner_id"]],
             "stripe_customer_id": [None, None],
             "segment": ["smb", str(second["segment"])],
         }
@@ -177,6 +180,7 @@ def plant_hygiene(
     out["opportunities"] = pd.concat([book["opportunities"], opportunity], ignore_index=True)
     planted = {
         "no_stripe": no_stripe,
+        "inactive_owner": no_stripe,
         "duplicate": duplicate,
         "duplicate_of": str(second["account_id"]),
         "past_end_contract": past_end,

@@ -93,6 +93,10 @@ class FilesSource:
         """Canonical `opportunities` from Opportunity.csv (empty when absent)."""
         return self._crm("Opportunity")
 
+    def users(self) -> pd.DataFrame:
+        """Canonical `users` from User.csv (empty when absent)."""
+        return self._crm("User")
+
     def contract_lines(self) -> pd.DataFrame:
         """Canonical `contract_lines` from Order.csv + OrderItem.csv, or the CPQ preset's
         SBQQ__Subscription__c.csv (configs/fields.yaml); empty when the files are absent."""

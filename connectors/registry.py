@@ -26,6 +26,7 @@ from revops.connectors.base import (
     CrmSource,
     CrmWriter,
     UsageSource,
+    UserSource,
 )
 from revops.connectors.choices import (
     DEMO_SEED,
@@ -37,6 +38,7 @@ from revops.connectors.choices import (
 )
 from revops.connectors.demo import DemoSource
 from revops.errors import ConfigError
+from revops.frames import empty_frame
 
 __all__ = ["BillingKind", "CrmKind", "SourceKind", "UsageKind"]
 LIVE = {"billing": "stripe", "crm": "salesforce", "usage": "sql"}
@@ -62,6 +64,10 @@ class Sources:
             return "live"
         return f"billing={self.billing.name},crm={self.crm.name},usage={self.usage.name}"
 
+    def users(self) -> pd.DataFrame:
+        """The CRM's users (connectors.base.UserSource); empty when the CRM reads none."""
+        return self.crm.users() if isinstance(self.crm, UserSource) else empty_frame("users")
+
     def calls(self) -> dict[str, int]:
         """API calls made so far per outside system (sources that count them)."""
         out = {}
@@ -85,6 +91,7 @@ READS = frozenset(
         "cases",
         "opportunities",
         "usage",
+        "users",
     }
 )
 _shared: ContextVar[dict[tuple, Sources] | None] = ContextVar("revops_shared_sources", default=None)

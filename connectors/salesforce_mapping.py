@@ -26,6 +26,7 @@ FRAME_OF = {
     "Contract": "contracts",
     "Case": "cases",
     "Opportunity": "opportunities",
+    "User": "users",
     # Contract lines: parsed here, joined into `contract_lines` by connectors.line_mapping.
     "Order": "contract_lines",
     "OrderItem": "contract_lines",
@@ -42,6 +43,7 @@ _KIND: dict[str, str] = {
     "first_response_at": "instant",
     "auto_renew": "bool",
     "is_closed": "bool",
+    "is_active": "bool",
     "quantity": "whole",
     "discount_pct": "percent",
     "unit_price": "money",
@@ -53,7 +55,7 @@ _KIND: dict[str, str] = {
 }
 # Canonical columns holding Salesforce record ids, kept in their 18-character form.
 SALESFORCE_ID_COLUMNS = frozenset(
-    {"account_id", "contract_id", "owner_id", "case_id", "opportunity_id"}
+    {"account_id", "contract_id", "owner_id", "case_id", "opportunity_id", "user_id"}
 )
 MONEY_COLUMNS = {"unit_price": "unit_price_minor", "amount": "amount_minor"}
 # No amount or count in a book comes near this; beyond it sums could overflow int64.

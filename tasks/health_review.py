@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 
 from revops.tasks.hygiene import CHECKS, HygieneConfig, hygiene_counts, hygiene_report
+from revops.tasks.owners import owner_names
 from revops.tasks.revenue_at_risk import (
     annual_values,
     revenue_by_tier,
@@ -27,6 +28,7 @@ def health_sections(
     contract_statuses: list[str],
     hygiene: HygieneConfig,
     mrr_lines: list[str] | None = None,
+    users: pd.DataFrame | None = None,
 ) -> str:
     """Markdown: revenue at risk (from the latest stored tiers), MRR (when given), hygiene."""
     lines: list[str] = []
@@ -34,10 +36,11 @@ def health_sections(
         lines += ["## Revenue at risk (annualised contract value)", "", "No risk run yet.", ""]
     else:
         named = tiers.merge(
-            accounts[["account_id", "name"]].rename(columns={"name": "account_name"}),
+            accounts[["account_id", "name", "owner_id"]].rename(columns={"name": "account_name"}),
             on="account_id",
             how="left",
         )
+        named["owner_name"] = owner_names(named["owner_id"], users)
         values = annual_values(contracts, as_of, contract_statuses)
         lines += revenue_markdown(revenue_by_tier(named, values), top_at_risk(named, values, n=5))
     if mrr_lines:
@@ -49,6 +52,7 @@ def health_sections(
         opportunities=opportunities,
         as_of=as_of,
         config=hygiene,
+        users=users,
     )
     counts = hygiene_counts(report)
     lines += [

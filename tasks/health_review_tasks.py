@@ -37,4 +37,5 @@ def weekly_health_sections(sources: Sources, as_of: date, database_url: str) -> 
         contract_statuses=risk_config().active_contract_statuses,
         hygiene=hygiene_config(),
         mrr_lines=movement_lines(moves),
+        users=sources.users(),
     )

@@ -6,7 +6,9 @@ Checks, as of a date (configs/hygiene.yaml, `HygieneConfig`):
   Stripe customer id field nor a customer's Salesforce account metadata);
 - `customer_without_account`: a Stripe customer linked to no CRM account;
 - `active_contract_past_end`: a contract still in an active status after its end date;
-- `contract_without_owner`: a contract with no owner, or (with a users frame) an inactive one;
+- `contract_without_owner`: a contract with no owner;
+- `inactive_owner` (with a users frame): an account, a contract in an active status or an open
+  opportunity owned by a user who is inactive (left the company: nobody works the record);
 - `duplicate_account`: accounts sharing a Stripe customer id, a normalised name (case,
   punctuation and legal suffixes such as Inc or GmbH ignored), or the email domain of their
   Stripe customers (public mail domains ignored); each account of a group gets a row naming
@@ -35,6 +37,7 @@ CHECKS: tuple[str, ...] = (
     "customer_without_account",
     "active_contract_past_end",
     "contract_without_owner",
+    "inactive_owner",
     "duplicate_account",
     "opportunity_past_close",
 )
@@ -101,8 +104,8 @@ def hygiene_report(
 ) -> pd.DataFrame:
     """One row per hygiene problem (HYGIENE_COLUMNS), in CHECKS order then record id.
 
-    `users` (user_id, is_active), when given, also flags contracts whose owner is inactive
-    or unknown to it.
+    `users` (user_id, name, is_active), when given, also flags the accounts, active
+    contracts and open opportunities whose owner is an inactive user (`inactive_owner`).
     """
     require_columns(accounts, "accounts frame", ["account_id", "name", "stripe_customer_id"])
     require_columns(contracts, "contracts frame", ["contract_id", "account_id", "owner_id"])
@@ -131,7 +134,8 @@ def hygiene_report(
             "Stripe customer linked to no CRM account",
         ),
         "active_contract_past_end": _past_end(contracts, day, config),
-        "contract_without_owner": _ownerless(contracts, users),
+        "contract_without_owner": _ownerless(contracts),
+        "inactive_owner": _inactive_owners(accounts, contracts, opportunities, users, config),
         "duplicate_account": _duplicates(accounts, customers, linked, config),
         "opportunity_past_close": _stale_opportunities(opportunities, day),
     }
@@ -184,21 +188,50 @@ def _past_end(contracts: pd.DataFrame, day: pd.Timestamp, config: HygieneConfig)
     return _rows(late, "active_contract_past_end", "Contract", "contract_id", "account_id", detail)
 
 
-def _ownerless(contracts: pd.DataFrame, users: pd.DataFrame | None) -> pd.DataFrame:
+def _ownerless(contracts: pd.DataFrame) -> pd.DataFrame:
     owner = contracts["owner_id"]
     missing = owner.isna() | (owner.astype(str).str.strip() == "")
-    detail = pd.Series("no owner", index=contracts.index, dtype=object)
-    bad = missing
-    if users is not None:
-        require_columns(users, "users frame", ["user_id", "is_active"])
-        active = set(users.loc[users["is_active"].astype(bool), "user_id"])
-        inactive = ~missing & ~owner.isin(active)
-        detail = detail.mask(inactive, "owner " + owner.astype(str) + " is inactive or unknown")
-        bad = missing | inactive
-    hit = contracts[bad.to_numpy()]
     return _rows(
-        hit, "contract_without_owner", "Contract", "contract_id", "account_id", detail[bad]
+        contracts[missing.to_numpy()],
+        "contract_without_owner",
+        "Contract",
+        "contract_id",
+        "account_id",
+        "no owner",
     )
+
+
+def _inactive_owners(
+    accounts: pd.DataFrame,
+    contracts: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    users: pd.DataFrame | None,
+    config: HygieneConfig,
+) -> pd.DataFrame:
+    if users is None or users.empty:
+        return pd.DataFrame(columns=HYGIENE_COLUMNS)
+    require_columns(users, "users frame", ["user_id", "is_active"])
+    gone = users[~users["is_active"].astype(bool)]
+    names = gone.set_index("user_id")["name"] if "name" in gone.columns else pd.Series()
+    records = [
+        (accounts, "Account", "account_id"),
+        (
+            contracts[contracts["status"].isin(config.active_contract_statuses)],
+            "Contract",
+            "contract_id",
+        ),
+        (opportunities[~opportunities["is_closed"].astype(bool)], "Opportunity", "opportunity_id"),
+    ]
+    out = []
+    for frame, obj, id_column in records:
+        if "owner_id" not in frame.columns:
+            continue
+        hit = frame[frame["owner_id"].isin(gone["user_id"])]
+        owner = hit["owner_id"].astype(str)
+        name = owner.map(names).fillna(owner)
+        detail = "owner " + name + " (" + owner + ") is inactive"
+        out.append(_rows(hit, "inactive_owner", obj, id_column, "account_id", detail))
+    return pd.concat(out, ignore_index=True)
 
 
 def normalised_name(names: pd.Series, suffixes: list[str]) -> pd.Series:

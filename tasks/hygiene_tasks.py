@@ -35,6 +35,7 @@ def build_hygiene(sources: Sources, as_of: date, config: HygieneConfig) -> pd.Da
         opportunities=sources.crm.opportunities(),
         as_of=as_of,
         config=config,
+        users=sources.users(),
     )
     counts = hygiene_counts(report)
     get_run_logger().info(

@@ -20,10 +20,18 @@ from revops.money import format_money
 from revops.tasks.lead_config import LeadConfig
 from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, build_leads
 from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.owners import owner_names
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 # leads.csv: every lead column but the Salesforce payload.
-LEADS_CSV_COLUMNS = [c for c in LEAD_COLUMNS if c != "record"]
+# leads.csv: the lead columns with the owner's name beside the id, without the CRM record.
+_OWNER_AT = LEAD_COLUMNS.index("owner_id") + 1
+# leads.csv: the owner's name beside the id; the CRM record itself stays out.
+LEADS_CSV_COLUMNS = [
+    *LEAD_COLUMNS[:_OWNER_AT],
+    "owner_name",
+    *(c for c in LEAD_COLUMNS[_OWNER_AT:] if c != "record"),
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class LeadInputs:
     customers: pd.DataFrame
     charges: pd.DataFrame
     disputes: pd.DataFrame
+    users: pd.DataFrame  # owner names (empty when the CRM reads no users)
 
 
 @task(name="extract-lead-inputs", **CALLS_OUTSIDE_SYSTEMS)
@@ -56,6 +65,7 @@ def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> Le
         customers=sources.billing.customers(),
         charges=sources.billing.charges(),
         disputes=sources.billing.disputes(),
+        users=sources.users(),
     )
     get_run_logger().info(
         "Read %d contracts, %d opportunities and %d usage rows from %s",
@@ -108,6 +118,11 @@ def build_lead_table(
         charges=inputs.charges,
         disputes=inputs.disputes,
     )
+    leads.insert(
+        leads.columns.get_loc("owner_id") + 1,
+        "owner_name",
+        owner_names(leads["owner_id"], inputs.users),
+    )
     counts = leads.groupby(["kind", "action"]).size().to_dict()
     get_run_logger().info("Leads: %s", ", ".join(f"{k}/{a}: {n}" for (k, a), n in counts.items()))
     return leads
@@ -142,8 +157,8 @@ def leads_markdown(
             "",
             "## New and updated",
             "",
-            "| Kind | Account | Contract | Amount | Close | Reason |",
-            "|---|---|---|---:|---|---|",
+            "| Kind | Account | Owner | Contract | Amount | Close | Reason |",
+            "|---|---|---|---|---:|---|---|",
         ]
         for row in active.head(50).itertuples(index=False):
             amount = (
@@ -154,7 +169,8 @@ def leads_markdown(
             close = "—" if pd.isna(row.close_date) else f"{row.close_date:%Y-%m-%d}"
             contract = "—" if pd.isna(row.contract_id) else md_cell(row.contract_id)
             lines.append(
-                f"| {row.kind} | {md_cell(row.account_id)} | {contract} | {amount} | {close} "
+                f"| {row.kind} | {md_cell(row.account_id)} | {md_cell(_owner(row))} | {contract} "
+                f"| {amount} | {close} "
                 f"| {md_cell(row.reason)} |"
             )
     flagged = leads[(leads["kind"] == "renewal") & leads["billing_exceptions"].notna()]
@@ -165,13 +181,14 @@ def leads_markdown(
             "",
             "Settle billing before the renewal conversation.",
             "",
-            "| Account | Contract | Close | Exceptions | Action |",
-            "|---|---|---|---|---|",
+            "| Account | Owner | Contract | Close | Exceptions | Action |",
+            "|---|---|---|---|---|---|",
         ]
         for row in flagged.head(50).itertuples(index=False):
             close = "—" if pd.isna(row.close_date) else f"{row.close_date:%Y-%m-%d}"
             lines.append(
-                f"| {md_cell(row.account_id)} | {md_cell(row.contract_id)} | {close} "
+                f"| {md_cell(row.account_id)} | {md_cell(_owner(row))} "
+                f"| {md_cell(row.contract_id)} | {close} "
                 f"| {md_cell(row.billing_exceptions)} "
                 f"| {row.action} |"
             )
@@ -184,6 +201,11 @@ def leads_markdown(
     if out_dir is not None:
         lines += ["", f"All leads: `{out_dir / 'leads.csv'}`"]
     return "\n".join(lines) + "\n"
+
+
+def _owner(row: object) -> object:
+    """The owner's name (leads built without users carry only the id)."""
+    return getattr(row, "owner_name", None) or row.owner_id or "—"  # type: ignore[attr-defined]
 
 
 @task(name="publish-leads", cache_policy=NO_CACHE)

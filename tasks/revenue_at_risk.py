@@ -25,7 +25,16 @@ from revops.tasks.risk_config import TIERS
 VALUE_COLUMNS = ["account_id", "currency", "annual_minor"]
 BY_TIER_COLUMNS = ["tier", "currency", "accounts", "annual_minor", "share_pct"]
 REPORTING_COLUMNS = ["tier", "reporting_currency", "annual_minor", "rates_used"]
-TOP_COLUMNS = ["account_id", "account_name", "tier", "score", "currency", "annual_minor", "cap"]
+TOP_COLUMNS = [
+    "account_id",
+    "account_name",
+    "owner_name",
+    "tier",
+    "score",
+    "currency",
+    "annual_minor",
+    "cap",
+]
 
 
 def annual_values(contracts: pd.DataFrame, as_of: date, statuses: list[str]) -> pd.DataFrame:
@@ -83,11 +92,11 @@ def top_at_risk(
 ) -> pd.DataFrame:
     """The `n` accounts of `tiers` with the most annual value, per currency (TOP_COLUMNS),
     currency by currency, largest first."""
-    columns = ["account_id", "account_name", "tier", "score", "cap"]
+    columns = ["account_id", "account_name", "owner_name", "tier", "score", "cap"]
     present = [c for c in columns if c in scores.columns]
     flagged = scores.loc[scores["tier"].isin(tiers), present]
     joined = values.merge(flagged, on="account_id", how="inner")
-    for column, fill in (("account_name", None), ("score", pd.NA), ("cap", "")):
+    for column, fill in (("account_name", None), ("owner_name", ""), ("score", pd.NA), ("cap", "")):
         if column not in joined.columns:  # e.g. the stored history: account_id and tier only
             joined[column] = joined["account_id"] if column == "account_name" else fill
     joined = joined.sort_values(
@@ -140,10 +149,11 @@ def revenue_markdown(
     lines += ["", f"{heading}# Top accounts at risk by value", ""]
     if top.empty:
         return [*lines, "No account is at risk.", ""]
-    lines += ["| Account | Score | Cap | Annual value |", "|---|---:|---|---:|"]
+    lines += ["| Account | Owner | Score | Cap | Annual value |", "|---|---|---:|---|---:|"]
     for row in top.itertuples(index=False):
         lines.append(
             f"| {md_cell(row.account_name)} ({md_cell(row.account_id)}) "
+            f"| {md_cell(row.owner_name) or '—'} "
             f"| {'—' if pd.isna(row.score) else row.score} "
             f"| {row.cap or '—'} | {format_money(int(row.annual_minor), row.currency)} |"
         )

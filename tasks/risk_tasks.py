@@ -19,6 +19,7 @@ from revops.escaping import csv_safe
 from revops.frames import fingerprint, md_cell
 from revops.tasks.fx_rates import FxRates
 from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.owners import owner_names
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 from revops.tasks.revenue_at_risk import (
     annual_values,
@@ -43,6 +44,7 @@ AT_RISK_COLUMNS = [
     "account_id",
     "account_name",
     "owner_id",
+    "owner_name",
     "score",
     "tier",
     "previous_tier",
@@ -70,6 +72,7 @@ class RiskInputs:
     disputes: pd.DataFrame
     cases: pd.DataFrame
     usage: pd.DataFrame
+    users: pd.DataFrame  # owner names (empty when the CRM reads no users)
 
 
 def usage_days(config: RiskConfig) -> int:
@@ -91,6 +94,7 @@ def extract_risk_inputs(sources: Sources, as_of: date, config: RiskConfig) -> Ri
         disputes=sources.billing.disputes(),
         cases=sources.crm.cases(),
         usage=sources.usage.usage(as_of - timedelta(days=usage_days(config)), as_of),
+        users=sources.users(),
     )
     get_run_logger().info(
         "Read %d accounts, %d cases, %d charges, %d disputes and %d usage rows from %s",
@@ -108,8 +112,15 @@ def extract_risk_inputs(sources: Sources, as_of: date, config: RiskConfig) -> Ri
 def score_and_explain(
     inputs: RiskInputs, as_of: date, config: RiskConfig, previous: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """Scores (tasks.risk_scoring) with the change since the previous run."""
-    scores = explain_changes(score_accounts(**vars(inputs), as_of=as_of, config=config), previous)
+    """Scores (tasks.risk_scoring) with the change since the previous run, and the owner's
+    name (tasks.owners)."""
+    frames = {name: frame for name, frame in vars(inputs).items() if name != "users"}
+    scores = explain_changes(score_accounts(**frames, as_of=as_of, config=config), previous)
+    scores.insert(
+        scores.columns.get_loc("owner_id") + 1,
+        "owner_name",
+        owner_names(scores["owner_id"], inputs.users),
+    )
     tiers = scores["tier"].value_counts().to_dict()
     get_run_logger().info(
         "Scored %d accounts: %s; %d newly at risk",
@@ -183,7 +194,7 @@ def risk_markdown(
             was = row.previous_tier if isinstance(row.previous_tier, str) else "new"
             lines.append(
                 f"| {md_cell(row.account_name)} ({md_cell(row.account_id)}) "
-                f"| {md_cell(row.owner_id)} | {row.score} | {was} | {md_cell(row.reasons)} |"
+                f"| {md_cell(_owner(row))} | {row.score} | {was} | {md_cell(row.reasons)} |"
             )
     capped = scores[scores["cap"] != ""] if "cap" in scores.columns else scores.iloc[:0]
     lines += ["", f"## Capped by critical signals ({len(capped)})", ""]
@@ -202,6 +213,11 @@ def risk_markdown(
     if out_dir is not None:
         lines += ["", f"All scores: `{out_dir / 'at_risk.csv'}`"]
     return "\n".join(lines) + "\n"
+
+
+def _owner(row: object) -> object:
+    """The owner's name (scores from before owner names carry only the id)."""
+    return getattr(row, "owner_name", None) or row.owner_id  # type: ignore[attr-defined]
 
 
 @task(name="publish-risk", cache_policy=NO_CACHE)

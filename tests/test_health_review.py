@@ -25,6 +25,7 @@ def sections(tiers: pd.DataFrame | None) -> str:
         as_of=as_of,
         contract_statuses=["Activated"],
         hygiene=hygiene_config(SHIPPED_CONFIG_DIR),
+        users=demo.users(),
     )
 
 
@@ -34,10 +35,12 @@ def test_revenue_at_risk_from_stored_tiers_and_hygiene_counts() -> None:
     tiers = pd.DataFrame({"account_id": [planted], "tier": ["at_risk"]})
     text = sections(tiers)
     assert "## Revenue at risk (annualised contract value)" in text
-    name = demo.accounts().set_index("account_id").loc[planted, "name"]
-    assert f"| {name} ({planted}) | — | — |" in text
+    account = demo.accounts().set_index("account_id").loc[planted]
+    owner = demo.users().set_index("user_id").loc[account["owner_id"], "name"]
+    assert f"| {account['name']} ({planted}) | {owner} | — | — |" in text  # names, not 005… ids
     assert "## CRM hygiene" in text
     assert "| opportunity_past_close | 1 |" in text
+    assert "| inactive_owner | 1 |" in text
     assert "| account_without_stripe | 2 |" in text
 
 

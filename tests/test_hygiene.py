@@ -86,12 +86,55 @@ def test_contracts_past_end_and_without_owner() -> None:
     ]
 
 
-def test_inactive_owners_need_a_users_frame() -> None:
+def test_records_owned_by_an_inactive_user() -> None:
+    # Users as Salesforce's User object gives them (Id, Name, IsActive), mapped to `users`.
+    users = frame(
+        "users",
+        [
+            {"user_id": "005U1", "name": "Avery Chen", "is_active": True, "email": None},
+            {"user_id": "005GONE", "name": "Drew Former", "is_active": False, "email": None},
+        ],
+    )
     book = clean_book()
-    users = pd.DataFrame({"user_id": ["005U1"], "is_active": [False]})
+    book["accounts"] = frame(
+        "accounts",
+        [
+            account("001A", stripe_customer_id="cus_A", name="Acme", owner_id="005GONE"),
+            account("001B", name="Globex"),
+        ],
+    )
+    book["contracts"] = frame(
+        "contracts",
+        [
+            contract("800A", "001A", end_date="2027-12-31", owner_id="005GONE"),
+            contract("800B", "001B"),
+            # An expired contract needs no one to work it.
+            contract("800X", "001B", status="Expired", end_date="2026-10-31", owner_id="005GONE"),
+        ],
+    )
+    book["opportunities"] = frame(
+        "opportunities",
+        [
+            opportunity("006O", close_date=pd.Timestamp("2026-12-31"), owner_id="005GONE"),
+            opportunity(
+                "006C",
+                close_date=pd.Timestamp("2026-10-01"),
+                is_closed=True,
+                stage="Closed Won",
+                owner_id="005GONE",
+            ),
+        ],
+    )
     out = hygiene_report(**book, as_of=AS_OF, config=CONFIG, users=users)
-    assert set(out["record_id"]) == {"800A", "800B"}
-    assert set(out["detail"]) == {"owner 005U1 is inactive or unknown"}
+    inactive = out[out["check"] == "inactive_owner"]
+    assert sorted(zip(inactive["object"], inactive["record_id"], strict=True)) == [
+        ("Account", "001A"),
+        ("Contract", "800A"),
+        ("Opportunity", "006O"),
+    ]
+    assert set(inactive["detail"]) == {"owner Drew Former (005GONE) is inactive"}
+    # Without users nothing can be said about owners' status; an unknown owner is no alarm.
+    assert "inactive_owner" not in set(hygiene_report(**book, as_of=AS_OF, config=CONFIG)["check"])
 
 
 def test_duplicates_by_stripe_customer_name_and_domain() -> None:
@@ -157,6 +200,7 @@ def test_the_demo_book_plants_one_case_of_each_check() -> None:
         opportunities=demo.opportunities(),
         as_of=as_of,
         config=hygiene_config(SHIPPED_CONFIG_DIR),
+        users=demo.users(),
     )
     planted = demo.health_plants()
     found = set(zip(out["check"], out["record_id"], strict=True))
@@ -164,6 +208,7 @@ def test_the_demo_book_plants_one_case_of_each_check() -> None:
     assert ("customer_without_account", "cus_orphan00001") in found
     assert ("active_contract_past_end", planted["past_end_contract"]) in found
     assert ("contract_without_owner", planted["ownerless_contract"]) in found
+    assert ("inactive_owner", planted["inactive_owner"]) in found
     assert ("duplicate_account", planted["duplicate"]) in found
     assert ("opportunity_past_close", planted["stale_opportunity"]) in found
     counts = hygiene_counts(out)

@@ -93,8 +93,8 @@ def test_top_accounts_are_ranked_within_their_currency() -> None:
     lines = revenue_markdown(revenue_by_tier(SCORES, values), top)
     text = "\n".join(lines)
     assert "| at_risk | JPY | 1 | JPY 180,000 | 100.0% |" in text
-    assert "| Acme \\| Co (001A) | 40 | — | USD 10,800.00 |" in text  # the pipe is escaped
-    assert "| Globex (001B) | 73 | at_risk | JPY 180,000 |" in text
+    assert "| Acme \\| Co (001A) | — | 40 | — | USD 10,800.00 |" in text  # the pipe is escaped
+    assert "| Globex (001B) | — | 73 | at_risk | JPY 180,000 |" in text
 
 
 def test_risk_md_carries_the_section_and_an_empty_book_says_so() -> None:
