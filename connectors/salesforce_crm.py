@@ -38,6 +38,7 @@ from simple_salesforce.exceptions import (
 )
 
 from revops.config import FieldMapping, field_mapping
+from revops.connectors.page_log import PageLog
 from revops.connectors.salesforce_lines import (
     contract_lines_from_records,
     line_objects,
@@ -324,7 +325,9 @@ class SalesforceCrm(SalesforceWrites):
     ) -> Iterator[dict[str, Any]]:
         """REST query pages (2,000 records) by nextRecordsUrl (queryAll: with deleted ones)."""
         page = self._call(what, lambda sf: sf.query(soql, include_deleted=include_deleted))
+        pages = PageLog("Salesforce", what)
         while True:
+            pages.page(len(page["records"]), page.get("totalSize"))
             yield from page["records"]
             if page.get("done", True):
                 return
@@ -346,8 +349,11 @@ class SalesforceCrm(SalesforceWrites):
                 )
             )
 
+        pages = PageLog("Salesforce", f"Bulk 2.0 query of {sobject}")
         for page in self._call(f"the Bulk 2.0 query of {sobject}", run):
-            yield from csv.DictReader(io.StringIO(page))
+            rows = list(csv.DictReader(io.StringIO(page)))
+            pages.page(len(rows))
+            yield from rows
 
 
 def _sf_message(exc: SalesforceError) -> str:

@@ -20,6 +20,7 @@ import pandas as pd
 import stripe
 
 from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow
+from revops.connectors.page_log import PageLog
 from revops.connectors.rate_limits import limiter_for
 from revops.connectors.stripe_billing_config import StripeConfig, StripeSettings, stripe_config
 from revops.connectors.stripe_billing_http import ResilientHTTPClient
@@ -330,9 +331,11 @@ class StripeBilling:
         """Pages of plain dicts, following starting_after while has_more."""
         service = getattr(self.client.v1, object_type)
         params = dict(params)
+        pages = PageLog("Stripe", f"{object_type} list")
         while True:
             page = self._call(f"{object_type} list", lambda: service.list(params))
             objects = [item.to_dict(for_json=True) for item in page.data]
+            pages.page(len(objects))
             if object_type in ("invoices", "credit_notes"):
                 for record in objects:
                     self._complete_lines(record, object_type)
