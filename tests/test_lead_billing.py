@@ -115,7 +115,7 @@ def test_renewals_with_open_findings_carry_them_and_are_flagged_in_leads_md() ->
     assert renewal["reason"].endswith("; billing exceptions open: missing_invoice")
     markdown = leads_markdown(leads, AS_OF, "demo", True, None)
     assert "## Renewals with open billing exceptions (1)" in markdown
-    assert "| 001A | 800C | 2026-12-31 | missing\\_invoice | created |" in markdown
+    assert "| 001A | 005U1 | 800C | 2026-12-31 | missing\\_invoice | created |" in markdown
     clean = leads_markdown(run(), AS_OF, "demo", True, None)
     assert "open billing exceptions" not in clean
 
