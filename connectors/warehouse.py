@@ -220,6 +220,18 @@ run_outputs = sa.Table(
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The same for the other flows that publish files and warehouse rows (risk, leads): keyed by
+# flow and run key, written in the transaction of the run's rows.
+flow_outputs = sa.Table(
+    "flow_outputs",
+    metadata,
+    sa.Column("flow", sa.String(32), primary_key=True),
+    sa.Column("run_key", sa.String(120), primary_key=True),
+    sa.Column("out_dir", sa.Text, nullable=False),
+    sa.Column("folder", sa.Text, nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 300
 
 
@@ -323,15 +335,19 @@ class Warehouse:
 
     def published_folder(self, out_dir: Path) -> Path | None:
         """The run folder of the newest run published to `out_dir`; None when none was."""
-        query = (
-            sa.select(run_outputs.c.folder)
-            .where(run_outputs.c.out_dir == str(out_dir.resolve()))
-            .order_by(run_outputs.c.published_at.desc())
-            .limit(1)
-        )
+        newest = []
         with self.engine.connect() as conn:
-            name = conn.execute(query).scalar_one_or_none()
-        return None if name is None else out_dir / "runs" / name
+            for table in (run_outputs, flow_outputs):
+                query = (
+                    sa.select(table.c.published_at, table.c.folder)
+                    .where(table.c.out_dir == str(out_dir.resolve()))
+                    .order_by(table.c.published_at.desc())
+                    .limit(1)
+                )
+                newest += conn.execute(query).all()
+        if not newest:
+            return None
+        return out_dir / "runs" / max(newest, key=lambda row: row.published_at).folder
 
     def run_folder(self, run_id: str) -> Path | None:
         """Where run `run_id`'s files were published; None when not recorded."""
@@ -378,8 +394,10 @@ class Warehouse:
         scores: pd.DataFrame,
         counts: dict[str, int],
         flow_run_id: str | None = None,
+        folder: Path | None = None,
     ) -> None:
-        """Replace risk run `run_id` and its scores, in one transaction."""
+        """Replace risk run `run_id` and its scores, in one transaction; with `folder`, the
+        run folder holding its files (revops.publishing)."""
         now = datetime.now(UTC)
         with self.transaction() as conn:
             _serialise_run_writes(conn, run_id)
@@ -402,6 +420,7 @@ class Warehouse:
             )
             rows = scores[["account_id", *RISK_SCORE_COLUMNS]].assign(run_id=run_id, as_of=as_of)
             _insert_frame(conn, risk_scores, rows)
+            _record_folder(conn, "risk", run_id, folder, now)
 
     def previous_scores(self, source: str, as_of: date) -> pd.DataFrame | None:
         """The scores of the newest risk run of `source` before `as_of`; None when none."""
@@ -565,9 +584,12 @@ class Warehouse:
         dry_run: bool,
         counts: dict[str, int],
         flow_run_id: str | None = None,
+        folder: Path | None = None,
     ) -> None:
-        """Record a lead handoff's counts per kind and action (one row per as-of and source)."""
+        """Record a lead handoff's counts per kind and action (one row per as-of and source);
+        with `folder`, the run folder holding its files (revops.publishing)."""
         key = f"{source}:{as_of.isoformat()}:{'dry' if dry_run else 'live'}"
+        now = datetime.now(UTC)
         with self.transaction() as conn:
             conn.execute(lead_runs.delete().where(lead_runs.c.run_key == key))
             conn.execute(
@@ -579,9 +601,10 @@ class Warehouse:
                     "source": source,
                     "dry_run": dry_run,
                     "counts": json.dumps(counts, sort_keys=True),
-                    "updated_at": datetime.now(UTC),
+                    "updated_at": now,
                 },
             )
+            _record_folder(conn, "leads", key, folder, now)
 
     def lead_runs_between(self, source: str, start: date, end: date) -> pd.DataFrame:
         """Lead handoffs of `source` with start < as_of <= end, counts as columns."""
@@ -618,6 +641,18 @@ def _insert_frame(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> Non
                 record[key] = value.date()
     for start in range(0, len(records), 5_000):
         conn.execute(table.insert(), records[start : start + 5_000])
+
+
+def _record_folder(
+    conn: Connection, flow: str, run_key: str, folder: Path | None, now: datetime
+) -> None:
+    """Name `folder` (out_dir/runs/<name>) as where a flow's run published its files."""
+    if folder is None:
+        return
+    key = (flow_outputs.c.flow == flow) & (flow_outputs.c.run_key == run_key)
+    conn.execute(flow_outputs.delete().where(key))
+    row = {"flow": flow, "run_key": run_key, "published_at": now, "folder": folder.name}
+    conn.execute(flow_outputs.insert(), row | {"out_dir": str(folder.parent.parent.resolve())})
 
 
 def _serialise_run_writes(conn: Connection, run_id: str) -> None:

@@ -18,6 +18,7 @@ from revops.tasks.risk_tasks import (
     extract_risk_inputs,
     load_previous_scores,
     publish_risk,
+    risk_artifacts,
     risk_run_id,
     score_and_explain,
 )
@@ -41,7 +42,7 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
     previous = load_previous_scores(settings.database_url, sources.label, as_of)
     scores = score_and_explain(inputs, as_of, config, previous)
     run_id = risk_run_id(as_of, sources.label, config, inputs)
-    paths = publish_risk(
+    landed = publish_risk(
         scores,
         run_id,
         as_of,
@@ -53,6 +54,7 @@ def flag_at_risk(params: RiskParams) -> dict[str, Any]:
         contract_statuses=config.active_contract_statuses,
         fx=fx,
     )
+    paths = risk_artifacts(landed, scores, as_of, sources.label, params.output_dir())
     written = None
     if sources.crm_writer is not None:
         # After the outputs and history have landed: a CRM outage does not lose the scores.

@@ -19,12 +19,15 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
 from revops.errors import InputError
+from revops.escaping import csv_safe
 
 RUNS = "runs"
 LATEST = "latest"
@@ -121,6 +124,36 @@ def publication(out_dir: Path, label: str = "run", carry: bool = False) -> Itera
     except Exception:
         pub.discard()
         raise
+
+
+def publish_whole(
+    out_dir: Path,
+    label: str,
+    files: Mapping[str, pd.DataFrame | str],
+    committed: Path | None = None,
+    commit: Callable[[Path], None] | None = None,
+) -> Path:
+    """Publish `files` (name -> frame, written as escaped CSV, or text) as one run; returns
+    its folder. The order of publish_reconciliation: stage, place, `commit(folder)` (the
+    warehouse rows naming the folder), switch `latest`.
+
+    `committed` is the folder the warehouse names as published: `latest` is first rolled
+    forward to it when a run was killed between its commit and its switch.
+    """
+    recover(out_dir, committed)
+    with publication(out_dir, label) as pub:
+        for name, content in files.items():
+            if isinstance(content, str):
+                (pub.staging / name).write_text(content, encoding="utf-8")
+            else:
+                csv_safe(content).to_csv(
+                    pub.staging / name, index=False, date_format="%Y-%m-%d", lineterminator="\n"
+                )
+        folder = pub.place()
+        if commit is not None:
+            commit(folder)
+            checkpoint("committed")
+    return folder
 
 
 def point_latest(out_dir: Path, folder: Path) -> None:

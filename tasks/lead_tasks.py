@@ -14,12 +14,12 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
-from revops.escaping import csv_safe
 from revops.frames import md_cell
 from revops.money import format_money
+from revops.publishing import publish_whole
 from revops.tasks.lead_config import LeadConfig
 from revops.tasks.lead_rules import KINDS, LEAD_COLUMNS, build_leads
-from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.outputs import source_slug
 from revops.tasks.owners import owner_names
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
@@ -217,16 +217,22 @@ def publish_leads(
     out_dir: Path,
     database_url: str | None = None,
 ) -> list[Path]:
-    """leads.csv and leads.md, landed together with the run's counts, plus artifacts."""
+    """leads.csv and leads.md, landed together with the run's counts, plus artifacts.
+
+    With a warehouse, published like publish_risk: the counts commit naming the run folder
+    after the files are placed and before `latest` switches (revops.publishing)."""
     markdown = leads_markdown(leads, as_of, source, dry_run, out_dir)
     counts = {f"{k}_{a}": int(n) for (k, a), n in leads.groupby(["kind", "action"]).size().items()}
-    with staged_outputs(out_dir) as staging:
-        if database_url:
-            Warehouse(database_url).store_lead_run(as_of, source, dry_run, counts)
-        csv_safe(leads[LEADS_CSV_COLUMNS]).to_csv(
-            staging / "leads.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n"
-        )
-        (staging / "leads.md").write_text(markdown, encoding="utf-8")
+    files = {"leads.csv": leads[LEADS_CSV_COLUMNS], "leads.md": markdown}
+    if not database_url:
+        publish_whole(out_dir, "leads", files)
+    else:
+        warehouse = Warehouse(database_url)
+
+        def commit(folder: Path) -> None:
+            warehouse.store_lead_run(as_of, source, dry_run, counts, folder=folder)
+
+        publish_whole(out_dir, "leads", files, warehouse.published_folder(out_dir), commit)
     slug = source_slug(source)
     create_markdown_artifact(
         markdown=markdown, key=f"leads-{slug}-summary", description=f"Lead handoff as of {as_of}"

@@ -15,10 +15,10 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
-from revops.escaping import csv_safe
 from revops.frames import fingerprint, md_cell
+from revops.publishing import publish_whole
 from revops.tasks.fx_rates import FxRates
-from revops.tasks.outputs import source_slug, staged_outputs
+from revops.tasks.outputs import source_slug
 from revops.tasks.owners import owner_names
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 from revops.tasks.revenue_at_risk import (
@@ -220,6 +220,17 @@ def _owner(row: object) -> object:
     return getattr(row, "owner_name", None) or row.owner_id  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class LandedRisk:
+    """What publish_risk published: the run folder and its file names, risk.md's text,
+    revenue at risk (per tier, top accounts)."""
+
+    folder: Path
+    names: list[str]
+    markdown: str
+    revenue: tuple[pd.DataFrame, pd.DataFrame] | None
+
+
 @task(name="publish-risk", cache_policy=NO_CACHE)
 def publish_risk(
     scores: pd.DataFrame,
@@ -232,12 +243,15 @@ def publish_risk(
     contracts: pd.DataFrame | None = None,
     contract_statuses: list[str] | None = None,
     fx: FxRates | None = None,
-) -> list[Path]:
-    """at_risk.csv and risk.md, the score history, and the run's artifacts; all or nothing.
+) -> LandedRisk:
+    """at_risk.csv and risk.md with the score history; all or nothing.
 
-    With `contracts`, revenue at risk (tasks.revenue_at_risk) goes into risk.md, the
-    artifacts and revenue_at_risk.csv (value per tier and currency); with `fx` (dated rates)
-    also per tier in the reporting currency (revenue_at_risk_reporting_currency.csv).
+    Published like a reconciliation (revops.publishing.publish_whole): files staged, renamed
+    into their run folder, the warehouse commits the scores naming that folder, then
+    `latest` is switched; a kill between commit and switch is rolled forward by the next run.
+    With `contracts`, revenue at risk (tasks.revenue_at_risk) goes into risk.md and
+    revenue_at_risk.csv (value per tier and currency); with `fx` (dated rates) also per tier
+    in the reporting currency (revenue_at_risk_reporting_currency.csv).
     """
     revenue = reporting = None
     if contracts is not None:
@@ -248,33 +262,43 @@ def publish_risk(
     markdown = risk_markdown(scores, as_of, source, out_dir, revenue, reporting)
     counts = {f"tier_{t}": int((scores["tier"] == t).sum()) for t in TIERS}
     counts["newly_at_risk"] = int(scores["newly_at_risk"].sum())
-    with staged_outputs(out_dir) as staging:
-        csv_safe(scores[AT_RISK_COLUMNS]).to_csv(
-            staging / "at_risk.csv", index=False, lineterminator="\n"
-        )
-        (staging / "risk.md").write_text(markdown, encoding="utf-8")
-        if revenue is not None:
-            csv_safe(revenue[0]).to_csv(
-                staging / "revenue_at_risk.csv", index=False, lineterminator="\n"
-            )
-        if reporting is not None:
-            csv_safe(reporting).to_csv(staging / REPORTING_CSV, index=False, lineterminator="\n")
-        Warehouse(database_url).store_risk(run_id, as_of, source, scores, counts, flow_run_id)
+    files: dict[str, pd.DataFrame | str] = {
+        "at_risk.csv": scores[AT_RISK_COLUMNS],
+        "risk.md": markdown,
+    }
+    if revenue is not None:
+        files["revenue_at_risk.csv"] = revenue[0]
+    if reporting is not None:
+        files[REPORTING_CSV] = reporting
+    warehouse = Warehouse(database_url)
+
+    def commit(folder: Path) -> None:
+        warehouse.store_risk(run_id, as_of, source, scores, counts, flow_run_id, folder)
+
+    folder = publish_whole(out_dir, run_id, files, warehouse.published_folder(out_dir), commit)
+    return LandedRisk(folder, list(files), markdown, revenue)
+
+
+@task(name="risk-artifacts", cache_policy=NO_CACHE)
+def risk_artifacts(
+    landed: LandedRisk, scores: pd.DataFrame, as_of: date, source: str, out_dir: Path
+) -> list[Path]:
+    """The published run's artifacts (summary, accounts, revenue at risk per tier); returns
+    its files under their stable names in `out_dir`."""
     slug = source_slug(source)
     create_markdown_artifact(
-        markdown=markdown, key=f"risk-{slug}-summary", description=f"Customer health as of {as_of}"
+        markdown=landed.markdown,
+        key=f"risk-{slug}-summary",
+        description=f"Customer health as of {as_of}",
     )
     table = json.loads(scores[AT_RISK_COLUMNS].head(500).to_json(orient="records"))
     create_table_artifact(
         table=table, key=f"risk-{slug}-accounts", description=f"{len(scores)} accounts, worst first"
     )
-    if revenue is not None:
+    if landed.revenue is not None:
         create_table_artifact(
-            table=json.loads(revenue[0].to_json(orient="records")),
+            table=json.loads(landed.revenue[0].to_json(orient="records")),
             key=f"risk-{slug}-revenue",
             description=f"Annualised contract value per tier and currency as of {as_of}",
         )
-    names = ["at_risk.csv", "risk.md"]
-    names += ["revenue_at_risk.csv"] if revenue is not None else []
-    names += [REPORTING_CSV] if reporting is not None else []
-    return [out_dir / name for name in names]
+    return [out_dir / name for name in landed.names]
