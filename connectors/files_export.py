@@ -56,6 +56,7 @@ def write_export(
     disputes: pd.DataFrame | None = None,
     cases: pd.DataFrame | None = None,
     opportunities: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
     usage: pd.DataFrame | None = None,
     contract_lines: pd.DataFrame | None = None,
     credit_notes: pd.DataFrame | None = None,
@@ -77,7 +78,13 @@ def write_export(
         raise ValueError("invoice_lines are written inside their invoices: pass invoices too")
     mapping = mapping or field_mapping()
     texts: dict[str, str] = {}
-    crm = {"Account": accounts, "Contract": contracts, "Case": cases, "Opportunity": opportunities}
+    crm = {
+        "Account": accounts,
+        "Contract": contracts,
+        "Case": cases,
+        "Opportunity": opportunities,
+        "User": users,
+    }
     for sobject, frame in crm.items():
         if frame is not None:
             texts[f"{sobject}.csv"] = crm_csv(sobject, frame, mapping)

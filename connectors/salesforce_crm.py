@@ -228,6 +228,10 @@ class SalesforceCrm(SalesforceWrites):
     def opportunities(self) -> pd.DataFrame:
         return self._frame("Opportunity")
 
+    def users(self) -> pd.DataFrame:
+        """Canonical `users` from User (who owns accounts, contracts, opportunities)."""
+        return self._frame("User")
+
     def contract_lines(self) -> pd.DataFrame:
         """Canonical `contract_lines` from Order + OrderItem, or CPQ's SBQQ__Subscription__c
         (configs/fields.yaml `contract_lines`), read incrementally like the other objects."""

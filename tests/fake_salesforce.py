@@ -42,6 +42,7 @@ ID_PREFIX = {
     "Task": "00T",
     "Order": "801",
     "OrderItem": "802",
+    "User": "005",
 }
 _ids = itertools.count(1)
 # Standard fields of the objects the flows write (a real org has many more).
@@ -62,6 +63,8 @@ STANDARD_FIELDS = {
         "OwnerId",
     },
     "Task": {"Subject", "WhatId", "OwnerId", "ActivityDate", "Priority", "Status", "Description"},
+    # Salesforce's User (Object Reference: User; a few of its many standard fields).
+    "User": {"Name", "FirstName", "LastName", "Username", "Email", "IsActive", "UserType"},
     # Salesforce's Order and OrderItem (Object Reference: Order, OrderItem; CurrencyIsoCode
     # only in multi-currency orgs, as here).
     "Order": {
@@ -654,7 +657,7 @@ _NUMBERS = {
     "SBQQ__Quantity__c",
     "SBQQ__NetPrice__c",
 }
-_BOOLEANS = {"Auto_Renew__c", "IsClosed"}
+_BOOLEANS = {"Auto_Renew__c", "IsClosed", "IsActive"}
 
 
 def seed_from_frame(org: FakeOrg, sobject: str, frame: Any, when: datetime | None = None) -> None:

@@ -180,7 +180,10 @@ def test_the_export_reconciles_to_the_same_findings(
     as_of = demo_source.as_of
     written = export_demo(demo_source, tmp_path, date(2026, 1, 1), as_of, shape)  # type: ignore[arg-type]
     names = {p.name for p in written}
-    assert {"Order.csv", "OrderItem.csv", "credit_notes.jsonl", "charges.jsonl"} <= names
+    assert {"Order.csv", "OrderItem.csv", "User.csv", "credit_notes.jsonl"} <= names
+    assert "charges.jsonl" in names
+    # The owners keep their names (and the inactive one stays inactive) through the files.
+    pd.testing.assert_frame_equal(FilesSource(tmp_path).users(), demo_source.users())
     orders = pd.read_csv(tmp_path / "Order.csv", dtype=str)
     assert orders["ContractId"].duplicated().sum() == 2, "the two amendments are Orders too"
     charges = [json.loads(x) for x in (tmp_path / "charges.jsonl").read_text().splitlines()]

@@ -54,6 +54,7 @@ def read_back(folder: Path) -> Frames:
         "disputes": files.disputes(),
         "cases": files.cases(),
         "opportunities": files.opportunities(),
+        "users": files.users(),
         "usage": files.usage(date(2000, 1, 1), date(2100, 1, 1)),
         "contract_lines": files.contract_lines(),
     }

@@ -114,6 +114,72 @@ def test_demo_book_round_trips_through_the_rest_api(
     assert all("FROM" in q for q in org.queries)
 
 
+# Salesforce's User object as Data Loader exports it (Object Reference: User): 18-character
+# ids, IsActive true/false, an empty Email, a column the field map does not read (Username).
+USER_CSV = (
+    "Id,Name,IsActive,Email,Username\n"
+    "005000000000001AAA,Avery Chen,true,avery@acme.example,avery@acme.example.prod\n"
+    "005000000000002AAA,Drew Former,false,,drew@acme.example.prod\n"
+    '005000000000003AAA,"O\'Neil, Pat",true,pat@acme.example,pat@acme.example.prod\n'
+)
+
+
+def test_live_users_equal_the_files_read_of_the_same_users(
+    org: FakeOrg, sqlite_url: str, tmp_path: Path
+) -> None:
+    from revops.connectors.files import FilesSource
+    from revops.connectors.registry import Sources
+    from tests.fake_salesforce import seed_from_csv
+
+    seed_from_csv(org, "User", USER_CSV)
+    (tmp_path / "User.csv").write_text(USER_CSV)
+    crm = connector(org, sqlite_url)
+    live = crm.users()
+    pd.testing.assert_frame_equal(by_id(live), by_id(FilesSource(tmp_path).users()))
+    assert live.set_index("user_id")["is_active"].to_dict() == {
+        "005000000000001AAA": True,
+        "005000000000002AAA": False,
+        "005000000000003AAA": True,
+    }
+    # Described and read like the other objects: describe + COUNT() + one page.
+    assert crm.calls["GET sobjects"] == 1
+    assert any("FROM User" in q and "IsActive" in q and "Username" not in q for q in org.queries)
+    # The flows reach the live users through Sources.users() (UserSource).
+    sources = Sources(billing=FilesSource(tmp_path), crm=crm, usage=FilesSource(tmp_path))
+    pd.testing.assert_frame_equal(sources.users(), live)
+
+    # Incremental: a second read asks only for what changed since the stored cursor.
+    org.queries.clear()
+    connector(org, sqlite_url).users()
+    assert [q for q in org.queries if "FROM User" in q]
+    assert all("SystemModstamp >" in q for q in org.queries if "FROM User" in q)
+
+
+def test_an_inactive_owner_shows_in_hygiene_through_the_live_source(
+    org: FakeOrg, demo_source: DemoSource, sqlite_url: str
+) -> None:
+    from revops.config import SHIPPED_CONFIG_DIR
+    from revops.tasks.hygiene import hygiene_config, hygiene_report
+
+    seed_demo(org, demo_source)
+    seed_from_frame(org, "User", demo_source.users())
+    crm = connector(org, sqlite_url)
+    users = crm.users()
+    pd.testing.assert_frame_equal(by_id(users), by_id(demo_source.users()), check_dtype=False)
+    out = hygiene_report(
+        accounts=crm.accounts(),
+        contracts=crm.contracts(),
+        customers=demo_source.customers(),
+        opportunities=crm.opportunities(),
+        as_of=demo_source.as_of,
+        config=hygiene_config(SHIPPED_CONFIG_DIR),
+        users=users,
+    )
+    inactive = out[out["check"] == "inactive_owner"]
+    assert demo_source.health_plants()["inactive_owner"] in set(inactive["record_id"])
+    assert inactive["detail"].str.contains("Drew Former").all()
+
+
 def test_query_pages_follow_next_records_url_at_the_floor(org: FakeOrg, sqlite_url: str) -> None:
     add_accounts(org, 4_500)
     crm = connector(org, sqlite_url)
