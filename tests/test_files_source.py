@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +24,10 @@ from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
 from revops.errors import InputError, InputErrors
 from revops.frames import conform, empty_frame, validate_frame
-from revops.tasks.credits import CREDIT_FRAMES
+from revops.tasks.credits import CREDIT_FRAMES, Credits
 from revops.tasks.reconciliation import ReconciliationInput, reconcile
 from revops.tasks.reconciliation_config import reconciliation_config
-from tests.builders import account, contract, customer, frame, invoice, line
+from tests.builders import account, contract, customer, export_demo, frame, invoice, line
 
 SHAPES = ["current", "legacy"]
 USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
@@ -543,17 +543,30 @@ def test_jsonl_blank_lines_are_skipped_but_counted(tmp_path: Path, book: Path) -
 
 
 @pytest.mark.prefect
+@pytest.mark.parametrize("shape", SHAPES)
 def test_reconciling_the_export_finds_what_the_demo_finds(
-    demo_source: DemoSource, demo_export: Path
+    demo_source: DemoSource, tmp_path: Path, shape: str
 ) -> None:
+    # Every file of the export (lines, credit notes, charges), as `revops demo-export` writes it.
+    demo_export = export_demo(demo_source, tmp_path, shape)
+
+    # Read as the flow reads a book: Stripe's current invoice shape carries no usage_type, so
+    # a metered line is known as usage only through its contract line.
     def findings(source: DemoSource | FilesSource) -> pd.DataFrame:
         invoices, lines = source.invoices()
+        window = demo_source.window
         data = ReconciliationInput(
-            source.accounts(), source.contracts(), source.customers(), invoices, lines
+            source.accounts(),
+            source.contracts(),
+            source.customers(),
+            invoices,
+            lines,
+            contract_lines=source.contract_lines(),
+            usage=source.usage(window.start, window.end + timedelta(days=366)),
+            subscriptions=source.subscriptions(),
+            credits=Credits(**source.money_given_back()),
         )
-        return reconcile(
-            data, demo_source.window, demo_source.as_of, reconciliation_config()
-        ).findings
+        return reconcile(data, window, demo_source.as_of, reconciliation_config()).findings
 
     pd.testing.assert_frame_equal(findings(FilesSource(demo_export)), findings(demo_source))
 
