@@ -153,7 +153,7 @@ FORMS = {
         ADVANCED,
     ),
     "migrate-accounts": (
-        [*MIGRATION, ("as_of", "As of"), *TAIL],
+        [*MIGRATION, ("as_of", "As of"), ("rolled_back", "Rolled-back accounts"), *TAIL],
         [*MIGRATION_ADVANCED, ("demo_size", "Demo book size"), ("demo_seed", "Demo book seed")],
     ),
     "rollback-migration": (MIGRATION + TAIL, MIGRATION_ADVANCED),

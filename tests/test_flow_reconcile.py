@@ -26,8 +26,8 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     summary = reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(out)))
 
     assert summary["period"] == "2026-10"
-    files = ["matched.csv", "reconciliation.csv", "reconciliation.xlsx", "report.html"]
-    files.append("summary.md")
+    files = ["decisions_template.csv", "matched.csv", "reconciliation.csv"]
+    files += ["reconciliation.xlsx", "report.html", "summary.md"]
     # The run's own folder, `latest` pointing at it, and a stable link per file.
     assert sorted(p.name for p in out.iterdir()) == sorted([*files, "latest", "runs"])
     (folder,) = (out / "runs").iterdir()
