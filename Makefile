@@ -21,9 +21,11 @@ install: $(STAMP)
 demo: install
 	$(DEMO_ENV) $(BIN)/revops demo
 
-# Everything CI runs: the lint (style and the layer contract), then every test tier.
+# Everything CI runs: the lint (style and the layer contract), then every test tier, on two
+# workers (most tests wait on a server or a subprocess; each test module stays on one worker
+# so its module fixtures start once).
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The pure tier: domain logic, mappings, file parsing; no Prefect, PostgreSQL or servers.
 test-fast: install
