@@ -204,8 +204,9 @@ def test_the_nightly_parts_share_one_read_of_salesforce(
     describes = [p for m, p in org.log if m == "GET" and p.endswith("/describe")]
     assert sorted(describes) == sorted(
         f"/services/data/v62.0/sobjects/{o}/describe"
-        # Order and OrderItem: reconciliation reads contract lines (configs/fields.yaml).
-        for o in ("Account", "Contract", "Case", "Opportunity", "Order", "OrderItem")
+        # Order and OrderItem: reconciliation reads contract lines (configs/fields.yaml); User:
+        # owner names and the inactive-owner check. Each once a night.
+        for o in ("Account", "Contract", "Case", "Opportunity", "Order", "OrderItem", "User")
     )
     # Risk wrote the health fields; leads still landed their opportunities.
     assert results["risk"]["crm_writeback"]["Account health"] == {

@@ -68,7 +68,7 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     assert f"runs/{folder.name}/report.html" in artifacts["reconciliation-demo-report"].data
     table = artifacts["reconciliation-demo-exceptions"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert len(rows) == 14
+    assert len(rows) == len(findings)
     assert {r["code"] for r in rows} == set(findings["code"])
     assert "# Reconciliation 2026-10" in artifacts["reconciliation-demo-summary"].data
 
