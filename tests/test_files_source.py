@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +24,9 @@ from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
 from revops.errors import InputError, InputErrors
 from revops.frames import conform, empty_frame, validate_frame
-from revops.tasks.credits import CREDIT_FRAMES, Credits
-from revops.tasks.reconciliation import ReconciliationInput, reconcile
-from revops.tasks.reconciliation_config import reconciliation_config
+from revops.tasks.credits import CREDIT_FRAMES
 from tests.builders import account, contract, customer, export_demo, frame, invoice, line
+from tests.test_demo import reconcile_demo
 
 SHAPES = ["current", "legacy"]
 USAGE_FROM, USAGE_TO = date(2026, 8, 1), date(2026, 11, 23)
@@ -550,23 +549,10 @@ def test_reconciling_the_export_finds_what_the_demo_finds(
     # Every file of the export (lines, credit notes, charges), as `revops demo-export` writes it.
     demo_export = export_demo(demo_source, tmp_path, shape)
 
-    # Read as the flow reads a book: Stripe's current invoice shape carries no usage_type, so
-    # a metered line is known as usage only through its contract line.
+    # Read as the flow reads a book (lines, usage, subscriptions, money given back): Stripe's
+    # current invoice shape carries no usage_type, so a metered line is usage by its contract line.
     def findings(source: DemoSource | FilesSource) -> pd.DataFrame:
-        invoices, lines = source.invoices()
-        window = demo_source.window
-        data = ReconciliationInput(
-            source.accounts(),
-            source.contracts(),
-            source.customers(),
-            invoices,
-            lines,
-            contract_lines=source.contract_lines(),
-            usage=source.usage(window.start, window.end + timedelta(days=366)),
-            subscriptions=source.subscriptions(),
-            credits=Credits(**source.money_given_back()),
-        )
-        return reconcile(data, window, demo_source.as_of, reconciliation_config()).findings
+        return reconcile_demo(demo_source, source=source).findings
 
     pd.testing.assert_frame_equal(findings(FilesSource(demo_export)), findings(demo_source))
 
