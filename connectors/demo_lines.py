@@ -23,6 +23,7 @@ reconciler's: this is an oracle. The kinds (`LINE_PLANT_CODES`, codes () = must 
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -32,7 +33,6 @@ import pandas as pd
 
 from revops.connectors.demo_common import TAX_BP, DemoSpec, half_up, metered_events, sf_ids
 from revops.errors import ConfigError
-from revops.periods import add_months
 
 LINE_PLANT_CODES: dict[str, tuple[str, ...]] = {
     "multi": (),
@@ -273,7 +273,9 @@ def _window_period(start: date, window_start: date) -> date:
 
 def add_month(day: date, k: int) -> date:
     """`day` + k months, clamped to the month's end (the Stripe billing anchor rule)."""
-    return add_months(pd.Series([pd.Timestamp(day)]), k).iloc[0].date()
+    index = day.year * 12 + day.month - 1 + k
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def _in_force(line: Line, lines: list[Line], day: date) -> bool:

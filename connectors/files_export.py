@@ -29,6 +29,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -69,15 +70,18 @@ def write_export(
     """Write the given canonical frames (None = skip) into `folder`; the paths written.
 
     Credit grants are written inside the invoices, refunds inside the charges, credit notes
-    (with their lines) as credit_notes.jsonl. Every file's content is built before any is
-    written, and each file is replaced atomically, so a failure leaves the folder as it was.
+    (with their lines) as credit_notes.jsonl. Invoices, charges and usage are built and
+    written a chunk at a time; every file goes to a temporary first and all are renamed only
+    once every one is whole, so a failure leaves the folder as it was.
     """
     if invoice_shape not in ("current", "legacy"):
         raise ValueError(f"invoice_shape must be 'current' or 'legacy', not {invoice_shape!r}")
     if invoice_lines is not None and invoices is None:
         raise ValueError("invoice_lines are written inside their invoices: pass invoices too")
     mapping = mapping or field_mapping()
-    texts: dict[str, str] = {}
+    # Each file as its text in pieces: the large ones are built a chunk at a time while
+    # written, so a book of millions of lines is never whole in memory as text or dicts.
+    texts: dict[str, Iterable[str]] = {}
     crm = {
         "Account": accounts,
         "Contract": contracts,
@@ -87,50 +91,74 @@ def write_export(
     }
     for sobject, frame in crm.items():
         if frame is not None:
-            texts[f"{sobject}.csv"] = crm_csv(sobject, frame, mapping)
+            texts[f"{sobject}.csv"] = [crm_csv(sobject, frame, mapping)]
     if contract_lines is not None and len(contract_lines):
         if contracts is None:
             raise ValueError("contract_lines are written as orders of contracts: pass contracts")
-        texts.update(order_csvs(contract_lines, contracts, mapping))
+        texts.update(
+            {name: [text] for name, text in order_csvs(contract_lines, contracts, mapping).items()}
+        )
     if customers is not None:
-        texts["customers.jsonl"] = stripe.jsonl(map(stripe.customer, stripe.records(customers)))
+        texts["customers.jsonl"] = [stripe.jsonl(map(stripe.customer, stripe.records(customers)))]
     if subscriptions is not None:
-        texts["subscriptions.jsonl"] = stripe.jsonl(stripe.subscriptions(subscriptions))
+        texts["subscriptions.jsonl"] = [stripe.jsonl(stripe.subscriptions(subscriptions))]
     if invoices is not None:
-        texts["invoices.jsonl"] = stripe.jsonl(
-            stripe.invoices(invoices, invoice_lines, invoice_shape, credit_grants)
-        )
+        chunks = stripe.invoice_chunks(invoices, invoice_lines, invoice_shape, credit_grants)
+        texts["invoices.jsonl"] = map(stripe.jsonl, chunks)
     if charges is not None:
-        texts["charges.jsonl"] = stripe.jsonl(stripe.charges(charges, refunds))
+        texts["charges.jsonl"] = map(stripe.jsonl, stripe.charge_chunks(charges, refunds))
     if credit_notes is not None:
-        texts["credit_notes.jsonl"] = stripe.jsonl(
-            stripe.credit_notes(credit_notes, credit_note_lines)
-        )
+        texts["credit_notes.jsonl"] = [
+            stripe.jsonl(stripe.credit_notes(credit_notes, credit_note_lines))
+        ]
     if disputes is not None:
-        texts["disputes.jsonl"] = stripe.jsonl(map(stripe.dispute, stripe.records(disputes)))
+        texts["disputes.jsonl"] = [stripe.jsonl(map(stripe.dispute, stripe.records(disputes)))]
     if usage is not None:
-        texts["usage.csv"] = usage[["account_id", "date", "metric", "quantity"]].to_csv(
-            index=False, lineterminator="\n", date_format="%Y-%m-%d"
-        )
+        texts["usage.csv"] = _usage_csv(usage)
     folder.mkdir(parents=True, exist_ok=True)
-    return [_write_atomically(folder / name, text) for name, text in texts.items()]
+    return _write_all(folder, texts)
 
 
-def _write_atomically(path: Path, text: str) -> Path:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
+def _usage_csv(usage: pd.DataFrame, rows: int = 1_000_000) -> Iterator[str]:
+    columns = usage[["account_id", "date", "metric", "quantity"]]
+    for start in range(0, max(len(columns), 1), rows):
+        yield columns.iloc[start : start + rows].to_csv(
+            index=False, header=start == 0, lineterminator="\n", date_format="%Y-%m-%d"
+        )
+
+
+def _write_all(folder: Path, texts: dict[str, Iterable[str]]) -> list[Path]:
+    """Write every file to a temporary beside it, then rename each over its path: a failure
+    while any is built or written leaves the folder as it was."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for name, pieces in texts.items():
+            written.append((_write_temporary(folder / name, pieces), folder / name))
+    except BaseException:
+        for temporary, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        raise
+    for temporary, path in written:
+        os.replace(temporary, path)
+    return [path for _, path in written]
+
+
+def _write_temporary(path: Path, pieces: Iterable[str]) -> str:
+    """`pieces` written to a new temporary file beside `path`; its name."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+            for piece in pieces:
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; exports are shared files
-        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    return path
+    return temporary
 
 
 # -- Salesforce Data Loader CSVs -------------------------------------------------------------

@@ -8,9 +8,10 @@ one (`invoice.subscription`, `line.price`, `line.type`, `line.proration`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from revops.frames import INSTANT
@@ -18,6 +19,9 @@ from revops.money import minor_to_stripe
 
 InvoiceShape = Literal["current", "legacy"]
 _EPOCH = pd.Timestamp(0, tz="UTC")
+# Objects built at a time when a file is written in chunks: a chunk's dicts and text stay
+# small (tens of MB) however large the book.
+CHUNK_ROWS = 20_000
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -126,6 +130,53 @@ def invoices(
         orphans = ", ".join(sorted(lines_of)[:5])
         raise ValueError(f"invoice_lines refer to invoices that are not given: {orphans}")
     return out
+
+
+def invoice_chunks(
+    invoices_frame: pd.DataFrame,
+    lines: pd.DataFrame | None,
+    shape: InvoiceShape,
+    credit_grants: pd.DataFrame | None = None,
+    size: int | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """`invoices(...)` for `size` invoices at a time, in the same order, so a book of millions
+    of lines is never all dicts at once. Lines without their invoice raise before any chunk."""
+    size = size or CHUNK_ROWS
+    parts = _by_parent(invoices_frame["invoice_id"], lines, "invoice_id", size, "invoice_lines")
+    for start, part in zip(range(0, len(invoices_frame), size), parts, strict=True):
+        yield invoices(invoices_frame.iloc[start : start + size], part, shape, credit_grants)
+
+
+def charge_chunks(
+    frame: pd.DataFrame, refunds: pd.DataFrame | None, size: int | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """`charges(...)` for `size` charges at a time, in the same order."""
+    size = size or CHUNK_ROWS
+    parts = _by_parent(frame["charge_id"], refunds, "charge_id", size, "refunds")
+    for start, part in zip(range(0, len(frame), size), parts, strict=True):
+        yield charges(frame.iloc[start : start + size], part)
+
+
+def _by_parent(
+    parent_ids: pd.Series, children: pd.DataFrame | None, key: str, size: int, what: str
+) -> list[pd.DataFrame | None]:
+    """`children` split by the chunk of `size` parents each belongs to, order kept within a
+    chunk; a child of no parent raises (as invoices() and charges() would)."""
+    chunks = max(1, -(-len(parent_ids) // size))
+    if children is None:
+        return [None] * chunks
+    first = ~parent_ids.duplicated().to_numpy()
+    position = pd.Series(np.flatnonzero(first), index=parent_ids.to_numpy()[first])
+    at = children[key].map(position)
+    if at.isna().any():
+        orphans = sorted(set(children.loc[at.isna().to_numpy(), key]))
+        if what == "refunds":
+            raise ValueError(f"refunds refer to charges not given: {', '.join(orphans)}")
+        raise ValueError(f"{what} refer to invoices that are not given: {', '.join(orphans[:5])}")
+    chunk = at.to_numpy(dtype=np.int64) // size
+    order = np.argsort(chunk, kind="stable")
+    bounds = np.cumsum(np.bincount(chunk, minlength=chunks))[:-1]
+    return [children.iloc[rows] for rows in np.split(order, bounds)]
 
 
 def _credits(grants: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:

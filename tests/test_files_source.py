@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from revops.cli.main import app
+from revops.connectors import files_export_stripe
 from revops.connectors.base import BillingSource, CrmSource, UsageSource
 from revops.connectors.demo import DemoSource
 from revops.connectors.demo_export import demo_frames as shared_demo_frames
@@ -449,6 +450,33 @@ def test_export_replaces_files_atomically_and_leaves_no_temporaries(book: Path) 
     write_export(book, accounts=small_book()["accounts"].head(1))
     assert sorted(p.name for p in book.iterdir()) == before
     assert len(FilesSource(book).accounts()) == 1
+
+
+def test_export_written_in_chunks_is_the_same_bytes(
+    tmp_path: Path, demo_source: DemoSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Invoices and charges are built a chunk at a time; chunks of 7 cut between invoices with
+    # several lines, grants and refunds, and the files must not change.
+    demo_book = shared_demo_frames(demo_source, USAGE_FROM, USAGE_TO)
+    write_export(tmp_path / "whole", **demo_book)
+    monkeypatch.setattr(files_export_stripe, "CHUNK_ROWS", 7)
+    write_export(tmp_path / "chunked", **demo_book)
+    names = sorted(p.name for p in (tmp_path / "whole").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "chunked").iterdir())
+    for name in names:
+        assert (tmp_path / "chunked" / name).read_bytes() == (
+            tmp_path / "whole" / name
+        ).read_bytes(), name
+
+
+def test_a_failed_export_leaves_the_folder_as_it_was(book: Path, demo_source: DemoSource) -> None:
+    demo_book = shared_demo_frames(demo_source, USAGE_FROM, USAGE_TO)
+    before = {p.name: p.read_bytes() for p in book.iterdir()}
+    refunds = demo_book["refunds"].assign(charge_id="ch_nowhere")
+    # invoices.jsonl is whole (as a temporary) before the charges' refunds fail.
+    with pytest.raises(ValueError, match="refunds refer to charges not given: ch_nowhere"):
+        write_export(book, **{**demo_book, "refunds": refunds})
+    assert {p.name: p.read_bytes() for p in book.iterdir()} == before
 
 
 def test_export_refuses_lines_without_their_invoice(tmp_path: Path) -> None:
