@@ -17,11 +17,11 @@ Counting rules (also in the README, "MRR movements"):
   snapshot and is counted in no movement.
 - **Metered revenue**: Stripe items without a quantity or unit amount (metered, usage-billed)
   are not recurring revenue and are left out; overage lines are never MRR.
-- **Stripe**: an item's MRR is its unit amount x quantity scaled to a month (interval and
-  interval count; a year is 12 months, a week 52/12 of one, a day 365/12), rounded half up.
-  Stripe's list API holds no past quantities, so a subscription counts at its current price
-  from its creation to its end (canceled ones end at `current_period_end`): items added or
-  removed show, past quantity changes do not.
+- **Stripe** (tasks.mrr_stripe): an item's MRR is its unit amount x quantity scaled to a
+  month (interval and interval count; a year is 12 months, a week 52/12 of one, a day 365/12),
+  rounded half up, at the quantity and unit amount of the invoice line billing it for the
+  service period holding the month end; the item's current values only where no line does.
+  It counts from its creation to its end (canceled ones end at `current_period_end`).
 - **Currency**: every figure is per currency. Nothing is summed across currencies unless the
   user supplies dated rates (tasks.fx_rates): then a reporting-currency total per month, at
   the rate dated on or before the month end, naming the rates (tasks.mrr_report).
@@ -37,7 +37,6 @@ from pydantic import Field
 
 from revops.config import StrictConfig
 from revops.frames import require_columns
-from revops.tasks.matching import link_customers
 from revops.tasks.mrr_lines import recurring_line_mrr, usage_line_mrr
 
 MOVEMENTS: tuple[str, ...] = ("new", "expansion", "contraction", "churn", "reactivation")
@@ -60,7 +59,6 @@ COMPARE_COLUMNS = [
     "difference_minor",
 ]
 _BP = 10_000
-_MONTH_FACTOR = {"month": (1, 1), "year": (1, 12), "week": (52, 12), "day": (365, 12)}
 
 
 class MrrConfig(StrictConfig):
@@ -108,7 +106,7 @@ def contract_snapshots(
     )
     counted = contracts[contracts["status"].isin(config.counted_statuses)].reset_index(drop=True)
     recurring = recurring_line_mrr(counted, contract_lines)
-    snaps = _snapshots(
+    snaps = live_snapshots(
         recurring["account_id"].to_numpy(dtype=object),
         recurring["currency"].to_numpy(dtype=object),
         recurring["start"].to_numpy(dtype="datetime64[D]"),
@@ -122,48 +120,6 @@ def contract_snapshots(
     keys = ["account_id", "currency", "month_end"]
     total = snaps.groupby(keys, as_index=False)["mrr_minor"].sum()
     return total[total["mrr_minor"] > 0].reset_index(drop=True)
-
-
-def stripe_item_mrr_minor(subscriptions: pd.DataFrame) -> np.ndarray:
-    """Monthly value of each subscription item; -1 for metered or unpriced items."""
-    quantity = subscriptions["quantity"].astype("Int64")
-    unit = subscriptions["unit_amount_minor"].astype("Int64")
-    interval = subscriptions["interval"].astype(object).fillna("")
-    count = subscriptions["interval_count"].astype("Int64").fillna(1).to_numpy(dtype=np.int64)
-    num = interval.map(lambda i: _MONTH_FACTOR.get(i, (0, 1))[0]).to_numpy(dtype=np.int64)
-    den = interval.map(lambda i: _MONTH_FACTOR.get(i, (0, 1))[1]).to_numpy(dtype=np.int64)
-    known = (quantity.notna() & unit.notna()).to_numpy() & (num > 0)
-    gross = (unit.fillna(0) * quantity.fillna(0)).to_numpy(dtype=np.int64) * num
-    period = den * np.maximum(count, 1)
-    return np.where(known, (2 * gross + period) // (2 * period), -1)
-
-
-def stripe_snapshots(
-    subscriptions: pd.DataFrame,
-    customers: pd.DataFrame,
-    accounts: pd.DataFrame,
-    ends: pd.DatetimeIndex,
-    config: MrrConfig,
-) -> pd.DataFrame:
-    """Like contract_snapshots, from Stripe subscription items linked to CRM accounts
-    (unlinked customers keep their customer id as account_id)."""
-    subs = subscriptions[subscriptions["status"].isin(config.stripe_statuses)]
-    mrr = stripe_item_mrr_minor(subs)
-    subs, mrr = subs[mrr >= 0], mrr[mrr >= 0]
-    links = link_customers(customers, accounts, pd.Index(subs["customer_id"].unique()))
-    account = subs["customer_id"].map(links.set_index("customer_id")["account_id"])
-    account = account.fillna(subs["customer_id"]).to_numpy(dtype=object)
-    start = subs["created_at"].dt.tz_convert("UTC").dt.tz_localize(None)
-    end = subs["current_period_end"].dt.tz_convert("UTC").dt.tz_localize(None)
-    end = end.where(subs["status"].eq("canceled"))
-    return _snapshots(
-        account,
-        subs["currency"].to_numpy(dtype=object),
-        start.to_numpy(dtype="datetime64[D]"),
-        end.to_numpy(dtype="datetime64[D]"),
-        mrr,
-        ends,
-    )
 
 
 def movements(snapshots: pd.DataFrame, ends: pd.DatetimeIndex, config: MrrConfig) -> pd.DataFrame:
@@ -255,7 +211,7 @@ def compare_mrr(contracted: pd.DataFrame, stripe: pd.DataFrame, at: pd.Timestamp
     return order[COMPARE_COLUMNS].reset_index(drop=True)
 
 
-def _snapshots(
+def live_snapshots(
     account: np.ndarray,
     currency: np.ndarray,
     start: np.ndarray,
@@ -263,6 +219,8 @@ def _snapshots(
     mrr: np.ndarray,
     ends: pd.DatetimeIndex,
 ) -> pd.DataFrame:
+    """account_id, currency, month_end, mrr_minor summed per key: each row counts `mrr` on the
+    month ends from its start through its end day (inclusive; NaT: open)."""
     month_end = ends.to_numpy(dtype="datetime64[D]")
     live = (start[:, None] <= month_end[None, :]) & (
         np.isnat(end)[:, None] | (end[:, None] >= month_end[None, :])

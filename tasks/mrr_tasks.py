@@ -25,9 +25,9 @@ from revops.tasks.mrr import (
     month_ends,
     movement_summary,
     movements,
-    stripe_snapshots,
 )
 from revops.tasks.mrr_report import mrr_markdown, reporting_summary
+from revops.tasks.mrr_stripe import stripe_snapshots
 from revops.tasks.outputs import source_slug, staged_outputs
 from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
@@ -64,8 +64,16 @@ def count_mrr(
     ends = month_ends(as_of, months)
     accounts = sources.crm.accounts()
     contracted = contracted_snapshots(sources, ends, config)
+    billing = sources.billing
+    invoices, invoice_lines = billing.invoices()
     stripe = stripe_snapshots(
-        sources.billing.subscriptions(), sources.billing.customers(), accounts, ends, config
+        billing.subscriptions(),
+        billing.customers(),
+        accounts,
+        ends,
+        config,
+        invoices,
+        invoice_lines,
     )
     summary = pd.concat(
         [

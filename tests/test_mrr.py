@@ -23,9 +23,8 @@ from revops.tasks.mrr import (
     month_ends,
     movement_summary,
     movements,
-    stripe_item_mrr_minor,
-    stripe_snapshots,
 )
+from revops.tasks.mrr_stripe import stripe_item_mrr_minor, stripe_snapshots
 from tests.builders import account, contract, customer, frame, ts
 
 AS_OF = date(2026, 7, 10)  # movements for 2026-01 .. 2026-06
