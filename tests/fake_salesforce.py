@@ -147,6 +147,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     expire_session: bool = False
     method: str | None = None
+    # The org applies the request, then the connection drops before the answer: what a client
+    # sees when a load balancer or the network cuts a write Salesforce has already committed.
+    lose_answer: bool = False
 
 
 @dataclass
@@ -218,6 +221,7 @@ class _Refused(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     org: FakeOrg
+    _lose_answer = False
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -245,6 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.expire_session:
                     self.org.tokens.clear()
                     break
+                if fault.lose_answer:
+                    self._lose_answer = True
+                    self.close_connection = True
+                    break
                 if isinstance(fault.body, str):  # an HTML error page, as Salesforce's edge sends
                     headers = {"Content-Type": "text/html", **fault.headers}
                     return self._send(fault.status, None, headers, text=fault.body)
@@ -269,6 +277,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: Any, headers: dict[str, str] | None = None, text: str | None = None
     ) -> None:
+        if self._lose_answer:
+            self._lose_answer = False
+            return
         if text is None:
             payload = json.dumps(body).encode()
             content_type = "application/json;charset=UTF-8"

@@ -4,6 +4,7 @@ API: what lands in the CRM, and that a second run writes nothing (asserted on th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from revops.connectors.demo import DemoSource
 from revops.flows.flag_at_risk import RiskParams, flag_at_risk
 from revops.flows.handoff_leads import LeadsParams, handoff_leads
 from tests.conftest import DEMO_AS_OF
-from tests.fake_salesforce import FakeOrg, fake_org, seed_from_frame
+from tests.fake_salesforce import FakeOrg, Fault, fake_org, seed_from_frame
 from tests.prefect_helpers import flow_run_artifacts
 
 pytestmark = [pytest.mark.prefect, pytest.mark.servers]
@@ -126,6 +127,47 @@ def test_leads_are_upserted_once_and_a_rerun_reports_every_lead_unchanged(
     assert writes(org) == []
     assert set(again["action"]) <= {"unchanged", "skipped"}
     assert set(again.loc[again["action"] == "unchanged", "lead_key"]) == set(written["lead_key"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PATCH", "/composite/sobjects/Opportunity/RevOps_Key__c"),  # the opportunity upsert
+        ("POST", "/composite/sobjects"),  # the CSM task create: a POST is never resent
+    ],
+    ids=["opportunity-upsert", "task-create"],
+)
+def test_a_write_salesforce_applied_but_whose_answer_was_lost_is_not_doubled(
+    method: str, path: str, prefect_api: str, org: FakeOrg, tmp_path: Path
+) -> None:
+    """The worst moment to crash: Salesforce has committed the write and the answer never
+    arrives. Whatever the run then does (the adapter resends a PATCH, the task retry redoes the
+    create after looking the keys up), and a re-run after it, each lead exists once."""
+    org.faults.append(Fault(path, method=method, lose_answer=True))
+    params = LeadsParams(crm="salesforce", as_of=DEMO_AS_OF, out_dir=str(tmp_path))
+
+    handoff_leads(params, return_state=True)  # may fail or complete through its retries
+    assert not org.faults, "the lost answer happened"
+    handoff_leads(params)
+
+    leads = pd.read_csv(tmp_path / "leads.csv", dtype=str, keep_default_na=False)
+    assert set(leads["action"]) <= {"unchanged", "created", "updated", "skipped"}
+    opportunity_keys = [
+        o["RevOps_Key__c"] for o in org.records["Opportunity"] if o.get("RevOps_Key__c")
+    ]
+    assert len(opportunity_keys) == len(set(opportunity_keys))
+    task_keys = [
+        found.group(1)
+        for t in org.records.get("Task", [])
+        if (found := re.search(r"\[([^\]]+)\]$", t["Subject"]))
+    ]
+    assert task_keys and len(task_keys) == len(set(task_keys))
+    handed_off = set(leads.loc[leads["action"] != "skipped", "lead_key"])
+    assert handed_off == set(opportunity_keys) | set(task_keys)
+
+    org.log.clear()
+    handoff_leads(params)
+    assert writes(org) == []
 
 
 def test_a_leads_dry_run_against_salesforce_writes_nothing(
