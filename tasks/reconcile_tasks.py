@@ -18,7 +18,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from revops.connectors.base import CreditSource
+from revops.connectors.base import ContractLineSource, CreditSource
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
@@ -55,8 +55,9 @@ def extract_reconciliation_input(
     billing, and the usage that usage lines bill (for the periods starting in `window`)."""
     logger = get_run_logger()
     invoices, lines = sources.billing.invoices()
-    read_lines = getattr(sources.crm, "contract_lines", None)
-    contract_lines = read_lines() if read_lines is not None else None
+    contract_lines = (
+        sources.crm.contract_lines() if isinstance(sources.crm, ContractLineSource) else None
+    )
     if contract_lines is not None and contract_lines.empty:
         contract_lines = None
     given_back = (
