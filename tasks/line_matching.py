@@ -39,11 +39,8 @@ def resolve_groups(
     group[own] = book["group"].to_numpy()[by_line[own]]
 
     groups = table.groups
-    priced_groups = groups["price_id"].notna().to_numpy()
-    group_code = prices.index.get_indexer(groups["price_id"][priced_groups].astype("str"))
+    key_of_group, group_of_key = _price_keys(table, prices)
     width = max(len(prices.index), 1)
-    key_of_group = pd.Index(groups["contract"].to_numpy()[priced_groups] * width + group_code)
-    group_of_key = np.flatnonzero(priced_groups)
     code = prices.codes_of(lines["price_id"])
     open_ = (group < 0) & (code >= 0)
     at = key_of_group.get_indexer(contract[open_] * width + code[open_])
@@ -60,6 +57,30 @@ def resolve_groups(
     usage = lines["metered"].to_numpy() | (charge == USAGE)
     counted = lines["regular"].to_numpy() & ~usage & ~unexpected & (lines["gross"].to_numpy() != 0)
     return lines.assign(group=group, unexpected=unexpected, usage=usage, counted=counted)
+
+
+def _price_keys(table: LineTable, prices: PricePairs) -> tuple[pd.Index, np.ndarray]:
+    """(contract, price) keys of every priced line and the group each leads to.
+
+    Every line's own price counts, not only the price its group is keyed on: an amendment
+    on a new price (a 20-seat line at a lower unit, revising the old line) is in its root's
+    group, and Stripe bills it on its own price, often with no item metadata naming the line.
+    A price on lines of two groups of one contract leads to the group keyed on it.
+    """
+    book = table.lines
+    priced = book["price_id"].notna().to_numpy()
+    width = max(len(prices.index), 1)
+    group = book["group"].to_numpy(dtype=np.int64)[priced]
+    price = book["price_id"].to_numpy(dtype=object)[priced]
+    keys = book["contract"].to_numpy(dtype=np.int64)[priced] * width + prices.codes_of(
+        pd.Series(price, dtype=object)
+    )
+    keyed_on = table.groups["price_id"].to_numpy(dtype=object)[group] == price
+    order = np.lexsort((~keyed_on, keys))
+    keys, group = keys[order], group[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return pd.Index(keys[first]), group[first]
 
 
 def _best_fit(lines: pd.DataFrame, terms: pd.DataFrame) -> np.ndarray:

@@ -375,6 +375,41 @@ def test_a_ramp_is_clean_against_a_schedule_that_changes_price() -> None:
     assert result.findings["variance_minor"].tolist() == [-10_000]
 
 
+def test_an_amendment_at_a_new_price_links_by_its_own_price_without_item_metadata() -> None:
+    # The demo's reprice (contract 178) as live Stripe serves it when the subscription items
+    # carry no metadata.salesforce_line_id: a 20-seat line on a new price revising the old
+    # line, which ends the day before. The new price is the amendment line's own, not the
+    # one its group was first keyed on: the invoice line must still find it.
+    lines = [
+        cline(
+            "L1",
+            stripe_price_id="price_150",
+            quantity=12.0,
+            unit_price_minor=15_000,
+            end_date="2026-10-23",
+        ),
+        cline(
+            "L3",
+            stripe_price_id="price_135",
+            quantity=20.0,
+            unit_price_minor=13_500,
+            start_date="2026-10-24",
+            revises_line_id="L1",
+        ),
+    ]
+    contracts = [sub_contract(start_date=pd.Timestamp("2025-12-24"))]
+    invoices = [
+        invoice("in_9", [item("9", "price_150", 12, 15_000, "2026-09-24", "2026-10-24")]),
+        invoice("in_10", [item("10", "price_135", 20, 13_500, "2026-10-24", "2026-11-24")]),
+    ]
+    for month in ("2026-09", "2026-10"):
+        result = run(month, contracts, lines, invoices, as_of=date(2026, 11, 30))
+        assert codes(result) == [], month
+    october = run("2026-10", contracts, lines, invoices, as_of=date(2026, 11, 30))
+    assert october.matched["billed_minor"].tolist() == [270_000]
+    assert october.matched["expected_minor"].tolist() == [270_000]
+
+
 def test_a_cycle_anchored_the_evening_before_the_crm_start_stays_clean_all_year() -> None:
     # Created 2025-12-31 at 22:00 UTC: Stripe bills on the 31st (clamped to month ends).
     starts = [

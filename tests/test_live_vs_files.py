@@ -6,6 +6,12 @@ paths map Stripe's objects with the same function, and the only difference the l
 (the stripe client's to_dict round trip, the store's row order) changes nothing. The CRM export
 the test reconciled against lacked the contract's Order/OrderItem lines, so its add-on item was
 judged against the contract-level price. These tests pin each part of that.
+
+A second one, contract 800DEMO00000000178 (a reprice: a 20-seat line on a new price revising
+the old line) came out missing_invoice + unexpected_item through live Stripe only. The live
+test serves no subscriptions, so no item metadata names the line, and the invoice line's price
+was looked up on each line group's key price (the root line's) alone: the amendment's own new
+price was on no group. Every line's own price now leads to its group (tasks/line_matching.py).
 """
 
 from __future__ import annotations
@@ -108,3 +114,22 @@ def test_the_crm_export_carries_the_lines_that_make_the_add_on_an_unexpected_ite
     without = _findings(demo_source)
     assert ("unexpected_item", ADD_ON_CONTRACT) not in without
     assert {("price_mismatch", ADD_ON_CONTRACT), ("quantity_mismatch", ADD_ON_CONTRACT)} <= without
+
+
+REPRICE_CONTRACT = "800DEMO00000000178"
+
+
+def test_without_item_metadata_every_contract_reconciles_as_with_it(
+    demo_source: DemoSource,
+) -> None:
+    # Live Stripe through a book whose subscription items name no Salesforce line (or a run
+    # that lists no subscriptions): each invoice line finds its line by price. The reprice's
+    # 20-seat amendment bills on its own new price while its group is keyed on the old one;
+    # it once came out unexpected_item + missing_invoice this way.
+    lines_ = demo_source.contract_lines()
+    with_items = _findings(
+        demo_source, contract_lines=lines_, subscriptions=demo_source.subscriptions()
+    )
+    without = _findings(demo_source, contract_lines=lines_)
+    assert without == with_items
+    assert not {f for f in without if f[1] == REPRICE_CONTRACT}
