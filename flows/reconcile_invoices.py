@@ -15,11 +15,13 @@ from revops.settings import get_settings, task_runner_from_settings
 from revops.tasks.reconcile_tasks import (
     combine_partitions,
     extract_reconciliation_input,
+    locate_reports,
     prepare_review,
     publish_reconciliation,
     reconcile_window,
     reconciliation_artifacts,
     reconciliation_run_id,
+    share_report,
     split_book,
 )
 
@@ -37,6 +39,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     settings = get_settings()
     sources = params.sources(as_of, settings.database_url)
     config = params.reconciliation_config()
+    location = locate_reports(settings.reports_block, settings.reports_base_url)
 
     data, prints = extract_reconciliation_input(sources, window)
     partitions = params.advanced.partitions
@@ -83,7 +86,8 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     review = prepare_review(result, data, run, settings.database_url, links)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     folder = paths[0].parent
-    reconciliation_artifacts(result, run, folder, review)
+    url = share_report(location, folder, sources.label) if location is not None else None
+    reconciliation_artifacts(result, run, folder, review, url)
     return {
         "run_id": run.run_id,
         "period": window.label,
@@ -96,6 +100,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
         .to_dict("records"),
         "outputs": [str(out_dir / p.name) for p in paths],
         "run_folder": str(folder),
+        "report_url": url,
         "api_calls": sources.calls(),
         "review": review.findings["review_status"].value_counts().to_dict(),
     }

@@ -126,34 +126,45 @@ def publication(out_dir: Path, label: str = "run", carry: bool = False) -> Itera
         raise
 
 
+# What publish_whole writes: name -> a frame (escaped CSV), text, or bytes (a workbook).
+Content = pd.DataFrame | str | bytes
+
+
 def publish_whole(
     out_dir: Path,
     label: str,
-    files: Mapping[str, pd.DataFrame | str],
+    files: Mapping[str, Content] | Callable[[Path], Mapping[str, Content]],
     committed: Path | None = None,
     commit: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Publish `files` (name -> frame, written as escaped CSV, or text) as one run; returns
-    its folder. The order of publish_reconciliation: stage, place, `commit(folder)` (the
+    """Publish `files` as one run; returns its folder. Stage, place, `commit(folder)` (the
     warehouse rows naming the folder), switch `latest`.
 
-    `committed` is the folder the warehouse names as published: `latest` is first rolled
-    forward to it when a run was killed between its commit and its switch.
+    `files` maps a name to a frame (written as escaped CSV), text or bytes; or it is a function
+    of the run's folder giving that mapping, for content that names its own folder (a summary
+    listing its files). `committed` is the folder the warehouse names as published: `latest`
+    is first rolled forward to it when a run was killed between its commit and its switch.
     """
     recover(out_dir, committed)
     with publication(out_dir, label) as pub:
-        for name, content in files.items():
-            if isinstance(content, str):
-                (pub.staging / name).write_text(content, encoding="utf-8")
-            else:
-                csv_safe(content).to_csv(
-                    pub.staging / name, index=False, date_format="%Y-%m-%d", lineterminator="\n"
-                )
+        contents = files(pub.folder) if callable(files) else files
+        for name, content in contents.items():
+            write_content(pub.staging / name, content)
         folder = pub.place()
         if commit is not None:
             commit(folder)
             checkpoint("committed")
     return folder
+
+
+def write_content(path: Path, content: Content) -> None:
+    """One output file: a frame as escaped CSV (ISO dates, LF), text as UTF-8, or bytes."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        csv_safe(content).to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
 
 
 def point_latest(out_dir: Path, folder: Path) -> None:

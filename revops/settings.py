@@ -35,6 +35,16 @@ class Settings(BaseSettings):
         description="`revops review signoff` while high-severity findings are still open: "
         "warn and sign off, or refuse (exit 2).",
     )
+    reports_block: str | None = Field(
+        default=None,
+        description="Slug of the Prefect filesystem block reports are published to "
+        "(`local-file-system/revops-reports`, `s3-bucket/reports`); unset: a file:// link.",
+    )
+    reports_base_url: str | None = Field(
+        default=None,
+        description="The http(s) URL the reports block's root is served at; the report link "
+        "artifact points under it.",
+    )
     salesforce_link_base: str | None = Field(
         default=None,
         description="https:// URL of the Salesforce org records link to when the CRM data comes "

@@ -7,9 +7,11 @@ previous outputs untouched and never mixes files of two runs.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 from openpyxl import Workbook
@@ -18,10 +20,10 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from revops.escaping import csv_safe, markdown_text
+from revops.escaping import markdown_text
 from revops.links import LINK_COLUMNS
 from revops.money import exponent, format_money, minor_to_major
-from revops.publishing import publication
+from revops.publishing import Content, publication, write_content
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 from revops.tasks.reconciliation_bridge import bridge_table
 from revops.tasks.review import TEMPLATE_FILE, decisions_template
@@ -71,6 +73,36 @@ def staged_outputs(out_dir: Path, label: str = "run", carry: bool = False) -> It
         yield pub.staging
 
 
+def reconciliation_files(
+    result: ReconciliationResult,
+    run_id: str,
+    summary_md: str,
+    reviewed: pd.DataFrame | None = None,
+    report_html: str | None = None,
+) -> dict[str, Content]:
+    """reconciliation.csv, matched.csv, reconciliation.xlsx, summary.md, and with a report
+    report.html and decisions_template.csv (the file `revops review import` reads), by name,
+    as revops.publishing.publish_whole writes them.
+
+    `reviewed` is `result.findings` with the review columns (tasks.review.carry_forward).
+    """
+    findings = (reviewed if reviewed is not None else result.findings).assign(run_id=run_id)
+    extra = REVIEW_COLUMNS + LINK_COLUMNS
+    columns = FINDING_COLUMNS + [c for c in extra if c in findings.columns]
+    findings = findings[columns]
+    book = io.BytesIO()
+    _workbook(result, run_id, findings, book)
+    contents: list[Content] = [
+        findings,
+        result.matched.assign(run_id=run_id)[MATCHED_COLUMNS],
+        book.getvalue(),
+        summary_md,
+    ]
+    if report_html is not None:
+        contents += [report_html, decisions_template(findings)]
+    return dict(zip(RECONCILIATION_FILES, contents, strict=False))
+
+
 def write_reconciliation_files(
     result: ReconciliationResult,
     run_id: str,
@@ -79,34 +111,15 @@ def write_reconciliation_files(
     reviewed: pd.DataFrame | None = None,
     report_html: str | None = None,
 ) -> list[Path]:
-    """Write reconciliation.csv, matched.csv, reconciliation.xlsx, summary.md, and with a
-    report report.html and decisions_template.csv (the file `revops review import` reads).
-
-    `reviewed` is `result.findings` with the review columns (tasks.review.carry_forward).
-    """
-    findings = (reviewed if reviewed is not None else result.findings).assign(run_id=run_id)
-    extra = REVIEW_COLUMNS + LINK_COLUMNS
-    columns = FINDING_COLUMNS + [c for c in extra if c in findings.columns]
-    findings = findings[columns]
-    matched = result.matched.assign(run_id=run_id)[MATCHED_COLUMNS]
-    paths = [folder / name for name in RECONCILIATION_FILES]
-    _csv(findings, paths[0])
-    _csv(matched, paths[1])
-    _workbook(result, run_id, findings, paths[2])
-    paths[3].write_text(summary_md, encoding="utf-8")
-    if report_html is None:
-        return paths[:4]
-    paths[4].write_text(report_html, encoding="utf-8")
-    _csv(decisions_template(findings), paths[5])
-    return paths
-
-
-def _csv(frame: pd.DataFrame, path: Path) -> None:
-    csv_safe(frame).to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    """The files of `reconciliation_files`, written into `folder`; their paths."""
+    files = reconciliation_files(result, run_id, summary_md, reviewed, report_html)
+    for name, content in files.items():
+        write_content(folder / name, content)
+    return [folder / name for name in files]
 
 
 def _workbook(
-    result: ReconciliationResult, run_id: str, findings: pd.DataFrame, path: Path
+    result: ReconciliationResult, run_id: str, findings: pd.DataFrame, path: Path | BinaryIO
 ) -> None:
     book = Workbook(write_only=True)
     summary = book.create_sheet("Summary")

@@ -20,17 +20,18 @@ from prefect.cache_policies import NO_CACHE
 
 from revops.connectors.base import ContractLineSource, CreditSource
 from revops.connectors.registry import Sources
+from revops.connectors.report_location import ReportLocation, report_location
 from revops.connectors.warehouse import RunRecord, Warehouse
 from revops.frames import fingerprint
 from revops.links import RecordLinks, link_columns
 from revops.periods import Window
-from revops.publishing import LATEST, checkpoint, publication, recover
+from revops.publishing import LATEST, Content, publish_whole
 from revops.tasks.credits import Credits
 from revops.tasks.outputs import (
     exceptions_table,
+    reconciliation_files,
     source_slug,
     summary_markdown,
-    write_reconciliation_files,
 )
 from revops.tasks.partitioning import split_by_account
 from revops.tasks.reconciliation import (
@@ -222,7 +223,8 @@ def publish_reconciliation(
     database_url: str,
     review: ReviewContext | None = None,
 ) -> list[Path]:
-    """Write the files and the warehouse rows; either all of it lands or none of it does.
+    """Write the files and the warehouse rows; either all of it lands or none of it does
+    (revops.publishing.publish_whole).
 
     Files are staged, then renamed into their run folder, then the warehouse commits the run
     naming that folder, then `latest` is switched to it. Dying before the commit leaves the
@@ -230,33 +232,51 @@ def publish_reconciliation(
     to the committed folder first (revops.publishing.recover). Returns the run folder's files.
     """
     warehouse = Warehouse(database_url)
-    recover(out_dir, warehouse.published_folder(out_dir))
-    with publication(out_dir, run.run_id) as pub:
-        markdown = summary_markdown(result, run.run_id, run.source, pub.folder)
-        report = None
-        if review is not None:
-            report = reconciliation_html(
-                result,
-                review.findings,
-                run.run_id,
-                run.source,
-                evidence=review.evidence,
-                trend=review.trend,
-                signoff=review.signoff,
-                generated_at=datetime.now(UTC),
-            )
-        reviewed = review.findings if review is not None else None
-        staged = write_reconciliation_files(
-            result, run.run_id, markdown, pub.staging, reviewed, report
+    report = None
+    if review is not None:
+        report = reconciliation_html(
+            result,
+            review.findings,
+            run.run_id,
+            run.source,
+            evidence=review.evidence,
+            trend=review.trend,
+            signoff=review.signoff,
+            generated_at=datetime.now(UTC),
         )
-        folder = pub.place()
+    reviewed = review.findings if review is not None else None
+    names: list[str] = []
+
+    def files(folder: Path) -> dict[str, Content]:
+        markdown = summary_markdown(result, run.run_id, run.source, folder)
+        contents = reconciliation_files(result, run.run_id, markdown, reviewed, report)
+        names.extend(contents)
+        return contents
+
+    def commit(folder: Path) -> None:
         warehouse.store_reconciliation(run, result.findings, result.matched, folder)
-        checkpoint("committed")
-    paths = [folder / p.name for p in staged]
+
+    folder = publish_whole(out_dir, run.run_id, files, warehouse.published_folder(out_dir), commit)
     get_run_logger().info(
         "Wrote %s (now %s) and run %s to the warehouse", folder, out_dir / LATEST, run.run_id
     )
-    return paths
+    return [folder / name for name in names]
+
+
+@task(name="locate-reports", **CALLS_OUTSIDE_SYSTEMS)
+def locate_reports(block: str | None, base_url: str | None) -> ReportLocation | None:
+    """The configured report location (its block loaded), checked before any work is done;
+    None when no block is configured (connectors.report_location)."""
+    return report_location(block, base_url)
+
+
+@task(name="share-report", **CALLS_OUTSIDE_SYSTEMS)
+def share_report(location: ReportLocation, folder: Path, source: str) -> str:
+    """Copy the run folder to the report location; the http(s) URL of its report.html.
+    A re-run writes the same files to the same paths."""
+    url = location.share(folder, f"reconciliation/{source_slug(source)}")
+    get_run_logger().info("Published %s to block %s: %s", folder.name, location.block, url)
+    return url
 
 
 @task(name="reconciliation-artifacts", cache_policy=NO_CACHE)
@@ -265,20 +285,30 @@ def reconciliation_artifacts(
     run: RunRecord,
     folder: Path,
     review: ReviewContext | None = None,
+    report_url: str | None = None,
 ) -> None:
     """A markdown summary and a table of the exceptions on the flow run, keyed per source;
     the link and the file list name the run's own folder (`folder`, under runs/).
 
-    The same keys every run, so the Prefect UI shows each key's history across runs.
+    The report link is `report_url` (the report location's http(s) copy) when one is
+    configured, else a file:// link on the worker's disk, which says so. The same keys every
+    run, so the Prefect UI shows each key's history across runs.
     """
     slug = source_slug(run.source)
     report = folder / "report.html"
     if report.exists():
+        about = "Self-contained HTML report: totals, trend, exceptions with evidence."
+        if report_url is None:
+            about += (
+                " No report location is configured (REVOPS_REPORTS_BLOCK and "
+                "REVOPS_REPORTS_BASE_URL): this file:// link names the file on the worker's "
+                "disk; browsers do not open it from the UI."
+            )
         create_link_artifact(
-            link=report.resolve().as_uri(),
+            link=report_url or report.resolve().as_uri(),
             link_text=f"Reconciliation report {result.window.label}",
             key=f"reconciliation-{slug}-report",
-            description="Self-contained HTML report: totals, trend, exceptions with evidence.",
+            description=about,
         )
     create_markdown_artifact(
         markdown=summary_markdown(result, run.run_id, run.source, folder),

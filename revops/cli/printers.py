@@ -54,6 +54,9 @@ def print_reconciliation(summary: dict[str, Any]) -> None:
     if summary.get("run_folder"):
         folder = summary["run_folder"]
         console.print(f"This run's folder: {folder}", highlight=False, soft_wrap=True)
+    if summary.get("report_url"):
+        url = summary["report_url"]
+        console.print(f"Report: {url}", highlight=False, soft_wrap=True)
 
 
 def print_risk(summary: dict[str, Any]) -> None:
