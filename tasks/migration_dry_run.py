@@ -24,9 +24,21 @@ from revops.tasks.migration_catalogue import (
     catalogue_from_subscriptions,
 )
 from revops.tasks.migration_config import MigrationConfig
-from revops.tasks.migration_impact import impact_totals, plan_markdown, price_impact
+from revops.tasks.migration_impact import (
+    AMOUNT_COLUMNS,
+    impact_totals,
+    plan_markdown,
+    price_impact,
+)
 from revops.tasks.migration_plan import MigrationPlan
-from revops.tasks.migration_resolve import Book, resolve_plan
+from revops.tasks.migration_resolve import (
+    CRM_COLUMNS,
+    PRICE_COLUMNS,
+    TARGET_COLUMNS,
+    TIMING_COLUMNS,
+    Book,
+    resolve_plan,
+)
 from revops.tasks.migration_status import WORK, plan_status, records
 from revops.tasks.migration_tasks import ARTIFACT_ROWS, logger
 from revops.tasks.outputs import staged_outputs
@@ -34,37 +46,17 @@ from revops.tasks.retry_policy import CALLS_OUTSIDE_SYSTEMS
 
 PLAN_CSV_COLUMNS = [
     "plan_fingerprint",
-    "row",
-    "account_key",
-    "account_id",
-    "customer_id",
-    "subscription_id",
-    "item_id",
+    *TARGET_COLUMNS,
     "action",
     "planned",
     "ledger_status",
-    "from_price",
-    "to_price",
-    "currency",
-    "from_interval",
-    "from_interval_count",
-    "to_interval",
-    "to_interval_count",
-    "quantity",
-    "from_unit_minor",
-    "to_unit_minor",
-    "from_amount_minor",
-    "to_amount_minor",
-    "delta_per_period_minor",
-    "delta_per_year_minor",
-    "when",
-    "proration_behavior",
+    *PRICE_COLUMNS,
+    *AMOUNT_COLUMNS,
+    *TIMING_COLUMNS,
     "preview_amount_due_minor",
     "preview_proration_minor",
     "preview_note",
-    "contract_id",
-    "crm_fields",
-    "crm_before",
+    *CRM_COLUMNS,
 ]
 
 

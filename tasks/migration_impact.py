@@ -13,13 +13,13 @@ from revops.tasks.migration_plan import MigrationPlan
 from revops.tasks.migration_resolve import RESOLVED_COLUMNS
 
 _PERIODS_PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
-IMPACT_COLUMNS = [
-    *RESOLVED_COLUMNS,
+AMOUNT_COLUMNS = [
     "from_amount_minor",
     "to_amount_minor",
     "delta_per_period_minor",
     "delta_per_year_minor",
 ]
+IMPACT_COLUMNS = [*RESOLVED_COLUMNS, *AMOUNT_COLUMNS]
 
 
 def price_impact(resolved: pd.DataFrame) -> pd.DataFrame:

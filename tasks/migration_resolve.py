@@ -3,6 +3,7 @@ both prices, or every problem at once, each naming its row and column. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,19 +11,21 @@ import pandas as pd
 
 from revops.config import FieldMapping
 from revops.errors import InputError
-from revops.money import minor_to_major
 from revops.tasks.migration_config import MigrationConfig
+from revops.tasks.migration_contract_values import contract_values
 from revops.tasks.migration_plan import MigrationPlan, PlanRow, canonical_json, raise_all
 
-RESOLVED_COLUMNS = [
+# The column runs a resolved plan shares with the dry run's migration_plan.csv
+# (tasks.migration_dry_run.PLAN_CSV_COLUMNS), each named once.
+TARGET_COLUMNS = [
     "row",
     "account_key",
     "account_id",
     "customer_id",
     "subscription_id",
     "item_id",
-    "subscription_status",
-    "action",
+]
+PRICE_COLUMNS = [
     "from_price",
     "to_price",
     "currency",
@@ -33,12 +36,20 @@ RESOLVED_COLUMNS = [
     "quantity",
     "from_unit_minor",
     "to_unit_minor",
-    "when",
-    "proration_behavior",
-    "contract_id",
-    "crm_fields",
-    "crm_before",
 ]
+TIMING_COLUMNS = ["when", "proration_behavior"]
+CRM_COLUMNS = ["contract_id", "crm_fields", "crm_before"]
+RESOLVED_COLUMNS = [
+    *TARGET_COLUMNS,
+    "subscription_status",
+    "action",
+    *PRICE_COLUMNS,
+    *TIMING_COLUMNS,
+    *CRM_COLUMNS,
+]
+
+# Reports one problem of a plan row: (column, message).
+Report = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -142,8 +153,49 @@ class _BookIndex:
         self.ledger: dict[str, str] = {}
 
 
-def _resolve_row(row: PlanRow, index: _BookIndex, bad: Any) -> dict[str, Any] | None:
-    """The row's resolved entry, or None after reporting why it cannot be resolved."""
+def _resolve_row(row: PlanRow, index: _BookIndex, bad: Report) -> dict[str, Any] | None:
+    """The row's resolved entry, or None after reporting why it cannot be resolved.
+
+    The checks run in the order their problems are reported: who the row names (customer,
+    account, contract), the target price, the subscription item, then both prices' terms.
+    """
+    candidates, known = _customers_of(row, index, bad)
+    known = _contract_matches(row, index, bad) and known
+    to_price, priced = _target_price(row, index, bad)
+    found = (
+        _subscription_item(row, index, candidates, bad) if candidates and row.from_price else None
+    )
+    if not (known and priced) or found is None or to_price is None:
+        return None
+    item, action = found
+    terms = _price_terms(row, index, item, action, to_price, bad)
+    if terms is None:
+        return None
+    return {
+        "row": row.row,
+        "account_key": row.account_key,
+        "account_id": row.account_id,
+        "customer_id": item["customer_id"],
+        "subscription_id": item["subscription_id"],
+        "item_id": item["item_id"],
+        "subscription_status": item["status"],
+        "action": action,
+        "from_price": row.from_price,
+        "to_price": row.to_price,
+        "currency": to_price["currency"],
+        **terms,
+        "quantity": _int(item["quantity"], 1),
+        "to_unit_minor": _int(to_price["unit_amount_minor"], None),
+        "when": row.when,
+        "proration_behavior": row.proration_behavior,
+        "contract_id": row.contract_id,
+        "crm_fields": canonical_json(row.crm_fields) if row.crm_fields else None,
+    }
+
+
+def _customers_of(row: PlanRow, index: _BookIndex, bad: Report) -> tuple[set[str], bool]:
+    """The Stripe customers the row may mean (its customer, else its account's), and whether
+    the customer and account it names are known and linked."""
     ok = True
     candidates: set[str] = set()
     if row.customer_id:
@@ -152,102 +204,135 @@ def _resolve_row(row: PlanRow, index: _BookIndex, bad: Any) -> dict[str, Any] | 
             ok = False
         else:
             candidates = {row.customer_id}
-    if row.account_id:
-        linked = index.account_customers.get(row.account_id, set())
-        if row.account_id not in index.accounts:
-            bad("account_id", f"unknown account {row.account_id}")
-            ok = False
-        elif row.customer_id and ok:
-            if linked and row.customer_id not in linked:
-                bad(
-                    "customer_id",
-                    f"customer {row.customer_id} is not linked to account {row.account_id} "
-                    f"(linked: {', '.join(sorted(linked))})",
-                )
-                ok = False
-        elif not row.customer_id:
-            if not linked:
-                bad(
-                    "account_id",
-                    f"account {row.account_id} has no Stripe customer linked "
-                    "(Stripe_Customer_Id__c or the customer's salesforce_account_id metadata)",
-                )
-                ok = False
-            candidates = linked
-    if row.contract_id and index.has_contracts:
-        owner = index.contracts.get(row.contract_id)
-        if owner is None:
-            bad("contract_id", f"unknown contract {row.contract_id}")
-            ok = False
-        elif row.account_id and owner != row.account_id:
+    if not row.account_id:
+        return candidates, ok
+    linked = index.account_customers.get(row.account_id, set())
+    if row.account_id not in index.accounts:
+        bad("account_id", f"unknown account {row.account_id}")
+        return candidates, False
+    if row.customer_id:
+        if ok and linked and row.customer_id not in linked:
             bad(
-                "contract_id",
-                f"contract {row.contract_id} belongs to account {owner}, not {row.account_id}",
+                "customer_id",
+                f"customer {row.customer_id} is not linked to account {row.account_id} "
+                f"(linked: {', '.join(sorted(linked))})",
             )
             ok = False
+        return candidates, ok
+    if not linked:
+        bad(
+            "account_id",
+            f"account {row.account_id} has no Stripe customer linked "
+            "(Stripe_Customer_Id__c or the customer's salesforce_account_id metadata)",
+        )
+        ok = False
+    return linked, ok
 
+
+def _contract_matches(row: PlanRow, index: _BookIndex, bad: Report) -> bool:
+    """Whether the row's contract (when the CRM is read) exists and is its account's."""
+    if not (row.contract_id and index.has_contracts):
+        return True
+    owner = index.contracts.get(row.contract_id)
+    if owner is None:
+        bad("contract_id", f"unknown contract {row.contract_id}")
+        return False
+    if row.account_id and owner != row.account_id:
+        bad(
+            "contract_id",
+            f"contract {row.contract_id} belongs to account {owner}, not {row.account_id}",
+        )
+        return False
+    return True
+
+
+def _target_price(
+    row: PlanRow, index: _BookIndex, bad: Report
+) -> tuple[dict[str, Any] | None, bool]:
+    """The catalogue's to_price, and whether a subscription can move to it (it exists, is
+    active, recurring and priced per unit)."""
     to_price = index.prices.get(row.to_price) if row.to_price else None
-    if row.to_price and to_price is None:
-        bad("to_price", f"price {row.to_price} does not exist in Stripe")
-        ok = False
-    elif to_price is not None and not to_price["active"]:
-        bad("to_price", f"price {row.to_price} is inactive (archived): activate it or pick another")
-        ok = False
-    elif to_price is not None and not isinstance(to_price["interval"], str):
-        bad("to_price", f"price {row.to_price} is not recurring (a one-time price)")
-        ok = False
-    elif to_price is not None and pd.isna(to_price["unit_amount_minor"]):
-        bad("to_price", f"price {row.to_price} has no per-unit amount (tiered or metered)")
-        ok = False
+    if not row.to_price:
+        return None, True
+    if to_price is None:
+        problem = "does not exist in Stripe"
+    elif not to_price["active"]:
+        problem = "is inactive (archived): activate it or pick another"
+    elif not isinstance(to_price["interval"], str):
+        problem = "is not recurring (a one-time price)"
+    elif pd.isna(to_price["unit_amount_minor"]):
+        problem = "has no per-unit amount (tiered or metered)"
+    else:
+        return to_price, True
+    bad("to_price", f"price {row.to_price} {problem}")
+    return to_price, False
 
-    item = None
-    action = None
-    if candidates and row.from_price:
-        subs = index.live_subscriptions[index.live_subscriptions["customer_id"].isin(candidates)]
-        if row.subscription_id:
-            if row.subscription_id not in index.all_subscriptions:
-                bad("subscription_id", f"unknown subscription {row.subscription_id}")
-                return None
-            owner = index.all_subscriptions[row.subscription_id]
-            if owner not in candidates:
-                bad(
-                    "subscription_id",
-                    f"subscription {row.subscription_id} belongs to customer {owner}",
-                )
-                return None
-            subs = subs[subs["subscription_id"] == row.subscription_id]
-            if subs.empty:
-                bad("subscription_id", f"subscription {row.subscription_id} is not active")
-                return None
-        on_from = subs[subs["price_id"] == row.from_price]
-        on_to = subs[subs["price_id"] == row.to_price]
-        who = row.account_key
-        if on_from["subscription_id"].nunique() > 1:
-            bad(
-                "subscription_id",
-                f"{who} has {on_from['subscription_id'].nunique()} subscriptions on "
-                f"{row.from_price} ({', '.join(sorted(on_from['subscription_id']))}): "
-                "name one in subscription_id",
-            )
+
+def _subscription_item(
+    row: PlanRow, index: _BookIndex, candidates: set[str], bad: Report
+) -> tuple[pd.Series, str] | None:
+    """The live subscription item the row moves and the action: `change` (on from_price),
+    `none` (already on to_price), `moved` (on neither, but the ledger knows it)."""
+    subs = index.live_subscriptions[index.live_subscriptions["customer_id"].isin(candidates)]
+    if row.subscription_id:
+        subs = _named_subscription(row, index, candidates, subs, bad)
+        if subs is None:
             return None
-        if len(on_from):
-            item, action = on_from.iloc[0], "change"
-        elif on_to["subscription_id"].nunique() == 1:
-            item, action = on_to.iloc[0], "none"
-        elif index.ledger.get(row.account_key) in set(subs["subscription_id"]):
-            known = subs[subs["subscription_id"] == index.ledger[row.account_key]]
-            item, action = known.iloc[0], "moved"
-        else:
-            now_on = sorted(set(subs["price_id"].dropna()))
-            bad(
-                "from_price",
-                f"no active subscription of {who} is on {row.from_price}"
-                + (f" (it is on {', '.join(now_on)})" if now_on else ""),
-            )
-            return None
-    if not ok or item is None:
+    on_from = subs[subs["price_id"] == row.from_price]
+    on_to = subs[subs["price_id"] == row.to_price]
+    who = row.account_key
+    if on_from["subscription_id"].nunique() > 1:
+        bad(
+            "subscription_id",
+            f"{who} has {on_from['subscription_id'].nunique()} subscriptions on "
+            f"{row.from_price} ({', '.join(sorted(on_from['subscription_id']))}): "
+            "name one in subscription_id",
+        )
         return None
+    if len(on_from):
+        return on_from.iloc[0], "change"
+    if on_to["subscription_id"].nunique() == 1:
+        return on_to.iloc[0], "none"
+    if index.ledger.get(row.account_key) in set(subs["subscription_id"]):
+        known = subs[subs["subscription_id"] == index.ledger[row.account_key]]
+        return known.iloc[0], "moved"
+    now_on = sorted(set(subs["price_id"].dropna()))
+    bad(
+        "from_price",
+        f"no active subscription of {who} is on {row.from_price}"
+        + (f" (it is on {', '.join(now_on)})" if now_on else ""),
+    )
+    return None
 
+
+def _named_subscription(
+    row: PlanRow, index: _BookIndex, candidates: set[str], subs: pd.DataFrame, bad: Report
+) -> pd.DataFrame | None:
+    """The live items of the row's subscription_id, or None after saying why there are none."""
+    owner = index.all_subscriptions.get(row.subscription_id)
+    if owner is None:
+        bad("subscription_id", f"unknown subscription {row.subscription_id}")
+        return None
+    if owner not in candidates:
+        bad("subscription_id", f"subscription {row.subscription_id} belongs to customer {owner}")
+        return None
+    subs = subs[subs["subscription_id"] == row.subscription_id]
+    if subs.empty:
+        bad("subscription_id", f"subscription {row.subscription_id} is not active")
+        return None
+    return subs
+
+
+def _price_terms(
+    row: PlanRow,
+    index: _BookIndex,
+    item: pd.Series,
+    action: str,
+    to_price: dict[str, Any],
+    bad: Report,
+) -> dict[str, Any] | None:
+    """from/to interval and counts and the from unit amount, or None after reporting a
+    currency or (unasked) interval change between the prices."""
     from_price = index.prices.get(row.from_price) or {}
     from_currency = from_price.get("currency") or item["currency"]
     from_interval = from_price.get("interval") or item["interval"]
@@ -255,7 +340,6 @@ def _resolve_row(row: PlanRow, index: _BookIndex, bad: Any) -> dict[str, Any] | 
     from_unit = _int(from_price.get("unit_amount_minor"), None)
     if from_unit is None and action == "change":
         from_unit = _int(item["unit_amount_minor"], None)
-    assert to_price is not None
     if from_currency != to_price["currency"]:
         bad(
             "to_price",
@@ -273,28 +357,11 @@ def _resolve_row(row: PlanRow, index: _BookIndex, bad: Any) -> dict[str, Any] | 
         )
         return None
     return {
-        "row": row.row,
-        "account_key": row.account_key,
-        "account_id": row.account_id,
-        "customer_id": item["customer_id"],
-        "subscription_id": item["subscription_id"],
-        "item_id": item["item_id"],
-        "subscription_status": item["status"],
-        "action": action,
-        "from_price": row.from_price,
-        "to_price": row.to_price,
-        "currency": to_price["currency"],
         "from_interval": from_interval,
         "from_interval_count": from_count,
         "to_interval": to_price["interval"],
         "to_interval_count": to_count,
-        "quantity": _int(item["quantity"], 1),
         "from_unit_minor": from_unit,
-        "to_unit_minor": _int(to_price["unit_amount_minor"], None),
-        "when": row.when,
-        "proration_behavior": row.proration_behavior,
-        "contract_id": row.contract_id,
-        "crm_fields": canonical_json(row.crm_fields) if row.crm_fields else None,
     }
 
 
@@ -316,50 +383,3 @@ def _resolved_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
             "to_unit_minor": "Int64",
         }
     ).reset_index(drop=True)
-
-
-# -- CRM contract values -------------------------------------------------------------------
-
-
-def contract_values(
-    contracts: pd.DataFrame,
-    contract_id: str | None,
-    fields: dict[str, str],
-    mapping: FieldMapping | None,
-) -> str | None:
-    """The contract's current values of `fields` as Salesforce holds them, as JSON.
-
-    Read from the canonical contracts frame through configs/fields.yaml; a field the frame
-    does not carry maps to null (it cannot be verified or restored from here).
-    """
-    if not fields or not contract_id:
-        return None
-    match = contracts[contracts["contract_id"] == contract_id] if len(contracts) else contracts
-    record = match.iloc[0] if len(match) else None
-    values = {name: _contract_field(record, name, mapping) for name in sorted(fields)}
-    return canonical_json(values)
-
-
-def _contract_field(
-    record: pd.Series | None, name: str, mapping: FieldMapping | None
-) -> str | None:
-    if record is None or mapping is None:
-        return None
-    canonical = next(
-        (col for col, spec in mapping.for_object("Contract").items() if spec.field == name), None
-    )
-    if canonical == "unit_price":
-        value = record.get("unit_price_minor")
-        return None if pd.isna(value) else str(minor_to_major(int(value), record["currency"]))
-    if canonical == "billing_frequency":
-        value = record.get("billing_frequency")
-        picklist = [k for k, v in mapping.billing_frequency_values.items() if v == value]
-        return picklist[0] if picklist else None
-    if canonical is None or canonical not in record.index:
-        return None
-    value = record[canonical]
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.date().isoformat()
-    return str(value)

@@ -20,8 +20,8 @@ from revops.tasks.migration_catalogue import (
     item_on,
     subscription_items,
 )
+from revops.tasks.migration_contract_values import contract_values
 from revops.tasks.migration_plan import MigrationPlan
-from revops.tasks.migration_resolve import contract_values
 from revops.tasks.migration_status import records
 from revops.tasks.migration_tasks import ARTIFACT_ROWS, logger, writer_of
 from revops.tasks.outputs import staged_outputs
