@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/salesforce.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/warehouse.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -10,7 +10,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
+from revops.connectors.warehouse import Warehouse
+from revops.connectors.warehouse_schema import metadata
+from revops.connectors.warehouse_stores import CursorMove, read_cursor, save_raw
 
 salesforce_records = sa.Table(
     "salesforce_records",
@@ -41,37 +43,30 @@ class SalesforceStore:
         self, sobject: str, records: list[dict[str, Any]], deleted: list[str], replace_all: bool
     ) -> None:
         """Upsert records, drop deleted ones, move the cursor; one transaction."""
-        now = datetime.now(UTC)
-        table = salesforce_records
-        with self.warehouse.transaction(serialise_on=f"salesforce_records:{sobject}") as conn:
-            if replace_all:
-                conn.execute(table.delete().where(table.c.sobject == sobject))
-            gone = list(deleted) + ([] if replace_all else [r["Id"] for r in records])
-            for start in range(0, len(gone), 500):
-                conn.execute(
-                    table.delete().where(
-                        (table.c.sobject == sobject)
-                        & table.c.record_id.in_(gone[start : start + 500])
-                    )
-                )
-            rows = [
-                {
-                    "sobject": sobject,
-                    "record_id": r["Id"],
-                    "modstamp": str(r.get("SystemModstamp") or ""),
-                    "payload": json.dumps(r, default=str),
-                    "synced_at": now,
-                }
-                for r in records
-            ]
-            for start in range(0, len(rows), 2_000):
-                conn.execute(table.insert(), rows[start : start + 2_000])
-            # REST writes +0000, Bulk CSV Z: both ISO 8601.
-            stamps = pd.Series([r.get("SystemModstamp") for r in records], dtype=object)
-            newest = pd.to_datetime(stamps, format="ISO8601", utc=True, errors="coerce").max()
-            if pd.notna(newest) or replace_all:
-                cursor = None if pd.isna(newest) else int(newest.timestamp())
-                write_cursor(conn, "salesforce", sobject, cursor)
+        # REST writes +0000, Bulk CSV Z: both ISO 8601.
+        stamps = pd.Series([r.get("SystemModstamp") for r in records], dtype=object)
+        newest = pd.to_datetime(stamps, format="ISO8601", utc=True, errors="coerce").max()
+        move = None
+        if pd.notna(newest) or replace_all:
+            value = None if pd.isna(newest) else int(newest.timestamp())
+            move = CursorMove("salesforce", sobject, value)
+        rows = pd.DataFrame(
+            {
+                "record_id": [r["Id"] for r in records],
+                "modstamp": [str(r.get("SystemModstamp") or "") for r in records],
+                "payload": [json.dumps(r, default=str) for r in records],
+            }
+        )
+        save_raw(
+            self.warehouse,
+            salesforce_records,
+            ("sobject", sobject),
+            "record_id",
+            rows,
+            replace_all=replace_all,
+            removed=deleted,
+            cursor=move,
+        )
 
     def records(self, sobject: str) -> list[dict[str, Any]]:
         query = (

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from revops.connectors import stripe_mapping
-from revops.connectors.warehouse import Warehouse, metadata, read_cursor, write_cursor
+from revops.connectors.warehouse import Warehouse
+from revops.connectors.warehouse_schema import metadata
+from revops.connectors.warehouse_stores import CursorMove, read_cursor, save_raw
 from revops.frames import SourceLocation
 
 # Errors in fetched objects name the warehouse's raw store: row N is the Nth stored object of
@@ -54,34 +56,22 @@ class StripeStore:
         replace_all: bool = False,
     ) -> None:
         """Upsert objects (or replace all of this type) and move the cursor, in one transaction."""
-        now = datetime.now(UTC)
-        with self.warehouse.transaction(serialise_on=f"stripe_objects:{object_type}") as conn:
-            if replace_all:
-                conn.execute(
-                    stripe_objects.delete().where(stripe_objects.c.object_type == object_type)
-                )
-            ids = [] if replace_all else [o["id"] for o in objects]
-            for start in range(0, len(ids), 500):
-                conn.execute(
-                    stripe_objects.delete().where(
-                        (stripe_objects.c.object_type == object_type)
-                        & stripe_objects.c.object_id.in_(ids[start : start + 500])
-                    )
-                )
-            rows = [
-                {
-                    "object_type": object_type,
-                    "object_id": o["id"],
-                    "created": int(o.get("created") or 0),
-                    "payload": json.dumps(o, separators=(",", ":")),
-                    "synced_at": now,
-                }
-                for o in objects
-            ]
-            for start in range(0, len(rows), 2_000):
-                conn.execute(stripe_objects.insert(), rows[start : start + 2_000])
-            if cursor is not None:
-                write_cursor(conn, "stripe", object_type, cursor)
+        rows = pd.DataFrame(
+            {
+                "object_id": [o["id"] for o in objects],
+                "created": [int(o.get("created") or 0) for o in objects],
+                "payload": [json.dumps(o, separators=(",", ":")) for o in objects],
+            }
+        )
+        save_raw(
+            self.warehouse,
+            stripe_objects,
+            ("object_type", object_type),
+            "object_id",
+            rows,
+            replace_all=replace_all,
+            cursor=None if cursor is None else CursorMove("stripe", object_type, cursor),
+        )
 
     def payloads(self, object_type: str) -> list[str]:
         """The stored JSON texts of one type, in the order `objects` returns them."""
