@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 
+import numpy as np
 import pandas as pd
 
 # OWASP "CSV Injection": cells starting with these are read as formulas by spreadsheets.
@@ -39,8 +40,9 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         series = frame[column]
         if series.dtype == object:
-            is_text = series.map(lambda v: isinstance(v, str), na_action="ignore")
-            text = series.where(is_text.fillna(False).astype(bool))
+            # Bool however the column is filled (an all-empty column would map to float NaN).
+            is_text = np.fromiter((isinstance(v, str) for v in series), bool, len(series))
+            text = series.where(is_text)
         elif pd.api.types.is_string_dtype(series):
             text = series
         else:

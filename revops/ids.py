@@ -8,16 +8,29 @@ first fifteen. Everywhere ids are compared they are normalised to 18 characters 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-_SUFFIX = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"))
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_SUFFIX = np.array(list(_LETTERS))
 _SHORT_ID = r"^[A-Za-z0-9]{15}$"
+_SHORT_MATCH = re.compile(r"[A-Za-z0-9]{15}")
 
 
 def salesforce_id18(value: str) -> str:
-    """The 18-character form of a Salesforce id; anything not a 15-character id as it is."""
-    return str(salesforce_ids18(pd.Series([value], dtype="str")).iloc[0])
+    """The 18-character form of a Salesforce id; anything not a 15-character id as it is.
+
+    Plain Python (the record mappings call it once per record): the same rule as
+    salesforce_ids18, one bit per capital letter of each five characters.
+    """
+    if _SHORT_MATCH.fullmatch(value) is None:
+        return value
+    return value + "".join(
+        _LETTERS[sum(1 << j for j, c in enumerate(value[i : i + 5]) if "A" <= c <= "Z")]
+        for i in (0, 5, 10)
+    )
 
 
 def salesforce_ids18(values: pd.Series) -> pd.Series:

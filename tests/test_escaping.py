@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
@@ -43,6 +44,17 @@ def test_csv_safe_escapes_text_columns_only() -> None:
     assert safe["amount_minor"].tolist() == [-100, 200, 0, -5]
     assert safe["amount_minor"].dtype == "int64"
     assert safe["mixed"].tolist()[:2] == ["'@x", 3]
+
+
+def test_csv_safe_passes_an_object_column_of_only_empty_cells(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    # Such a column (NaN and None, no text) once made csv_safe fill a float mask with False,
+    # which pandas warns will raise.
+    frame = pd.DataFrame({"memo": pd.Series([np.nan, None], dtype=object), "n": [1, 2]})
+    safe = csv_safe(frame)
+    assert safe["memo"].isna().all() and safe["n"].tolist() == [1, 2]
+    assert not [w for w in recwarn if "fill value" in str(w.message)]
 
 
 def test_markdown_text_shows_html_and_markup_as_text() -> None:
