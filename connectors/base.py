@@ -52,6 +52,17 @@ class CreditSource(Protocol):
 
 
 @runtime_checkable
+class WindowedBilling(Protocol):
+    """A billing source that can serve only the invoices a window can bill, without holding
+    the rest of the history (peak memory then grows with the window, not the history)."""
+
+    def bearing_on(self, earliest: date) -> BillingSource:
+        """The same source with only the invoices (their lines and credit grants) that have
+        a line whose period ends on or after `earliest`, or has no end."""
+        ...
+
+
+@runtime_checkable
 class CrmSource(Protocol):
     """Salesforce-side data: accounts, contracts, cases, opportunities."""
 

@@ -47,12 +47,25 @@ class FilesSource:
 
     name = "files"
 
-    def __init__(self, folder: Path, mapping: FieldMapping | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        mapping: FieldMapping | None = None,
+        *,
+        lines_ending_from: date | None = None,
+    ) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"the export folder {self.folder} does not exist")
         self.mapping = mapping or field_mapping()
+        self.lines_ending_from = lines_ending_from
         self._frames: dict[str, Any] = {}
+
+    def bearing_on(self, earliest: date) -> FilesSource:
+        """This export serving only the invoices (with their lines and credit grants) that
+        have a line whose period ends on or after `earliest` (connectors.base.WindowedBilling):
+        what a window can bill, read block by block without holding the rest."""
+        return FilesSource(self.folder, self.mapping, lines_ending_from=earliest)
 
     # -- CrmSource ------------------------------------------------------------------------
 
@@ -162,7 +175,8 @@ class FilesSource:
             ("refunds", "charges.jsonl", stripe_credits.refunds_frame),
         ):
             if frame_name not in out and (self.folder / name).is_file():
-                records, rows = read_jsonl(self.folder / name)
+                only = self._charges_giving_back() if name == "charges.jsonl" else None
+                records, rows = read_jsonl(self.folder / name, only)
                 if name == "charges.jsonl" and (self.folder / "invoice_payments.jsonl").is_file():
                     # Exports on API version basil and later: a Charge names no invoice.
                     payments, _ = read_jsonl(self.folder / "invoice_payments.jsonl")
@@ -289,12 +303,16 @@ class FilesSource:
         fast = self._invoice_columns()
         if fast is not None:
             invoices, lines, line_rows = fast["invoices"], fast["invoice_lines"], fast["line_rows"]
-            rows: Sequence[int] = range(1, len(invoices) + 1)
+            rows: Sequence[int] = fast["invoice_rows"]
         else:
             records, rows = read_jsonl(self.folder / name)
             self._require_records(name, records)
             invoices, lines = stripe_mapping.invoices_frames(records, rows=rows, file=name)
             line_rows = stripe_mapping.invoice_line_rows(records, rows)
+            if self.lines_ending_from is not None:
+                invoices, lines, rows, line_rows = _bearing_on(
+                    invoices, lines, rows, line_rows, self._ending_from()
+                )
         fields = stripe_mapping.STRIPE_FIELDS
         return (
             validate_frame("invoices", invoices, _location(name, rows, fields["invoices"])),
@@ -312,11 +330,24 @@ class FilesSource:
             if not path.is_file():
                 return None
             try:
-                return stripe_mapping_arrow.read_invoices_jsonl(path)
+                return stripe_mapping_arrow.read_invoices_jsonl(path, self._ending_from())
             except stripe_mapping_arrow.Unsure:
                 return None
 
         return self._once("invoices.jsonl-columns", read)
+
+    def _charges_giving_back(self) -> set[int] | None:
+        """The rows of charges.jsonl that can hold refunds (all, when that is not sure)."""
+        try:
+            return stripe_mapping_arrow.charges_giving_back(self.folder / "charges.jsonl")
+        except stripe_mapping_arrow.Unsure:
+            return None
+
+    def _ending_from(self) -> int | None:
+        """`lines_ending_from` as the unix seconds of its midnight UTC."""
+        if self.lines_ending_from is None:
+            return None
+        return int(pd.Timestamp(self.lines_ending_from, tz="UTC").timestamp())
 
     def _require_records(self, name: str, records: Sequence[object]) -> None:
         if name in NON_EMPTY_FILES and not records:
@@ -372,6 +403,27 @@ class FilesSource:
         return validate_frame(
             "usage", conform("usage", frame), _location(name, rows, {}, header_lines=1)
         )
+
+
+def _bearing_on(
+    invoices: pd.DataFrame,
+    lines: pd.DataFrame,
+    rows: Sequence[int],
+    line_rows: Sequence[int],
+    ending_from: int | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, Sequence[int], Sequence[int]]:
+    """The record-by-record read left out as stripe_mapping_arrow leaves out invoices."""
+    cutoff = pd.Timestamp(ending_from, unit="s", tz="UTC")
+    ends = lines["period_end"]
+    bearing = lines.loc[(ends.isna() | (ends >= cutoff)).to_numpy(), "invoice_id"]
+    kept = invoices["invoice_id"].isin(bearing).to_numpy()
+    kept_lines = lines["invoice_id"].isin(invoices.loc[kept, "invoice_id"]).to_numpy()
+    return (
+        invoices[kept].reset_index(drop=True),
+        lines[kept_lines].reset_index(drop=True),
+        np.asarray(rows)[kept],
+        np.asarray(line_rows)[kept_lines],
+    )
 
 
 def _location(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,15 +127,18 @@ def _unique_header(header: Sequence[str], name: str) -> None:
         seen[key] = position
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The objects of a JSONL file and each one's line; blank lines are skipped but counted."""
+def read_jsonl(
+    path: Path, only: Collection[int] | None = None
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The objects of a JSONL file and each one's line; blank lines are skipped but counted.
+    With `only`, just the objects on those lines (1 = the first) are parsed."""
     records: list[dict[str, Any]] = []
     rows: list[int] = []
     problems: list[InputError] = []
     try:
         with path.open(encoding="utf-8-sig") as handle:
             for number, text in enumerate(handle, start=1):
-                if not text.strip():
+                if (only is not None and number not in only) or not text.strip():
                     continue
                 try:
                     value = json.loads(

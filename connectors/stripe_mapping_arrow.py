@@ -115,16 +115,61 @@ _BLOCK_BYTES = 16 << 20
 _NOT_NUMBERS = (b"NaN", b"Infinity")
 
 
-def read_invoices_jsonl(path: Path) -> dict[str, Any]:
+def read_invoices_jsonl(path: Path, ending_from: int | None = None) -> dict[str, Any]:
     """invoices.jsonl -> canonical `invoices`, `invoice_lines` and `credit_grants`, plus
-    `line_rows` (each line's row in the file). Raises Unsure for anything unusual."""
+    `invoice_rows` and `line_rows` (each one's row in the file). Raises Unsure for anything
+    unusual.
+
+    With `ending_from` (unix seconds) only the invoices with a line whose period ends then or
+    later (or has no end: validation must see it) are kept, block by block, so memory holds
+    the invoices that bear on a window, not the whole history.
+    """
     records = _plain_lines(path)
     if not records:
         raise Unsure("empty, NaN or Infinity, or not UTF-8")
-    frames = _parsed(pa.OSFile(str(path)))
-    if len(frames["invoices"]) != records:
+    frames = _parsed(pa.OSFile(str(path)), ending_from)
+    if frames["read"] != records:
         raise Unsure("blank lines, or more than one object on a line")
     return frames
+
+
+# What says whether a Stripe charge gives money back (connectors.stripe_credits.refunds_frame).
+_CHARGE_SCHEMA = pa.schema(
+    [
+        ("id", _S),
+        ("currency", _S),
+        ("amount_refunded", _I),
+        ("refunds", pa.struct([("data", pa.list_(pa.struct([("id", _S)])))])),
+    ]
+)
+
+
+def charges_giving_back(path: Path) -> set[int]:
+    """The rows of charges.jsonl that the refunds mapping must read: charges with embedded
+    refunds or an amount refunded, and any without id or currency (so the mapping names
+    them). The others give nothing back and are not turned into Python objects. Raises
+    Unsure when it cannot vouch for the file (the caller then reads every row)."""
+    records = _plain_lines(path)
+    if not records:
+        raise Unsure("empty, NaN or Infinity, or not UTF-8")
+    options = pj.ParseOptions(explicit_schema=_CHARGE_SCHEMA, unexpected_field_behavior="ignore")
+    try:
+        table = pj.read_json(
+            str(path), read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=options
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise Unsure(str(exc)) from None
+    if table.num_rows != records:
+        raise Unsure("blank lines, or more than one object on a line")
+    refunds = pc.list_value_length(pc.struct_field(table["refunds"], "data"))
+    wanted = pc.or_(
+        pc.or_(pc.fill_null(pc.greater(refunds, 0), False), pc.is_null(table["id"])),
+        pc.or_(
+            pc.fill_null(pc.not_equal(table["amount_refunded"], 0), False),
+            pc.is_null(table["currency"]),
+        ),
+    )
+    return set((np.flatnonzero(wanted.to_numpy(zero_copy_only=False)) + 1).tolist())
 
 
 def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:
@@ -134,18 +179,18 @@ def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:
     if not data or any(token in data for token in _NOT_NUMBERS):
         raise Unsure("no invoices, or NaN or Infinity")
     frames = _parsed(pa.BufferReader(data))
-    if len(frames["invoices"]) != data.count(b"\n") + 1:
+    if frames["read"] != data.count(b"\n") + 1:
         raise Unsure("a payload that is not one object")
     return frames
 
 
-def _parsed(source: Any) -> dict[str, Any]:
+def _parsed(source: Any, ending_from: int | None = None) -> dict[str, Any]:
     options = pj.ParseOptions(explicit_schema=INVOICE_SCHEMA, unexpected_field_behavior="ignore")
     try:
         reader = pj.open_json(
             source, read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=options
         )
-        return invoices_from_batches(reader)
+        return invoices_from_batches(reader, ending_from)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise Unsure(str(exc)) from None
 
@@ -168,32 +213,69 @@ def _plain_lines(path: Path) -> int:
     )
 
 
-def invoices_from_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
-    """Record batches of `INVOICE_SCHEMA` -> the canonical frames (see read_invoices_jsonl)."""
+def invoices_from_batches(
+    batches: Iterable[pa.RecordBatch], ending_from: int | None = None
+) -> dict[str, Any]:
+    """Record batches of `INVOICE_SCHEMA` -> the canonical frames (see read_invoices_jsonl),
+    and `read`, the invoices read before any was left out."""
     parts: dict[str, list[dict[str, pa.Array]]] = {"invoices": [], "lines": [], "grants": []}
     lengths: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    read = 0
     for batch in batches:
         invoices, lines, grants, per_invoice = map_batch(batch)
+        if pc.any(pc.is_null(invoices["invoice_id"])).as_py():
+            raise Unsure("an invoice without id")
+        at = np.arange(read + 1, read + len(per_invoice) + 1)
+        read += len(per_invoice)
+        if ending_from is not None:
+            invoices, lines, grants, per_invoice, at = _bearing(
+                invoices, lines, grants, per_invoice, at, ending_from
+            )
         parts["invoices"].append(invoices)
         parts["lines"].append(lines)
         parts["grants"].append(grants)
         lengths.append(per_invoice)
+        rows.append(at)
     count = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
-    invoice_ids = _joined(parts["invoices"], "invoice_id")
-    if invoice_ids is not None and pc.any(pc.is_null(invoice_ids)).as_py():
-        raise Unsure("an invoice without id")
+    invoice_rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     return {
         "invoices": _frame("invoices", parts["invoices"]),
         "invoice_lines": _frame("invoice_lines", parts["lines"]),
         "credit_grants": _frame("credit_grants", parts["grants"]),
-        "line_rows": np.repeat(np.arange(1, len(count) + 1), count),
+        "invoice_rows": invoice_rows,
+        "line_rows": np.repeat(invoice_rows, count),
+        "read": read,
     }
 
 
-def _joined(parts: list[dict[str, pa.Array]], column: str) -> pa.Array | None:
-    if not parts:
-        return None
-    return pa.concat_arrays([part[column] for part in parts])
+def _bearing(
+    invoices: dict[str, pa.Array],
+    lines: dict[str, pa.Array],
+    grants: dict[str, pa.Array],
+    per_invoice: np.ndarray,
+    rows: np.ndarray,
+    ending_from: int,
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, pa.Array], np.ndarray, np.ndarray]:
+    """One batch's invoices with a line ending at or after `ending_from` (or with no end)."""
+    owner = np.repeat(np.arange(len(per_invoice)), per_invoice)
+    ends = lines["period_end"].to_numpy(zero_copy_only=False)
+    ends = np.where(np.isnan(ends), np.inf, ends) if ends.dtype.kind == "f" else ends
+    latest = np.full(len(per_invoice), -np.inf)
+    np.maximum.at(latest, owner, ends.astype("float64"))
+    keep = latest >= ending_from
+    if keep.all():
+        return invoices, lines, grants, per_invoice, rows
+    kept_lines = pa.array(keep[owner])
+    kept_ids = pc.filter(invoices["invoice_id"], pa.array(keep))
+    kept_grants = pc.is_in(grants["invoice_id"], kept_ids)
+    return (
+        {name: pc.filter(values, pa.array(keep)) for name, values in invoices.items()},
+        {name: pc.filter(values, kept_lines) for name, values in lines.items()},
+        {name: pc.filter(values, kept_grants) for name, values in grants.items()},
+        per_invoice[keep],
+        rows[keep],
+    )
 
 
 def _frame(name: str, parts: list[dict[str, pa.Array]]) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     config = params.reconciliation_config()
     location = locate_reports(settings.reports_block, settings.reports_base_url)
 
-    data, prints = extract_reconciliation_input(sources, window)
+    data, prints = extract_reconciliation_input(sources, window, config.period_grace_days)
     partitions = params.advanced.partitions
     if partitions > 1:
         parts = split_book(data, partitions)

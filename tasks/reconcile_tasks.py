@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from revops.connectors.base import ContractLineSource, CreditSource
+from revops.connectors.base import ContractLineSource, CreditSource, WindowedBilling
 from revops.connectors.registry import Sources
 from revops.connectors.report_location import ReportLocation, report_location
 from revops.connectors.warehouse import RunRecord, Warehouse
@@ -50,11 +50,19 @@ ARTIFACT_ROWS = 500
 
 @task(name="extract-reconciliation-input", **CALLS_OUTSIDE_SYSTEMS)
 def extract_reconciliation_input(
-    sources: Sources, window: Window | None = None
+    sources: Sources, window: Window | None = None, period_grace_days: int | None = None
 ) -> tuple[ReconciliationInput, dict[str, str]]:
     """Read accounts, contracts and their lines from the CRM, customers and invoices from
-    billing, and the usage that usage lines bill (for the periods starting in `window`)."""
+    billing, and the usage that usage lines bill (for the periods starting in `window`).
+
+    Given the window and the grace days, a billing source that can (WindowedBilling) serves
+    only the invoices with a line ending after the window's start less the grace days (and
+    two days for time zones): the core drops the others unread (tasks.matching.billable_lines),
+    so the result is the same and memory holds the window, not the history.
+    """
     logger = get_run_logger()
+    if window is not None and period_grace_days is not None:
+        sources = _bearing_on_window(sources, window, period_grace_days)
     invoices, lines = sources.billing.invoices()
     contract_lines = (
         sources.crm.contract_lines() if isinstance(sources.crm, ContractLineSource) else None
@@ -99,6 +107,13 @@ def extract_reconciliation_input(
         sources.label,
     )
     return data, prints
+
+
+def _bearing_on_window(sources: Sources, window: Window, grace_days: int) -> Sources:
+    if not isinstance(sources.billing, WindowedBilling):
+        return sources
+    earliest = window.start - timedelta(days=grace_days + 2)
+    return replace(sources, billing=sources.billing.bearing_on(earliest))
 
 
 def _line_usage(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,15 @@ from revops.connectors.demo import DemoSource
 from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
 from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
-from revops.connectors.stripe_mapping_arrow import Unsure, read_invoice_texts, read_invoices_jsonl
+from revops.connectors.stripe_mapping_arrow import (
+    Unsure,
+    charges_giving_back,
+    read_invoice_texts,
+    read_invoices_jsonl,
+)
 from revops.errors import InputError
+from revops.frames import validate_frame
+from tests.builders import export_demo
 from tests.test_files_source import SHAPES, demo_frames
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
@@ -221,3 +230,103 @@ def test_csv_read_by_pandas_gives_the_rows_and_errors_of_the_row_reader(
     assert (fast[0], fast[2].tolist(), fast[3].tolist()) == (header, rows, lines)
     expected = pd.DataFrame(values, columns=header, dtype="str")
     pd.testing.assert_frame_equal(fast[1].astype("str"), expected)
+
+
+# -- the invoices a window can bill (FilesSource.bearing_on) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def whole_export(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_demo(demo_source, tmp_path_factory.mktemp("whole"))
+
+
+def test_bearing_on_keeps_the_invoices_with_a_line_ending_then_or_later(
+    whole_export: Path, tmp_path: Path
+) -> None:
+    earliest = date(2026, 9, 26)
+    cutoff = pd.Timestamp(earliest, tz="UTC")
+    every_invoice, every_line = FilesSource(whole_export).invoices()
+    invoices, lines = FilesSource(whole_export).bearing_on(earliest).invoices()
+    latest = every_line.groupby("invoice_id")["period_end"].max()
+    bearing = set(latest.index[latest >= cutoff])
+    assert set(invoices["invoice_id"]) == bearing and len(bearing) < len(every_invoice) / 3
+    kept = every_line[every_line["invoice_id"].isin(bearing)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(lines, kept, check_exact=True)
+    # The record-by-record read (a blank line makes the fast read hand over) keeps the same.
+    slow = tmp_path / "slow"
+    shutil.copytree(whole_export, slow)
+    text = (slow / "invoices.jsonl").read_text()
+    (slow / "invoices.jsonl").write_text(text.replace("\n", "\n\n", 1))
+    slow_invoices, slow_lines = FilesSource(slow).bearing_on(earliest).invoices()
+    pd.testing.assert_frame_equal(slow_invoices, invoices, check_exact=True)
+    pd.testing.assert_frame_equal(slow_lines, lines, check_exact=True)
+    grants = FilesSource(whole_export).bearing_on(earliest).money_given_back()["credit_grants"]
+    assert set(grants["invoice_id"]) <= bearing
+
+
+def test_a_bad_value_on_a_kept_invoice_names_its_row_in_the_file(
+    whole_export: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "bad"
+    shutil.copytree(whole_export, folder)
+    path = folder / "invoices.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    row = len(records) - 3  # late in the file: an invoice of the window, not of the history
+    records[row - 1]["currency"] = "usx"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(InputError) as caught:
+        FilesSource(folder).bearing_on(date(2026, 9, 26)).invoices()
+    assert caught.value.row == row and caught.value.file == "invoices.jsonl"
+
+
+def test_reconciling_the_window_from_the_invoices_bearing_on_it_changes_nothing(
+    whole_export: Path,
+) -> None:
+    from prefect.logging import disable_run_logger
+
+    from revops.flows.params import ReconcileParams
+    from revops.tasks.reconcile_tasks import extract_reconciliation_input
+    from revops.tasks.reconciliation import reconcile
+
+    params = ReconcileParams(source="files", input_dir=str(whole_export), as_of="2026-11-23")
+    as_of, window, config = params.resolved_as_of(), params.window(), params.reconciliation_config()
+    results = []
+    for grace in (None, config.period_grace_days):
+        with disable_run_logger():
+            data, _ = extract_reconciliation_input.fn(
+                params.sources(as_of, "sqlite://"), window, grace
+            )
+        results.append((len(data.invoice_lines), reconcile(data, window, as_of, config)))
+    (all_lines, whole), (window_lines, windowed) = results
+    assert window_lines < all_lines / 3
+    pd.testing.assert_frame_equal(windowed.findings, whole.findings, check_exact=True)
+    pd.testing.assert_frame_equal(windowed.matched, whole.matched, check_exact=True)
+    counts = {k: v for k, v in whole.counts.items() if k != "invoice_lines_read"}
+    assert {k: v for k, v in windowed.counts.items() if k != "invoice_lines_read"} == counts
+    assert len(whole.findings) > 20
+
+
+def test_refunds_read_from_the_charges_that_give_back_are_every_refund(
+    whole_export: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "charges"
+    shutil.copytree(whole_export, folder)
+    path = folder / "charges.jsonl"
+    charges = [json.loads(line) for line in path.read_text().splitlines()]
+    # A charge refunded without its refund list (not expanded): one refund of the amount.
+    charges[5].pop("refunds", None)
+    charges[5]["amount_refunded"] = 250
+    path.write_text("".join(json.dumps(c) + "\n" for c in charges))
+    wanted = charges_giving_back(path)
+    assert 6 in wanted and len(wanted) < len(charges) / 10
+    records, rows = read_jsonl(path)
+    every = stripe_credits.refunds_frame(records, rows=rows, file=path.name)
+    read = FilesSource(folder).money_given_back()["refunds"]
+    pd.testing.assert_frame_equal(read, validate_frame("refunds", every), check_exact=True)
+    assert (read["amount_minor"] == 250).any() and len(read) >= 3
+    # A charge without id is read too, so the mapping names its row.
+    charges[9].pop("id")
+    path.write_text("".join(json.dumps(c) + "\n" for c in charges))
+    with pytest.raises(InputError) as caught:
+        FilesSource(folder).money_given_back()
+    assert caught.value.row == 10
