@@ -114,6 +114,17 @@ class UsageSource(Protocol):
         ...
 
 
+class CallCounter(Protocol):
+    """A live source that counts the API calls it makes (Stripe, Salesforce)."""
+
+    name: str
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """API calls made so far, per endpoint."""
+        ...
+
+
 @runtime_checkable
 class BillingWriter(Protocol):
     """The Stripe calls a plan migration makes: read one object now, preview, change a price.

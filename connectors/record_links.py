@@ -10,26 +10,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from revops.connectors.base import BillingSource, CrmSource
 from revops.links import RecordLinks, stripe_live_from_key
 from revops.settings import get_settings
 
 DEMO_SALESFORCE_BASE = "https://demo-org.my.salesforce.com"
 
 
-def record_links(billing: object, crm: object) -> RecordLinks:
+def record_links(billing: BillingSource, crm: CrmSource) -> RecordLinks:
     """The links of one run's billing and CRM sources."""
     return RecordLinks(stripe_live=_stripe_live(billing), salesforce_base=_salesforce_base(crm))
 
 
-def _stripe_live(billing: object) -> bool | None:
-    name = getattr(billing, "name", "")
-    if name == "stripe":
+def _stripe_live(billing: BillingSource) -> bool | None:
+    from revops.connectors.files import FilesSource
+
+    if billing.name == "stripe":
         from revops.connectors.stripe_billing import StripeSettings
 
         return stripe_live_from_key(StripeSettings().key())
-    if name == "files":
-        return _exported_livemode(Path(billing.folder))  # type: ignore[attr-defined]
-    return False if name == "demo" else None
+    if isinstance(billing, FilesSource):
+        return _exported_livemode(billing.folder)
+    return False if billing.name == "demo" else None
 
 
 def _exported_livemode(folder: Path) -> bool:
@@ -47,11 +49,13 @@ def _exported_livemode(folder: Path) -> bool:
     return False
 
 
-def _salesforce_base(crm: object) -> str | None:
-    name = getattr(crm, "name", "")
-    if name == "salesforce":
-        return f"https://{crm.sf.sf_instance}"  # type: ignore[attr-defined]
+def _salesforce_base(crm: CrmSource) -> str | None:
+    if crm.name == "salesforce":
+        from revops.connectors.salesforce_crm import SalesforceCrm
+
+        if isinstance(crm, SalesforceCrm):
+            return f"https://{crm.sf.sf_instance}"
     configured = get_settings().salesforce_link_base
     if configured:
         return configured
-    return DEMO_SALESFORCE_BASE if name == "demo" else None
+    return DEMO_SALESFORCE_BASE if crm.name == "demo" else None

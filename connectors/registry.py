@@ -10,19 +10,20 @@ A system that writes (live Stripe, live Salesforce) also comes back as its write
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
 from revops.connectors.base import (
     BillingSource,
     BillingWriter,
+    CallCounter,
     CrmSource,
     CrmWriter,
     UsageSource,
@@ -37,8 +38,14 @@ from revops.connectors.choices import (
     UsageKind,
 )
 from revops.connectors.demo import DemoSource
+from revops.connectors.record_links import record_links
+from revops.connectors.shared_reads import SharedBilling, SharedCrm, SharedUsage
 from revops.errors import ConfigError
 from revops.frames import empty_frame
+from revops.links import RecordLinks
+
+if TYPE_CHECKING:
+    from revops.connectors.files import FilesSource
 
 __all__ = ["BillingKind", "CrmKind", "SourceKind", "UsageKind"]
 LIVE = {"billing": "stripe", "crm": "salesforce", "usage": "sql"}
@@ -46,14 +53,18 @@ LIVE = {"billing": "stripe", "crm": "salesforce", "usage": "sql"}
 
 @dataclass(frozen=True)
 class Sources:
-    """The three sources of one run and a label naming them for logs and run records."""
+    """The three sources of one run and a label naming them for logs and run records.
+
+    `counters` are the live sources among them, which count their API calls; the writers are
+    the systems that write (None: read-only).
+    """
 
     billing: BillingSource
     crm: CrmSource
     usage: UsageSource
-    api_calls: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
     billing_writer: BillingWriter | None = field(default=None, compare=False)
     crm_writer: CrmWriter | None = field(default=None, compare=False)
+    counters: tuple[CallCounter, ...] = field(default=(), compare=False)
 
     @property
     def label(self) -> str:
@@ -69,80 +80,127 @@ class Sources:
         return self.crm.users() if isinstance(self.crm, UserSource) else empty_frame("users")
 
     def calls(self) -> dict[str, int]:
-        """API calls made so far per outside system (sources that count them)."""
-        out = {}
-        for source in (self.billing, self.crm, self.usage):
-            counted = getattr(source, "calls", None)
-            if counted is not None:
-                out[source.name] = sum(counted.values())
-        return out
+        """API calls made so far per outside system (the live sources count them)."""
+        return {counter.name: sum(counter.calls.values()) for counter in self.counters}
+
+    def record_links(self) -> RecordLinks:
+        """Where this run's records open for people (connectors.record_links)."""
+        billing, crm = self.billing, self.crm
+        return record_links(
+            billing.source if isinstance(billing, SharedBilling) else billing,
+            crm.source if isinstance(crm, SharedCrm) else crm,
+        )
 
 
-# The reads of the source protocols (connectors/base.py): what ReadOnce memoizes.
-READS = frozenset(
-    {
-        "customers",
-        "subscriptions",
-        "invoices",
-        "charges",
-        "disputes",
-        "accounts",
-        "contracts",
-        "cases",
-        "opportunities",
-        "usage",
-        "users",
-    }
+_shared: ContextVar[dict[tuple[object, ...], Sources] | None] = ContextVar(
+    "revops_shared_sources", default=None
 )
-_shared: ContextVar[dict[tuple, Sources] | None] = ContextVar("revops_shared_sources", default=None)
-
-
-class ReadOnce:
-    """A source whose reads are made once and handed out as copies.
-
-    The nightly run's parts (reconcile, risk, leads) share one instance per source, so each
-    object is fetched from Stripe or Salesforce once a night; copies keep one part's changes to
-    a frame from reaching the next. Everything else (writes, call counts, name) passes through.
-    """
-
-    def __init__(self, source: object) -> None:
-        self._source = source
-        self._reads: dict[tuple, Any] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_source", "_reads"):
-            raise AttributeError(name)  # keeps copy/pickle from recursing
-        attr = getattr(self._source, name)
-        if name not in READS or not callable(attr):
-            return attr
-        return self._memoized(name, attr)
-
-    def _memoized(self, name: str, read: Callable[..., Any]) -> Callable[..., Any]:
-        def once(*args: Any) -> Any:
-            key = (name, *args)
-            if key not in self._reads:
-                self._reads[key] = read(*args)
-            return _copied(self._reads[key])
-
-        return once
-
-
-def _copied(value: Any) -> Any:
-    if isinstance(value, pd.DataFrame):
-        return value.copy()
-    if isinstance(value, tuple):
-        return tuple(_copied(v) for v in value)
-    return value
 
 
 @contextmanager
 def shared_sources() -> Iterator[None]:
-    """Within this block, runs choosing the same sources share them and read each object once."""
+    """Within this block, runs choosing the same sources share them and read each object
+    once (connectors.shared_reads)."""
     token = _shared.set({})
     try:
         yield
     finally:
         _shared.reset(token)
+
+
+class _Builder:
+    """Builds each system's source for one run; demo and files instances serve every system
+    that chooses them."""
+
+    def __init__(
+        self,
+        *,
+        input_dir: str | Path | None,
+        as_of: date,
+        demo_size: int,
+        demo_seed: int,
+        database_url: str | None,
+        full_refresh: bool,
+    ) -> None:
+        self.input_dir, self.as_of = input_dir, as_of
+        self.demo_size, self.demo_seed = demo_size, demo_seed
+        self.database_url, self.full_refresh = database_url, full_refresh
+        self._demo: DemoSource | None = None
+        self._files: FilesSource | None = None
+        self.counters: list[CallCounter] = []
+
+    def demo(self) -> DemoSource:
+        if self._demo is None:
+            self._demo = DemoSource(as_of=self.as_of, size=self.demo_size, seed=self.demo_seed)
+        return self._demo
+
+    def files(self) -> FilesSource:
+        if self._files is None:
+            if not self.input_dir:
+                raise ConfigError("the files source needs --input DIR (the export folder)")
+            from revops.connectors.files import FilesSource
+
+            self._files = FilesSource(Path(self.input_dir))
+        return self._files
+
+    def billing(self, kind: str) -> tuple[BillingSource, BillingWriter | None]:
+        """The billing source of `kind` and, for live Stripe, its writer (the same object)."""
+        if kind == "demo":
+            return self.demo(), None
+        if kind == "files":
+            return self.files(), None
+        if kind != "stripe":
+            raise _unknown(kind)
+        from revops.connectors.stripe_billing import StripeBilling
+        from revops.connectors.warehouse import Warehouse
+
+        if not self.database_url:
+            raise ConfigError(
+                "the Stripe source keeps its cursors in the warehouse: set a database URL"
+            )
+        stripe = StripeBilling.from_settings(
+            Warehouse(self.database_url), full_refresh=self.full_refresh
+        )
+        self.counters.append(stripe)
+        return stripe, stripe
+
+    def crm(self, kind: str) -> tuple[CrmSource, CrmWriter | None]:
+        """The CRM source of `kind` and, for live Salesforce, its writer (the same object)."""
+        if kind == "demo":
+            return self.demo(), None
+        if kind == "files":
+            return self.files(), None
+        if kind != "salesforce":
+            raise _unknown(kind)
+        from revops.connectors.salesforce_crm import SalesforceCrm
+        from revops.connectors.warehouse import Warehouse
+
+        if not self.database_url:
+            raise ConfigError(
+                "the Salesforce source keeps its records and cursors in the warehouse: set "
+                "a database URL"
+            )
+        salesforce = SalesforceCrm.from_settings(
+            Warehouse(self.database_url), full_refresh=self.full_refresh
+        )
+        self.counters.append(salesforce)
+        return salesforce, salesforce
+
+    def usage(self, kind: str) -> UsageSource:
+        """The usage source of `kind`."""
+        if kind == "demo":
+            return self.demo()
+        if kind == "files":
+            return self.files()
+        if kind != "sql":
+            raise _unknown(kind)
+        from revops.connectors.usage_sql import SqlUsage
+
+        return SqlUsage.from_settings()
+
+
+def _unknown(kind: str) -> ConfigError:
+    return ConfigError(f"unknown source {kind!r}: use demo, files, stripe, salesforce or sql")
 
 
 def build_sources(
@@ -164,71 +222,39 @@ def build_sources(
     key += (database_url, full_refresh)
     if cache is not None and key in cache:
         return cache[key]
-    shared: dict[str, object] = {}
 
     def kind_for(system: str, chosen: str | None) -> str:
         if chosen:
             return chosen
         return LIVE[system] if source == "live" else source
 
-    def make(kind: str) -> object:
-        if kind in shared:
-            return shared[kind]
-        if kind == "demo":
-            made: object = DemoSource(as_of=as_of, size=demo_size, seed=demo_seed)
-        elif kind == "files":
-            if not input_dir:
-                raise ConfigError("the files source needs --input DIR (the export folder)")
-            from revops.connectors.files import FilesSource
-
-            made = FilesSource(Path(input_dir))
-        elif kind == "stripe":
-            from revops.connectors.stripe_billing import StripeBilling
-            from revops.connectors.warehouse import Warehouse
-
-            if not database_url:
-                raise ConfigError(
-                    "the Stripe source keeps its cursors in the warehouse: set a database URL"
-                )
-            made = StripeBilling.from_settings(Warehouse(database_url), full_refresh=full_refresh)
-        elif kind == "salesforce":
-            from revops.connectors.salesforce_crm import SalesforceCrm
-            from revops.connectors.warehouse import Warehouse
-
-            if not database_url:
-                raise ConfigError(
-                    "the Salesforce source keeps its records and cursors in the warehouse: set "
-                    "a database URL"
-                )
-            made = SalesforceCrm.from_settings(Warehouse(database_url), full_refresh=full_refresh)
-        elif kind == "sql":
-            from revops.connectors.usage_sql import SqlUsage
-
-            made = SqlUsage.from_settings()
-        else:
-            raise ConfigError(
-                f"unknown source {kind!r}: use demo, files, stripe, salesforce or sql"
-            )
-        shared[kind] = made
-        return made
-
-    billing_kind, crm_kind = kind_for("billing", billing), kind_for("crm", crm)
-    built = Sources(
-        billing=make(billing_kind),  # type: ignore[arg-type]
-        crm=make(crm_kind),  # type: ignore[arg-type]
-        usage=make(kind_for("usage", usage)),  # type: ignore[arg-type]
-        billing_writer=make(billing_kind) if billing_kind == "stripe" else None,  # type: ignore[arg-type]
-        crm_writer=make(crm_kind) if crm_kind == "salesforce" else None,  # type: ignore[arg-type]
+    build = _Builder(
+        input_dir=input_dir,
+        as_of=as_of,
+        demo_size=demo_size,
+        demo_seed=demo_seed,
+        database_url=database_url,
+        full_refresh=full_refresh,
     )
+    billing_source, billing_writer = build.billing(kind_for("billing", billing))
+    crm_source, crm_writer = build.crm(kind_for("crm", crm))
+    usage_source = build.usage(kind_for("usage", usage))
     if cache is None:
-        return built
-    shared = {id(s): ReadOnce(s) for s in (built.billing, built.crm, built.usage)}
+        return Sources(
+            billing=billing_source,
+            crm=crm_source,
+            usage=usage_source,
+            billing_writer=billing_writer,
+            crm_writer=crm_writer,
+            counters=tuple(build.counters),
+        )
     cache[key] = Sources(
-        billing=shared[id(built.billing)],  # type: ignore[arg-type]
-        crm=shared[id(built.crm)],  # type: ignore[arg-type]
-        usage=shared[id(built.usage)],  # type: ignore[arg-type]
-        billing_writer=built.billing_writer,
-        crm_writer=built.crm_writer,
+        billing=SharedBilling(billing_source),
+        crm=SharedCrm(crm_source),
+        usage=SharedUsage(usage_source),
+        billing_writer=billing_writer,
+        crm_writer=crm_writer,
+        counters=tuple(build.counters),
     )
     return cache[key]
 

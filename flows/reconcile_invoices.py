@@ -7,7 +7,6 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from revops.connectors.record_links import record_links
 from revops.connectors.warehouse import RunRecord
 from revops.flow_runs import record_process_and_reap
 from revops.flows.params import ReconcileParams, run_namer
@@ -82,7 +81,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
         flow_run_id=flow_run.get_id(),
     )
     out_dir = params.output_dir()
-    links = record_links(sources.billing, sources.crm)
+    links = sources.record_links()
     review = prepare_review(result, data, run, settings.database_url, links)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     folder = paths[0].parent

@@ -16,6 +16,8 @@ INSTANT = "datetime64[us, UTC]"
 FREQUENCY_MONTHS = {"monthly": 1, "quarterly": 3, "annual": 12}
 # How a contract line bills: every period, once (in the period holding its start), or by use.
 CHARGE_TYPES = ("recurring", "one_time", "usage")
+# The frames of money given back (credit notes, their lines, credit grants, refunds), by name.
+CREDIT_FRAMES = ("credit_notes", "credit_note_lines", "credit_grants", "refunds")
 
 _currency = pa.Check.isin(sorted(ISO_4217_EXPONENTS), error="not an ISO 4217 currency code")
 _non_negative = pa.Check.ge(0)

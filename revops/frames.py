@@ -17,10 +17,18 @@ import pandera.pandas as pa
 
 from revops.errors import InputError, InputErrors
 from revops.escaping import markdown_text
-from revops.frame_schemas import CHARGE_TYPES, DATE, FREQUENCY_MONTHS, INSTANT, SCHEMAS
+from revops.frame_schemas import (
+    CHARGE_TYPES,
+    CREDIT_FRAMES,
+    DATE,
+    FREQUENCY_MONTHS,
+    INSTANT,
+    SCHEMAS,
+)
 
 __all__ = [
     "CHARGE_TYPES",
+    "CREDIT_FRAMES",
     "DATE",
     "FREQUENCY_MONTHS",
     "INSTANT",

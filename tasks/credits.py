@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from revops.frames import empty_frame
+from revops.frames import CREDIT_FRAMES, empty_frame
 
 if TYPE_CHECKING:
     from revops.tasks.reconciliation_book import ReconciliationInput
@@ -68,9 +68,6 @@ class Credits:
     def none(cls) -> Credits:
         """No credits at all (a source without them)."""
         return cls(*(empty_frame(n) for n in CREDIT_FRAMES))
-
-
-CREDIT_FRAMES = ("credit_notes", "credit_note_lines", "credit_grants", "refunds")
 
 
 def credits_as_of(credits: Credits, as_of: date, timezone: str = "UTC") -> Credits:

@@ -24,8 +24,7 @@ from revops.connectors.demo_export import demo_frames as shared_demo_frames
 from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
 from revops.errors import InputError, InputErrors
-from revops.frames import conform, empty_frame, validate_frame
-from revops.tasks.credits import CREDIT_FRAMES
+from revops.frames import CREDIT_FRAMES, conform, empty_frame, validate_frame
 from tests.builders import account, contract, customer, export_demo, frame, invoice, line
 from tests.test_demo import reconcile_demo
 
