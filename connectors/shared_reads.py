@@ -21,6 +21,7 @@ from revops.connectors.base import (
     CrmSource,
     UsageSource,
     UserSource,
+    WindowedBilling,
 )
 from revops.frames import CREDIT_FRAMES, empty_frame
 
@@ -55,7 +56,8 @@ class _ReadsOnce:
 
 
 class SharedBilling(_ReadsOnce):
-    """A BillingSource (and CreditSource) reading each object of `source` once."""
+    """A BillingSource (and CreditSource, WindowedBilling) reading each object of `source`
+    once."""
 
     def __init__(self, source: BillingSource) -> None:
         super().__init__()
@@ -88,6 +90,14 @@ class SharedBilling(_ReadsOnce):
         if isinstance(source, CreditSource):
             return self._frames_by_name("money_given_back", source.money_given_back)
         return {name: empty_frame(name) for name in CREDIT_FRAMES}
+
+    def bearing_on(self, earliest: date) -> BillingSource:
+        """The wrapped source's invoices bearing on `earliest` on (WindowedBilling), shared
+        the same way; this source itself when the wrapped one serves only its whole history."""
+        source = self.source
+        if isinstance(source, WindowedBilling):
+            return SharedBilling(source.bearing_on(earliest))
+        return self
 
 
 class SharedCrm(_ReadsOnce):

@@ -6,6 +6,7 @@ sources; no server."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,10 +19,11 @@ from revops.connectors.base import (
     UserSource,
 )
 from revops.connectors.demo import DemoSource
+from revops.connectors.files import FilesSource
 from revops.connectors.registry import Sources, build_sources, shared_sources
 from revops.connectors.shared_reads import SharedBilling, SharedCrm, SharedUsage
 from revops.frames import CREDIT_FRAMES, columns
-from tests.builders import account, customer, frame
+from tests.builders import account, customer, export_demo, frame
 
 AS_OF = date(2026, 11, 23)
 
@@ -110,6 +112,7 @@ def test_parts_a_source_does_not_read_come_back_empty_and_canonical() -> None:
     _, lines = shared_billing.invoices()
     assert billing.reads == 1 and list(lines.columns) == columns("invoice_lines")
     assert isinstance(shared_billing, BillingSource)
+    assert shared_billing.bearing_on(date(2026, 10, 1)) is shared_billing, "no window to serve"
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,15 @@ def test_calls_sum_each_live_source_s_endpoints(demo: DemoSource) -> None:
         counters=(Counter("stripe", {"invoices": 3, "customers": 2}), Counter("salesforce", {})),
     )
     assert sources.calls() == {"stripe": 5, "salesforce": 0}
+
+
+def test_a_shared_files_source_serves_a_window_shared_too(demo: DemoSource, tmp_path: Path) -> None:
+    files = FilesSource(export_demo(demo, tmp_path))
+    earliest = date(2026, 9, 29)
+    windowed = SharedBilling(files).bearing_on(earliest)
+    assert isinstance(windowed, SharedBilling) and isinstance(windowed.source, FilesSource)
+    invoices, lines = windowed.invoices()
+    expected, expected_lines = files.bearing_on(earliest).invoices()
+    pd.testing.assert_frame_equal(invoices, expected)
+    pd.testing.assert_frame_equal(lines, expected_lines)
+    assert len(invoices) < len(files.invoices()[0]), "only the invoices the window can bill"
