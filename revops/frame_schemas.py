@@ -23,12 +23,30 @@ _currency = pa.Check.isin(sorted(ISO_4217_EXPONENTS), error="not an ISO 4217 cur
 _non_negative = pa.Check.ge(0)
 
 
+# A row's end date, when it has one, is not before its start date (when it has one).
+_END_AFTER_START = pa.Check(
+    lambda df: (
+        df["end_date"].isna() | df["start_date"].isna() | (df["end_date"] >= df["start_date"])
+    ),
+    error="end_date is before start_date",
+)
+
+
+def _frame(
+    columns: dict[str, pa.Column],
+    unique: list[str] | None = None,
+    checks: list[pa.Check] | None = None,
+) -> pa.DataFrameSchema:
+    """A canonical frame's schema: exactly these columns, in this order."""
+    return pa.DataFrameSchema(columns, checks=checks, unique=unique, strict=True, ordered=True)
+
+
 def _col(dtype: str, nullable: bool = False, *checks: pa.Check, unique: bool = False) -> pa.Column:
     return pa.Column(dtype, checks=list(checks), nullable=nullable, unique=unique, coerce=False)
 
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "accounts": pa.DataFrameSchema(
+    "accounts": _frame(
         {
             "account_id": _col("str", unique=True),
             "name": _col("str", True),
@@ -36,10 +54,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "stripe_customer_id": _col("str", True),
             "segment": _col("str", True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "contracts": pa.DataFrameSchema(
+    "contracts": _frame(
         {
             "contract_id": _col("str", unique=True),
             "account_id": _col("str"),
@@ -55,16 +71,9 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "owner_id": _col("str", True),
             "stripe_subscription_id": _col("str", True),
         },
-        checks=[
-            pa.Check(
-                lambda df: df["end_date"].isna() | (df["end_date"] >= df["start_date"]),
-                error="end_date is before start_date",
-            )
-        ],
-        strict=True,
-        ordered=True,
+        checks=[_END_AFTER_START],
     ),
-    "customers": pa.DataFrameSchema(
+    "customers": _frame(
         {
             "customer_id": _col("str", unique=True),
             "name": _col("str", True),
@@ -73,10 +82,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "salesforce_account_id": _col("str", True),
             "created_at": _col(INSTANT, True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "subscriptions": pa.DataFrameSchema(
+    "subscriptions": _frame(
         {
             "subscription_id": _col("str"),
             "item_id": _col("str", True),
@@ -95,10 +102,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "salesforce_line_id": _col("str", True),
         },
         unique=["subscription_id", "item_id"],
-        strict=True,
-        ordered=True,
     ),
-    "invoices": pa.DataFrameSchema(
+    "invoices": _frame(
         {
             "invoice_id": _col("str", unique=True),
             "number": _col("str", True),
@@ -119,10 +124,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "finalized_at": _col(INSTANT, True),
             "voided_at": _col(INSTANT, True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "invoice_lines": pa.DataFrameSchema(
+    "invoice_lines": _frame(
         {
             "line_id": _col("str"),
             "invoice_id": _col("str"),
@@ -145,10 +148,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "quantity_decimal": _col("float64", True, _non_negative),
         },
         unique=["invoice_id", "line_id"],
-        strict=True,
-        ordered=True,
     ),
-    "charges": pa.DataFrameSchema(
+    "charges": _frame(
         {
             "charge_id": _col("str", unique=True),
             "customer_id": _col("str", True),
@@ -161,10 +162,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "disputed": _col("bool"),
             "created_at": _col(INSTANT),
         },
-        strict=True,
-        ordered=True,
     ),
-    "credit_notes": pa.DataFrameSchema(
+    "credit_notes": _frame(
         {
             "credit_note_id": _col("str", unique=True),
             "invoice_id": _col("str"),
@@ -178,10 +177,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "voided_at": _col(INSTANT, True),
             "refund_ids": _col("str", True),  # ';'-joined refunds it names
         },
-        strict=True,
-        ordered=True,
     ),
-    "credit_note_lines": pa.DataFrameSchema(
+    "credit_note_lines": _frame(
         {
             "credit_note_id": _col("str"),
             "line_id": _col("str"),
@@ -194,10 +191,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "currency": _col("str", False, _currency),
         },
         unique=["credit_note_id", "line_id"],
-        strict=True,
-        ordered=True,
     ),
-    "credit_grants": pa.DataFrameSchema(
+    "credit_grants": _frame(
         {
             "invoice_id": _col("str"),
             "line_id": _col("str", True),  # NA: the invoice as a whole
@@ -205,10 +200,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "amount_minor": _col("int64", False, _non_negative),
             "currency": _col("str", False, _currency),
         },
-        strict=True,
-        ordered=True,
     ),
-    "refunds": pa.DataFrameSchema(
+    "refunds": _frame(
         {
             "refund_id": _col("str"),
             "charge_id": _col("str"),
@@ -219,10 +212,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "status": _col("str"),
             "created_at": _col(INSTANT),
         },
-        strict=True,
-        ordered=True,
     ),
-    "disputes": pa.DataFrameSchema(
+    "disputes": _frame(
         {
             "dispute_id": _col("str", unique=True),
             "charge_id": _col("str"),
@@ -234,10 +225,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "created_at": _col(INSTANT),
             "evidence_due_by": _col(INSTANT, True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "cases": pa.DataFrameSchema(
+    "cases": _frame(
         {
             "case_id": _col("str", unique=True),
             "account_id": _col("str", True),
@@ -250,10 +239,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "owner_id": _col("str", True),
             "first_response_at": _col(INSTANT, True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "opportunities": pa.DataFrameSchema(
+    "opportunities": _frame(
         {
             "opportunity_id": _col("str", unique=True),
             "account_id": _col("str", True),
@@ -268,10 +255,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "owner_id": _col("str", True),
             "revops_key": _col("str", True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "contract_lines": pa.DataFrameSchema(
+    "contract_lines": _frame(
         {
             "line_id": _col("str", unique=True),
             "contract_id": _col("str"),
@@ -293,34 +278,23 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "currency": _col("str", True, _currency),
         },
         checks=[
-            pa.Check(
-                lambda df: (
-                    df["end_date"].isna()
-                    | df["start_date"].isna()
-                    | (df["end_date"] >= df["start_date"])
-                ),
-                error="end_date is before start_date",
-            ),
+            _END_AFTER_START,
             pa.Check(
                 lambda df: (df["charge_type"] != "usage") | df["usage_metric"].notna(),
                 error="a usage line needs a usage metric",
             ),
         ],
-        strict=True,
-        ordered=True,
     ),
     # Salesforce User: who owns accounts, contracts and opportunities (names for people).
-    "users": pa.DataFrameSchema(
+    "users": _frame(
         {
             "user_id": _col("str", unique=True),
             "name": _col("str", True),
             "is_active": _col("bool"),
             "email": _col("str", True),
         },
-        strict=True,
-        ordered=True,
     ),
-    "usage": pa.DataFrameSchema(
+    "usage": _frame(
         {
             "account_id": _col("str"),
             "date": _col(DATE),
@@ -328,7 +302,5 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "quantity": _col("float64", False, _non_negative),
         },
         unique=["account_id", "date", "metric"],
-        strict=True,
-        ordered=True,
     ),
 }

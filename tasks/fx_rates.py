@@ -19,6 +19,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
+import pandas as pd
+
 from revops.errors import InputError
 from revops.money import exponent, is_currency
 
@@ -102,6 +104,12 @@ def reporting_total(fx: FxRates, amounts: dict[str, int], day: date) -> Reportin
     )
 
 
+def column_total(fx: FxRates, rows: pd.DataFrame, column: str, day: date) -> ReportingTotal:
+    """The reporting-currency total of `column` (minor units) over `rows`, one per currency."""
+    amounts = dict(zip(rows["currency"], rows[column].astype(int), strict=True))
+    return reporting_total(fx, amounts, day)
+
+
 def parse_fx_rates(text: str, reporting_currency: str, file: str = "fx_rates.csv") -> FxRates:
     """The rates in a CSV text (header date,currency,rate); InputError names file, row, column."""
     if not is_currency(reporting_currency):
@@ -120,13 +128,7 @@ def parse_fx_rates(text: str, reporting_currency: str, file: str = "fx_rates.csv
         day, currency, rate = _row(row, row_number, file)
         seen = per_currency.setdefault(currency, {})
         if day in seen:
-            raise InputError(
-                f"a second rate for {currency} on {day}",
-                file=file,
-                row=row_number,
-                line=row_number + 1,
-                column="date",
-            )
+            raise _bad_row(f"a second rate for {currency} on {day}", file, row_number, "date")
         seen[day] = Rate(currency, day, rate)
     if not per_currency:
         raise InputError("holds no rates", file=file)
@@ -149,33 +151,20 @@ def _row(row: dict[str, str | None], number: int, file: str) -> tuple[date, str,
     try:
         day = date.fromisoformat(raw_day)
     except ValueError:
-        raise InputError(
-            f"{raw_day!r} is not a date (YYYY-MM-DD)",
-            file=file,
-            row=number,
-            line=number + 1,
-            column="date",
-        ) from None
+        raise _bad_row(f"{raw_day!r} is not a date (YYYY-MM-DD)", file, number, "date") from None
     currency = (row.get("currency") or "").strip()
     if not is_currency(currency):
-        raise InputError(
-            f"{currency!r} is not an ISO 4217 currency code",
-            file=file,
-            row=number,
-            line=number + 1,
-            column="currency",
-        )
+        raise _bad_row(f"{currency!r} is not an ISO 4217 currency code", file, number, "currency")
     raw_rate = (row.get("rate") or "").strip()
     try:
         rate = Decimal(raw_rate)
     except InvalidOperation:
         rate = Decimal("NaN")
     if not rate.is_finite() or rate <= 0:
-        raise InputError(
-            f"{raw_rate!r} is not a positive decimal rate",
-            file=file,
-            row=number,
-            line=number + 1,
-            column="rate",
-        )
+        raise _bad_row(f"{raw_rate!r} is not a positive decimal rate", file, number, "rate")
     return day, currency.upper(), rate
+
+
+def _bad_row(message: str, file: str, row: int, column: str) -> InputError:
+    """An InputError naming the file, the data row (header = line 1) and the column."""
+    return InputError(message, file=file, row=row, line=row + 1, column=column)

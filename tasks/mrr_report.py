@@ -9,7 +9,7 @@ import pandas as pd
 
 from revops.frames import md_cell
 from revops.money import format_money
-from revops.tasks.fx_rates import FxRates, reporting_total
+from revops.tasks.fx_rates import FxRates, column_total
 from revops.tasks.mrr import MOVEMENTS
 
 MONEY_COLUMNS = [
@@ -40,8 +40,7 @@ def reporting_summary(summary: pd.DataFrame, fx: FxRates) -> pd.DataFrame:
         row["reporting_currency"] = fx.reporting_currency
         total = None
         for column in MONEY_COLUMNS:
-            amounts = dict(zip(group["currency"], group[column].astype(int), strict=True))
-            total = reporting_total(fx, amounts, day)
+            total = column_total(fx, group, column, day)
             row[column] = total.total_minor
         end = row["mrr_end_minor"]
         row["arr_end_minor"] = None if end is None else 12 * int(end)

@@ -19,7 +19,7 @@ import pandas as pd
 from revops.frames import FREQUENCY_MONTHS, md_cell, require_columns
 from revops.money import format_money
 from revops.tasks.expected_billing import expected_unit_minor
-from revops.tasks.fx_rates import FxRates, reporting_total
+from revops.tasks.fx_rates import FxRates, column_total
 from revops.tasks.risk_config import TIERS
 
 VALUE_COLUMNS = ["account_id", "currency", "annual_minor"]
@@ -113,8 +113,7 @@ def revenue_in_reporting_currency(by_tier: pd.DataFrame, fx: FxRates, as_of: dat
         group = by_tier[by_tier["tier"] == tier]
         if group.empty:
             continue
-        amounts = dict(zip(group["currency"], group["annual_minor"].astype(int), strict=True))
-        total = reporting_total(fx, amounts, as_of)
+        total = column_total(fx, group, "annual_minor", as_of)
         rows.append([tier, fx.reporting_currency, total.total_minor, total.rates_text()])
     return pd.DataFrame(rows, columns=REPORTING_COLUMNS).astype({"annual_minor": "Int64"})
 
