@@ -9,6 +9,8 @@ expected pro rata by days.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -20,8 +22,10 @@ from revops.periods import (
     month_parts,
     periods_elapsed_days,
 )
+from revops.tasks.contract_lines import RECURRING, LineTable
 
 BASIS_POINTS = 10_000
+FREQUENCY_OF_MONTHS = {months: name for name, months in FREQUENCY_MONTHS.items()}
 
 
 def discount_basis_points(discount_pct: pd.Series) -> np.ndarray:
@@ -80,3 +84,31 @@ def contract_periods(contracts: pd.DataFrame, window: Window) -> pd.DataFrame:
             "expected_minor": np.where(cut, prorated, full),
         }
     )
+
+
+def with_line_cadence(contracts: pd.DataFrame, table: LineTable) -> tuple[pd.DataFrame, LineTable]:
+    """Contracts billed at their fastest recurring line's frequency, and the lines to match.
+
+    A line billed more often than its contract (Billing_Frequency__c Monthly on an annual
+    contract) is expected per its own billing period, not as a share of the contract's: the
+    contract's periods become that line's (anchored on the contract's start, as before), and
+    each of its other lines keeps its own, longer cycle (the contract's, unless it names
+    one), billed in full in the period holding each of its own periods' start. Contracts
+    without such a line are returned unchanged.
+    """
+    lines = table.lines
+    months = contracts["billing_frequency"].map(FREQUENCY_MONTHS).to_numpy(dtype=np.int64)
+    own = lines["own_months"].to_numpy(dtype="float64")
+    row = lines["contract"].to_numpy(dtype=np.int64)
+    recurring = (lines["charge"].to_numpy() == RECURRING) & ~np.isnan(own)
+    fastest = months.astype("float64")
+    np.fmin.at(fastest, row[recurring], own[recurring])
+    faster = fastest < months
+    if not faster.any():
+        return contracts, table
+    cadence = np.where(faster, fastest, months).astype(np.int64)
+    billed = contracts.assign(
+        billing_frequency=pd.Series(cadence, index=contracts.index).map(FREQUENCY_OF_MONTHS)
+    )
+    own = np.where(np.isnan(own) & faster[row], months[row], own)
+    return billed, replace(table, lines=lines.assign(own_months=own))

@@ -29,7 +29,7 @@ from revops.tasks.credits_findings import (
     with_credit_totals,
 )
 from revops.tasks.credits_placing import given_back
-from revops.tasks.expected_billing import contract_periods
+from revops.tasks.expected_billing import contract_periods, with_line_cadence
 from revops.tasks.line_findings import (
     price_mismatches,
     quantity_mismatches,
@@ -195,16 +195,19 @@ def _book(data: ReconciliationInput, config: ReconciliationConfig) -> Book:
     account_of_customer = account_of_link[
         pd.Index(links["customer_id"]).get_indexer(invoice_customers)
     ]
+    # A contract with a line billed more often than itself is billed at that line's periods.
+    billed, table = with_line_cadence(contracts, line_table(contracts, data.contract_lines))
     return Book(
         accounts=accounts,
         contracts=contracts,
         invoices=invoices,
         currencies=currencies,
-        terms=ContractTerms.of(contracts, accounts, currencies, config),
+        terms=ContractTerms.of(billed, accounts, currencies, config),
         # An invoice without a customer (code -1) links to no account.
         invoice_account=np.where(customer_codes >= 0, account_of_customer[customer_codes], -1),
         config=config,
-        table=line_table(contracts, data.contract_lines),
+        table=table,
+        billed_contracts=billed,
     )
 
 
@@ -283,7 +286,7 @@ def _expected_periods(
     line's total. Returns the periods and the (period, line) rows.
     """
     billing_rows = np.flatnonzero(book.terms.bills)
-    periods = contract_periods(book.contracts.iloc[billing_rows], window)
+    periods = contract_periods(book.billed_contracts.iloc[billing_rows], window)
     row = billing_rows[periods["contract_row"].to_numpy()]
     periods["contract"] = row
     periods["pkey"] = (row << PERIOD_BITS) + periods["period_index"].to_numpy()
@@ -329,14 +332,23 @@ def _period_totals(periods: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     np.add.at(billed, row, np.where(same, lines["net"].to_numpy(), 0))
     counted = lines["counted"].to_numpy()
     n_inv = int(lines["inv_pos"].max()) + 1 if len(lines) else 1
+    # Invoices per (period, line group): lines of one contract on two subscriptions (an annual
+    # item and a monthly one) are two invoices in a period, not a duplicate; one group on two is.
     # pandas' hashtable: numpy 2.4's np.unique takes a slow path on int64.
-    pairs = pd.unique(row[counted] * n_inv + lines["inv_pos"].to_numpy()[counted])
+    n_groups = int(lines["group"].max()) + 2 if len(lines) else 1
+    billing = pd.unique(
+        (row[counted] * n_groups + lines["group"].to_numpy()[counted] + 1) * n_inv
+        + lines["inv_pos"].to_numpy()[counted]
+    )
+    per_group = pd.Series(billing // n_inv).value_counts(sort=False)
+    most = np.zeros(n, dtype=np.int64)
+    np.maximum.at(most, per_group.index.to_numpy() // n_groups, per_group.to_numpy())
     couponed = np.bincount(row, weights=lines["discount"].to_numpy() > 0, minlength=n) > 0
     out = periods.assign(
         billed_minor=billed,
         line_count=np.bincount(row, minlength=n),
         foreign_lines=np.bincount(row[~same], minlength=n),
-        regular_invoices=np.bincount(pairs // n_inv, minlength=n),
+        regular_invoices=most,
         proration_lines=np.bincount(row[lines["proration"].to_numpy()], minlength=n),
     )
     out["expected_minor"] = np.where(

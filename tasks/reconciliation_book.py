@@ -105,6 +105,8 @@ class Book:
     invoice_account: np.ndarray  # account row of each invoice's customer, -1 when unlinked
     config: ReconciliationConfig
     table: LineTable
+    # The contracts as billed: a line billed more often than its contract sets its periods.
+    billed_contracts: pd.DataFrame
 
     def contract_ids(self, rows: np.ndarray) -> np.ndarray:
         return take(self.contracts["contract_id"], rows)

@@ -132,7 +132,7 @@ def missing(book: Book, periods: pd.DataFrame) -> pd.DataFrame:
         f"{format_money(exp, cur)} "
         + (f"({n} contract lines)" if has else f"({qty} x {format_money(unit, cur)})")
         for freq, start, exp, cur, qty, unit, has, n in zip(
-            book.contracts["billing_frequency"].to_numpy()[contract],
+            book.billed_contracts["billing_frequency"].to_numpy()[contract],
             gaps["period_start"],
             gaps["expected_minor"],
             currency,

@@ -605,3 +605,62 @@ def test_a_line_billed_annually_inside_a_monthly_contract_is_expected_per_its_ow
     april = run("2026-04", [long_contract], lines, wrong, as_of=date(2026, 6, 15))
     assert codes(april), "a monthly charge of an annual line must be reported"
     assert april.findings["billed_minor"].max() >= 10_000
+
+
+def test_a_line_billed_monthly_inside_an_annual_contract_is_expected_per_its_own_month() -> None:
+    # An annual contract (seats billed yearly in advance) with a support line on its own
+    # Billing_Frequency__c = Monthly. Stripe bills it as a mixed-interval subscription
+    # (docs.stripe.com/billing/subscriptions/mixed-interval: "a single, combined invoice when
+    # item-level billing periods align and separate invoices when billing periods diverge"):
+    # January's invoice has the year of seats and January's support, the others support only.
+    annual = sub_contract(billing_frequency="annual")
+    lines = [
+        cline("L1", stripe_price_id="price_seat_year", quantity=10.0, unit_price_minor=5_000),
+        cline(
+            "L2",
+            stripe_price_id="price_support_month",
+            unit_price_minor=10_000,
+            billing_frequency="monthly",
+        ),
+    ]
+    year = item("1y", "price_seat_year", 10, 60_000, "2026-01-01", "2027-01-01")
+
+    def month(m: int, *extra: dict) -> dict:
+        start, end = f"2026-{m:02d}-01", f"2026-{m + 1:02d}-01"
+        support = item(f"{m}m", "price_support_month", 1, 10_000, start, end)
+        return invoice(f"in_{m}", [*extra, support])
+
+    invoices = [month(1, year), *(month(m) for m in range(2, 6))]
+    as_of = date(2026, 6, 15)
+    for period in ("2026-01", "2026-02", "2026-03", "2026-04", "2026-05"):
+        result = run(period, [annual], lines, invoices, as_of=as_of)
+        assert codes(result) == [], period
+    january = run("2026-01", [annual], lines, invoices, as_of=as_of)
+    # The year of seats and one month of support, not twelve.
+    assert january.by_currency["expected_minor"].tolist() == [600_000 + 10_000]
+    april = run("2026-04", [annual], lines, invoices, as_of=as_of)
+    assert april.by_currency["expected_minor"].tolist() == [10_000]
+    assert april.matched["invoice_id"].tolist() == ["in_4"]
+
+    # A month whose support Stripe never billed is that month's missing invoice, for its month.
+    gap = [month(1, year), month(2), month(4), month(5)]
+    march = run("2026-03", [annual], lines, gap, as_of=as_of)
+    assert codes(march) == [("missing_invoice", "800C")]
+    assert march.findings["expected_minor"].tolist() == [10_000]
+    assert codes(run("2026-04", [annual], lines, gap, as_of=as_of)) == []
+
+    # Before mixed intervals (API 2025-07-30.basil) the monthly line had its own subscription:
+    # January then has two invoices, one per line, which is no duplicate. Seats billed twice is.
+    year_alone = invoice(
+        "in_y",
+        [item("1y", "price_seat_year", 10, 60_000, "2026-01-01", "2027-01-01", sub="sub_2")],
+        sub="sub_2",
+    )
+    apart = [year_alone, *(month(m) for m in range(1, 6))]
+    two = sub_contract(billing_frequency="annual", stripe_subscription_id=None)
+    assert codes(run("2026-01", [two], lines, apart, as_of=as_of)) == []
+    again = invoice(
+        "in_y2", [item("2y", "price_seat_year", 10, 60_000, "2026-01-01", "2027-01-01")]
+    )
+    twice = run("2026-01", [two], lines, [*apart, again], as_of=as_of)
+    assert ("duplicate_invoice", "800C") in codes(twice)
