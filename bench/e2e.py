@@ -12,7 +12,12 @@ Each process is measured with os.wait4: wall time, CPU (user + system) and peak 
 
     python bench/e2e.py                          # about 10k and 100k invoice lines
     python bench/e2e.py --contracts 123000       # about 1M lines (8.1 lines per contract)
+    python bench/e2e.py --contracts 615000       # about 5M lines
     python bench/e2e.py --repeat 3               # medians of 3
+    python bench/e2e.py --contracts 123000 --also risk --also leads   # those commands too
+
+The export of a book is timed too (once, when it is not cached). Each line printed is JSON;
+the load average of the machine is printed with each row (2 cores: above 2, others wait).
 """
 
 from __future__ import annotations
@@ -85,17 +90,14 @@ def measured(command: list[str], env: dict[str, str] | None = None) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
-def export(contracts: int) -> Path:
-    """The demo book of `contracts` contracts as a files export (cached)."""
+def export(contracts: int) -> tuple[Path, Run | None]:
+    """The demo book of `contracts` contracts as a files export (cached), and the export's
+    own run when it was written now."""
     folder = CACHE / f"book-{contracts}"
-    if not (folder / "invoices.jsonl").exists():
-        command = [str(BIN / "revops"), "demo-export", "--out", str(folder), "--as-of", AS_OF]
-        subprocess.run(
-            [*command, "--size", str(contracts)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-    return folder
+    if (folder / "invoices.jsonl").exists():
+        return folder, None
+    command = [str(BIN / "revops"), "demo-export", "--out", str(folder), "--as-of", AS_OF]
+    return folder, measured([*command, "--size", str(contracts)])
 
 
 def invoice_lines(folder: Path) -> int:
@@ -134,9 +136,16 @@ def floor_command(folder: Path) -> list[str]:
     return [sys.executable, "-c", script, *files]
 
 
-def bench(contracts: int, repeat: int) -> dict[str, object]:
+def other_command(name: str, folder: Path, out: Path, database: Path) -> tuple[list[str], dict]:
+    """`revops risk` or `revops leads` on the files export, as a user runs it."""
+    _, env = reconcile_command(folder, out, database)
+    command = [str(BIN / "revops"), name, "--source", "files", "--input", str(folder)]
+    return [*command, "--as-of", AS_OF, "--out", str(out)], env
+
+
+def bench(contracts: int, repeat: int, also: list[str] | None = None) -> dict[str, object]:
     """Medians of `repeat` alternating runs of the command and the floor on one book."""
-    folder = export(contracts)
+    folder, written = export(contracts)
     runs: dict[str, list[Run]] = {"revops": [], "floor": []}
     with tempfile.TemporaryDirectory() as scratch:
         for attempt in range(repeat):
@@ -145,11 +154,23 @@ def bench(contracts: int, repeat: int) -> dict[str, object]:
             )
             runs["revops"].append(measured(command, env))
             runs["floor"].append(measured(floor_command(folder)))
+            for name in also or []:
+                command, env = other_command(
+                    name, folder, Path(scratch) / f"{name}{attempt}", Path(scratch) / "other.db"
+                )
+                runs.setdefault(name, []).append(measured(command, env))
     row: dict[str, object] = {"contracts": contracts, "invoice_lines": invoice_lines(folder)}
+    if written is not None:
+        row |= {
+            "export_wall_s": round(written.wall_s, 1),
+            "export_cpu_s": round(written.cpu_s, 1),
+            "export_peak_mib": round(written.peak_mib),
+        }
     for name, measured_runs in runs.items():
         row[f"{name}_wall_s"] = round(statistics.median(r.wall_s for r in measured_runs), 2)
         row[f"{name}_cpu_s"] = round(statistics.median(r.cpu_s for r in measured_runs), 2)
         row[f"{name}_peak_mib"] = round(max(r.peak_mib for r in measured_runs))
+    row["load_average"] = [round(x, 1) for x in os.getloadavg()]
     return row
 
 
@@ -157,15 +178,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contracts", type=int, action="append", help="book size(s)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--also", action="append", choices=["risk", "leads"], help="time these commands too"
+    )
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    start = bench(200, args.repeat)
-    print(json.dumps({"fixed_start": start}))
+    start = bench(200, args.repeat, args.also)
+    print(json.dumps({"fixed_start": start}), flush=True)
     for contracts in args.contracts or [1_230, 12_300]:
-        row = bench(contracts, args.repeat)
-        net = float(row["revops_wall_s"]) - float(start["revops_wall_s"])
-        row["ratio_without_fixed_start"] = round(net / float(row["floor_wall_s"]), 1)
-        print(json.dumps(row))
+        row = bench(contracts, args.repeat, args.also)
+        for measure in ("wall", "cpu"):
+            net = float(row[f"revops_{measure}_s"]) - float(start[f"revops_{measure}_s"])
+            floor = float(row[f"floor_{measure}_s"])
+            row[f"ratio_{measure}_without_fixed_start"] = round(net / floor, 1)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

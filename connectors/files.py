@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
-from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow
+from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow, usage_csv
 from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
 from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
 from revops.connectors.salesforce_mapping import (
@@ -190,7 +190,17 @@ class FilesSource:
     # -- UsageSource ----------------------------------------------------------------------
 
     def usage(self, start: date, end: date) -> pd.DataFrame:
-        """Canonical `usage` rows of usage.csv with start <= date < end (empty when absent)."""
+        """Canonical `usage` rows of usage.csv with start <= date < end (empty when absent).
+
+        Read a block at a time keeping only the range (connectors.usage_csv) when that read
+        can vouch for the file, else whole; every row is checked either way.
+        """
+        if "usage.csv" not in self._frames and (self.folder / "usage.csv").is_file():
+            between = self._once(
+                f"usage.csv {start} {end}", lambda: self._usage_between(start, end)
+            )
+            if between is not None:
+                return between.copy()
         frame = self._once("usage.csv", self._read_usage)
         days = frame["date"].to_numpy(dtype="datetime64[D]")
         keep = (days >= np.datetime64(start, "D")) & (days < np.datetime64(end, "D"))
@@ -355,6 +365,14 @@ class FilesSource:
                 "holds no records (a header alone, or nothing): the export is incomplete",
                 file=name,
             )
+
+    def _usage_between(self, start: date, end: date) -> pd.DataFrame | None:
+        try:
+            frame, rows = usage_csv.usage_between(self.folder / "usage.csv", start, end)
+        except usage_csv.Unsure:
+            return None
+        location = _location("usage.csv", rows, {}, header_lines=1)
+        return validate_frame("usage", conform("usage", frame), location)
 
     def _read_usage(self) -> pd.DataFrame:
         name = "usage.csv"

@@ -1,0 +1,82 @@
+"""usage.csv read a block at a time for a date range (connectors.usage_csv) gives the rows of
+the whole read (connectors.files), and hands back whatever it cannot vouch for, so the whole
+read still names every bad value by row and column. The file is the demo export's, written
+as `revops demo-export` writes it (account_id, date, metric, quantity)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from revops.connectors import usage_csv
+from revops.connectors.demo import DemoSource
+from revops.connectors.files import FilesSource
+from revops.errors import InputError
+from tests.builders import export_demo
+
+RANGES = [
+    (date(2026, 10, 1), date(2027, 11, 1)),  # a reconcile window's usage lines
+    (date(2000, 1, 1), date(2100, 1, 1)),  # everything
+    (date(2026, 3, 3), date(2026, 3, 3)),  # nothing
+]
+
+
+@pytest.fixture(scope="module")
+def export(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_demo(demo_source, tmp_path_factory.mktemp("usage"))
+
+
+def whole_read(folder: Path, start: date, end: date) -> pd.DataFrame:
+    files = FilesSource(folder)
+    files._frames["usage.csv"] = files._read_usage()  # what usage() does when unsure
+    return files.usage(start, end)
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_the_range_read_in_blocks_is_the_range_of_the_whole_read(
+    export: Path, start: date, end: date
+) -> None:
+    frame, rows = usage_csv.usage_between(export / "usage.csv", start, end)
+    assert len(frame) == len(rows)
+    read = FilesSource(export).usage(start, end)
+    pd.testing.assert_frame_equal(read, whole_read(export, start, end), check_exact=True)
+    assert (len(read) > 1000) == (start != end)
+
+
+@pytest.mark.parametrize(
+    ("row", "cell", "column"),
+    [
+        (7, "2026-02-30", "date"),
+        (8, "2026-2-3", "date"),
+        (9, "-1", "quantity"),
+        (10, "nan", "quantity"),
+        (11, " ", "account_id"),
+    ],
+)
+def test_a_bad_cell_anywhere_is_named_by_the_whole_read(
+    export: Path, tmp_path: Path, row: int, cell: str, column: str
+) -> None:
+    lines = (export / "usage.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row].split(",")
+    cells[header.index(column)] = cell
+    lines[row] = ",".join(cells)
+    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(usage_csv.Unsure):
+        usage_csv.usage_between(tmp_path / "usage.csv", date(2026, 10, 1), date(2026, 11, 1))
+    for name in ("Account.csv", "Contract.csv", "invoices.jsonl"):
+        (tmp_path / name).write_bytes((export / name).read_bytes())
+    with pytest.raises(InputError) as caught:
+        FilesSource(tmp_path).usage(date(2026, 10, 1), date(2026, 11, 1))
+    assert (caught.value.row, caught.value.column) == (row, column)
+
+
+def test_quotes_and_blank_rows_go_to_the_whole_read(export: Path, tmp_path: Path) -> None:
+    text = (export / "usage.csv").read_text()
+    for variant in (text.replace("\n", "\n\n", 3), text.replace("active_seats", '"active_seats"')):
+        (tmp_path / "usage.csv").write_text(variant)
+        with pytest.raises(usage_csv.Unsure):
+            usage_csv.usage_between(tmp_path / "usage.csv", date(2026, 10, 1), date(2026, 11, 1))
