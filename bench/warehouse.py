@@ -8,6 +8,9 @@ shape of `matched` (18-character Salesforce ids, Stripe invoice ids, dates, exac
 units, a status), one contract period per row. PostgreSQL is the local server (a throwaway
 database, dropped after); wall time is the client's and the server's together.
 
+Then what a live Stripe run parses of its stored invoices (`--store-invoices`, 0 skips it):
+the open and draft ones to settle, and the whole history as objects, before and now.
+
     python bench/warehouse.py                       # 100k and 1M rows, both databases
     python bench/warehouse.py --rows 100000 --repeat 3
     python bench/warehouse.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
@@ -112,10 +115,69 @@ def time_write(url: str, frame: pd.DataFrame, method: str, repeat: int) -> float
     return statistics.median(walls)
 
 
+def stripe_invoices(count: int) -> list[dict]:
+    """`count` Stripe invoice objects (current shape, lines embedded): the demo book's
+    exported invoices, cloned under new ids until there are enough."""
+    import copy
+
+    from revops.connectors import files_export_stripe
+    from revops.connectors.demo import DemoSource
+
+    demo = DemoSource(date(2026, 11, 23), size=200)
+    invoices, lines = demo.invoices()
+    seed = files_export_stripe.invoices(invoices, lines, "current")
+    out = []
+    for i in range(count):
+        invoice = copy.deepcopy(seed[i % len(seed)])
+        invoice["id"] = f"in_bench{i:012d}"
+        invoice["created"] += i
+        out.append(invoice)
+    return out
+
+
+def time_store_reads(url: str, count: int) -> dict[str, float]:
+    """Seconds of what an incremental live run parses of the stored invoices: looking for
+    the open and draft ones among all (before: json.loads of every payload; now: `id` and
+    `status` column-wise, then only the hits), and the whole history as objects (before:
+    json.loads; now: the same with the cyclic GC paused)."""
+    import gc
+    import json
+
+    from revops.connectors.stripe_billing_store import StripeStore
+    from revops.connectors.warehouse import Warehouse
+
+    store = StripeStore(Warehouse(url))
+    store.save("invoices", stripe_invoices(count), cursor=None, replace_all=True)
+    unfinished = ("open", "draft")
+    out = {}
+    began = time.perf_counter()
+    before = [json.loads(t) for t in store.payloads("invoices")]
+    before = [o for o in before if o.get("status") in unfinished]
+    out["unfinished, before"] = time.perf_counter() - began
+    gc.collect()
+    began = time.perf_counter()
+    now = store.with_status("invoices", unfinished)
+    out["unfinished, now"] = time.perf_counter() - began
+    assert [o["id"] for o in now] == [o["id"] for o in before]
+    del before, now
+    gc.collect()
+    began = time.perf_counter()
+    everything = [json.loads(t) for t in store.payloads("invoices")]
+    out["all objects, before"] = time.perf_counter() - began
+    del everything
+    gc.collect()
+    began = time.perf_counter()
+    store.objects("invoices")
+    out["all objects, now"] = time.perf_counter() - began
+    store.warehouse.engine.dispose()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="match rows (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="writes per cell (median)")
+    parser.add_argument("--store-invoices", type=int, default=100_000, help="0: skip")
     parser.add_argument("--pg-url", default=os.environ.get("REVOPS_BENCH_PG_URL", PG_ADMIN_URL))
     args = parser.parse_args()
     sizes = args.rows or [100_000, 1_000_000]
@@ -134,6 +196,14 @@ def main() -> None:
                     f"| {rows / new:,.0f} | {old / new:.1f}x |",
                     flush=True,
                 )
+        if args.store_invoices:
+            print(f"\nStored Stripe invoices read by a live run ({args.store_invoices:,} stored):")
+            print("| database | what | before (s) | now (s) |\n|---|---|---:|---:|")
+            for name, url in found:
+                times = time_store_reads(url, args.store_invoices)
+                for what in ("unfinished", "all objects"):
+                    print(f"| {name} | {what} | {times[what + ', before']:.2f} "
+                          f"| {times[what + ', now']:.2f} |", flush=True)  # fmt: skip
     print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from revops.connectors.warehouse import Warehouse
 from revops.connectors.warehouse_schema import metadata
-from revops.connectors.warehouse_stores import CursorMove, read_cursor, save_raw
+from revops.connectors.warehouse_stores import CursorMove, parse_payloads, read_cursor, save_raw
 
 salesforce_records = sa.Table(
     "salesforce_records",
@@ -75,4 +75,4 @@ class SalesforceStore:
             .order_by(salesforce_records.c.record_id)
         )
         with self.warehouse.engine.connect() as conn:
-            return [json.loads(p) for p in conn.execute(query).scalars()]
+            return parse_payloads(list(conn.execute(query).scalars()))

@@ -316,8 +316,8 @@ class StripeBilling:
         counting as billed. One call per such invoice, until it reaches a final status.
         """
         out: dict[str, dict[str, Any]] = {}
-        for stored in self.store.objects("invoices"):
-            if stored.get("status") not in UNFINISHED or stored["id"] in fetched:
+        for stored in self.store.with_status("invoices", UNFINISHED):
+            if stored["id"] in fetched:
                 continue
             invoice = self._call(
                 f"invoice {stored['id']}",

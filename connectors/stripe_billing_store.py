@@ -6,13 +6,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 import sqlalchemy as sa
 
 from revops.connectors import stripe_mapping
 from revops.connectors.warehouse import Warehouse
 from revops.connectors.warehouse_schema import metadata
-from revops.connectors.warehouse_stores import CursorMove, read_cursor, save_raw
+from revops.connectors.warehouse_stores import CursorMove, parse_payloads, read_cursor, save_raw
 from revops.frames import SourceLocation
 
 # Errors in fetched objects name the warehouse's raw store: row N is the Nth stored object of
@@ -44,6 +48,7 @@ class StripeStore:
 
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
+        self._parsed: dict[str, list[dict[str, Any]]] = {}
 
     def cursor(self, object_type: str) -> int | None:
         return read_cursor(self.warehouse.engine, "stripe", object_type)
@@ -63,6 +68,7 @@ class StripeStore:
                 "payload": [json.dumps(o, separators=(",", ":")) for o in objects],
             }
         )
+        self._parsed.pop(object_type, None)
         save_raw(
             self.warehouse,
             stripe_objects,
@@ -84,10 +90,43 @@ class StripeStore:
             return list(conn.execute(query).scalars())
 
     def objects(self, object_type: str) -> list[dict[str, Any]]:
-        query = (
-            sa.select(stripe_objects.c.payload)
-            .where(stripe_objects.c.object_type == object_type)
-            .order_by(stripe_objects.c.created, stripe_objects.c.object_id)
-        )
-        with self.warehouse.engine.connect() as conn:
-            return [json.loads(p) for p in conn.execute(query).scalars()]
+        """The stored objects of one type, oldest first; parsed once until the next save of
+        the type (a run's readers share it: charges are read for refunds and for payments).
+        Callers must not change them."""
+        if object_type not in self._parsed:
+            self._parsed[object_type] = parse_payloads(self.payloads(object_type))
+        return self._parsed[object_type]
+
+    def with_status(self, object_type: str, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored objects whose `status` is one of `statuses`, oldest first.
+
+        Only `id` and `status` of each stored payload are read, column-wise (pyarrow, the
+        engine of connectors.stripe_mapping_arrow), and only the matching objects are parsed
+        whole: each incremental run looks for the few open invoices in the whole history.
+        """
+        texts = self.payloads(object_type)
+        rows: list[int] = []
+        for start in range(0, len(texts), _TEXTS_PER_PARSE):  # memory stays one chunk's
+            chunk = texts[start : start + _TEXTS_PER_PARSE]
+            try:
+                table = pj.read_json(
+                    pa.BufferReader("\n".join(chunk).encode()),
+                    read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
+                    parse_options=pj.ParseOptions(
+                        explicit_schema=_STATUS, unexpected_field_behavior="ignore"
+                    ),
+                )
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a status that is not text
+                table = None
+            if table is None or table.num_rows != len(chunk):
+                objects = parse_payloads(chunk)
+                rows += [start + i for i, o in enumerate(objects) if o.get("status") in statuses]
+                continue
+            hits = pc.is_in(table["status"], pa.array(list(statuses), pa.string()))
+            rows += (start + np.flatnonzero(hits.to_numpy(zero_copy_only=False))).tolist()
+        return parse_payloads([texts[i] for i in rows])
+
+
+_STATUS = pa.schema([("id", pa.string()), ("status", pa.string())])
+_TEXTS_PER_PARSE = 20_000
+_BLOCK_BYTES = 16 << 20  # one block holds the largest invoice (lines embedded)
