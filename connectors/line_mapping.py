@@ -14,7 +14,13 @@ configs/fields.yaml (`contract_lines: orders | cpq | none` picks the objects).
   same way (`cpq_prorate_precision` in configs/fields.yaml). Amendments are further records
   carrying the quantity *delta* (negative for a reduction) from their own start date, each
   pointing at the record it revises through `SBQQ__RevisedSubscription__c`; the original
-  keeps its quantity, so the lines add up to what is in force on each day.
+  keeps its quantity, so the lines add up to what is in force on each day. An amendment's term
+  runs from its own start date to the contract's end (CPQ shortens it: Salesforce Help,
+  "Guidelines for Amending Subscription Start Dates"), so its NetPrice is over those months.
+  The precisions, as Salesforce documents them (Help: "Subscription Prorate Precision"; CPQ
+  knowledge article of that name): Month rounds a partial month up (Jan 1 2017 - Jan 10 2018
+  is 13 months); Monthly + Daily counts whole months, then the remaining days x 12/365; Day
+  counts every day (830 days is a multiplier of 830/365 on a 12-month default term).
 Bad cells raise InputError naming the file, row and Salesforce column.
 """
 

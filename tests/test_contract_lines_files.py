@@ -158,3 +158,29 @@ def test_a_bad_cpq_row_names_file_row_and_column(tmp_path: Path) -> None:
         2,
         "SBQQ__StartDate__c",
     )
+
+
+@pytest.mark.parametrize(
+    ("precision", "start", "end", "net", "monthly"),
+    [
+        # Salesforce CPQ "Subscription Prorate Precision" (community.steelbrick.com knowledge
+        # article; help.salesforce.com cpq_subscriptions_prorate_precision_1): Month rounds a
+        # partial month up, so Jan 1 2017 - Jan 10 2018 is 13 months.
+        ("month", "2017-01-01", "2018-01-10", "1300.00", 10_000),
+        # Monthly + Daily: whole months, then the remaining days x 12/365 (the Trailblazer
+        # community's worked example: 05/23/19 - 09/30/19 is 4 months and 8 days).
+        ("month_day", "2019-05-23", "2019-09-30", "426.30", 10_000),
+        # Day: all days x 12/365 (830 days is a prorate multiplier of 830/365 = 2.2740 years).
+        ("day", "2024-01-01", "2026-04-09", "2728.77", 10_000),
+    ],
+)
+def test_cpq_net_price_is_for_the_term_counted_by_the_prorate_precision(
+    tmp_path: Path, precision: str, start: str, end: str, net: str, monthly: int
+) -> None:
+    mapping = field_mapping().model_copy(
+        update={"contract_lines": "cpq", "cpq_prorate_precision": precision}
+    )
+    row = f"a0S1,800C,001A,01tSEATS,1,{net},{start},{end},Recurring,Monthly,,price_seat,USD"
+    folder = folder_with(tmp_path, {"SBQQ__Subscription__c.csv": f"{CPQ_HEADER}\n{row}\n"})
+    lines = FilesSource(folder, mapping).contract_lines()
+    assert lines["unit_price_minor"].tolist() == [monthly]
