@@ -216,6 +216,9 @@ def period_lines(
     unit_net = _half_up(gross_unit * (BASIS_POINTS - bp), BASIS_POINTS)
     full = _half_up(unit_net * q, MICRO)
     gross = _half_up(gross_unit * q, MICRO)
+    # A coupon's discount is taken on the line total (as Stripe's own discount scripts in
+    # stripe/coupon-extensions do), rounded half up; Stripe documents no rounding rule, and
+    # half-even would differ by one minor unit on an exact tie only (README, finance rules).
     full_coupon = gross - _half_up(gross * bp, BASIS_POINTS)
     whole = (days == full_days) | (charge == ONE_TIME)
     expected = np.where(whole, full, _half_up(full * days, full_days))

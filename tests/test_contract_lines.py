@@ -19,7 +19,7 @@ from revops.connectors.stripe_mapping import invoices_frames, subscriptions_fram
 from revops.frames import conform, validate_frame
 from revops.periods import parse_period
 from revops.tasks.reconciliation import ReconciliationInput, ReconciliationResult, reconcile
-from revops.tasks.reconciliation_config import ReconciliationConfig
+from revops.tasks.reconciliation_config import ReconciliationConfig, reconciliation_config
 from tests.builders import account, contract, customer, frame
 
 CONFIG = ReconciliationConfig()
@@ -529,6 +529,24 @@ def test_a_coupon_is_rounded_on_the_line_total_as_stripe_does() -> None:
     result = run("2026-10", contracts, lines, [invoice("in_1", [billed])])
     assert codes(result) == []
     assert result.matched["expected_minor"].tolist() == [5_386]
+
+
+def test_a_coupon_tie_is_clean_rounded_half_up_or_half_even() -> None:
+    # 10% of 20.05 is 2.005: half up takes 2.01 off, half even (Stripe's discount scripts in
+    # stripe/coupon-extensions divide half-even) 2.00. Stripe documents neither; both are clean
+    # under the shipped tolerance of 1 minor unit (configs/reconciliation.yaml).
+    shipped = reconciliation_config()
+    assert shipped.tolerance.absolute_for("USD") == 1
+    contracts = [sub_contract(discount_pct=10.0)]
+    lines = [cline("L1", stripe_price_id="price_2005", quantity=1.0, unit_price_minor=2_005)]
+    for discount in (201, 200):
+        billed = item("1", "price_2005", 1, 2_005, "2026-10-01", "2026-11-01", discount=discount)
+        result = run("2026-10", contracts, lines, [invoice("in_1", [billed])], config=shipped)
+        assert codes(result) == [], discount
+    off = item("1", "price_2005", 1, 2_005, "2026-10-01", "2026-11-01", discount=203)
+    assert codes(run("2026-10", contracts, lines, [invoice("in_1", [off])], config=shipped)) == [
+        ("underbilled", "800C")
+    ]
 
 
 def test_an_amount_off_coupon_across_lines_is_judged_on_the_total() -> None:
