@@ -4,7 +4,7 @@ and the bulk path stores what SQLAlchemy's own per-row path stores."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -214,3 +214,34 @@ def test_raw_payloads_survive_the_raw_store_save(warehouse_url: str, payloads) -
         stored = conn.execute(query).all()
     assert [r.payload for r in stored] == payloads
     assert all(r.synced_at is not None for r in stored)
+
+
+def test_timestamps_and_text_keys_store_as_the_per_row_path_stores(warehouse_url: str) -> None:
+    warehouse = Warehouse(warehouse_url)
+    StripeStore(warehouse)
+    stamp = datetime(2026, 12, 2, 6, 20, 1, 234567, tzinfo=UTC)
+    read = {}
+    for write in (insert_frame, insert_frame_rows):
+        rows = pd.DataFrame(
+            {
+                "object_type": write.__name__,
+                "object_id": ["in_1", "in_2"],
+                "created": [1_764_000_000, 0],
+                "payload": ['{"id":"in_1"}', '{"id":"in_2","memo":"tab\\there"}'],
+                "synced_at": [stamp, stamp],
+            }
+        )
+        with warehouse.transaction() as conn:
+            write(conn, stripe_objects, rows)
+        query = (
+            sa.select(
+                stripe_objects.c.object_id, stripe_objects.c.payload, stripe_objects.c.synced_at
+            )
+            .where(stripe_objects.c.object_type == write.__name__)
+            .order_by(stripe_objects.c.object_id)
+        )
+        with warehouse.engine.connect() as conn:
+            read[write.__name__] = [tuple(r) for r in conn.execute(query)]
+    assert read["insert_frame"] == read["insert_frame_rows"]
+    moment = read["insert_frame"][0][2]
+    assert moment.replace(tzinfo=moment.tzinfo or UTC) == stamp
