@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from revops.errors import InputError
@@ -55,6 +55,22 @@ class ReportLocation:
         return self.url(f"{target}/{REPORT}" if has_report else f"{target}/")
 
 
+def load_block(
+    slug: str, setting: str, kind: type, wanted: str, error: type[Exception] = InputError
+) -> Any:
+    """The Prefect block `slug` (`<block type>/<name>`) a setting names, which must be a
+    `kind`; `error` naming the setting when it does not exist or is another kind."""
+    from prefect.blocks.core import Block
+
+    try:
+        found = Block.load(slug)
+    except (ValueError, KeyError) as exc:
+        raise error(f"{setting} {slug!r} cannot be loaded: {exc}") from None
+    if not isinstance(found, kind):
+        raise error(f"{setting} {slug!r} is a {type(found).__name__}, not {wanted}")
+    return found
+
+
 def report_location(block: str | None, base_url: str | None) -> ReportLocation | None:
     """The configured location (loads the block), or None when no block is configured.
 
@@ -73,16 +89,13 @@ def report_location(block: str | None, base_url: str | None) -> ReportLocation |
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise InputError(f"REVOPS_REPORTS_BASE_URL must be an http(s) URL, got {base_url!r}")
-    from prefect.blocks.core import Block
     from prefect.filesystems import WritableFileSystem
 
-    try:
-        storage = Block.load(block)
-    except (ValueError, KeyError) as exc:
-        raise InputError(f"REVOPS_REPORTS_BLOCK {block!r} cannot be loaded: {exc}") from None
-    if not isinstance(storage, WritableFileSystem):
-        raise InputError(
-            f"REVOPS_REPORTS_BLOCK {block!r} is a {type(storage).__name__}, which cannot store "
-            "files (use a LocalFileSystem, RemoteFileSystem or a bucket block)"
-        )
+    storage = load_block(
+        block,
+        "REVOPS_REPORTS_BLOCK",
+        WritableFileSystem,
+        "a block that stores files (LocalFileSystem, RemoteFileSystem or a bucket block)",
+        InputError,
+    )
     return ReportLocation(block=block, base_url=base_url.rstrip("/"), storage=storage)

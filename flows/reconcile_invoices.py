@@ -11,6 +11,7 @@ from revops.connectors.warehouse import RunRecord
 from revops.flow_runs import record_process_and_reap
 from revops.flows.params import ReconcileParams, run_namer
 from revops.settings import get_settings, task_runner_from_settings
+from revops.tasks.alert_tasks import alert_high_findings
 from revops.tasks.reconcile_tasks import (
     combine_partitions,
     extract_reconciliation_input,
@@ -87,6 +88,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     folder = paths[0].parent
     url = share_report(location, folder, sources.label) if location is not None else None
     reconciliation_artifacts(result, run, folder, review, url)
+    alerted = alert_high_findings(result.findings, run, url)
     return {
         "run_id": run.run_id,
         "period": window.label,
@@ -100,6 +102,7 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
         "outputs": [str(out_dir / p.name) for p in paths],
         "run_folder": str(folder),
         "report_url": url,
+        "alerted": alerted,
         "api_calls": sources.calls(),
         "review": review.findings["review_status"].value_counts().to_dict(),
     }

@@ -5,6 +5,8 @@
 # REVOPS_REPORTS_BASE_URL where it is served), runs publish their report folders to the
 # Prefect block local-file-system/revops-reports over var/reports/, which this script serves
 # at http://127.0.0.1:${REVOPS_REPORTS_PORT:-4201} (loopback only), so report links open.
+# Alerts: the automations of configs/alerts.yaml are created (or updated, never duplicated)
+# when REVOPS_ALERTS_BLOCK names a notification block or REVOPS_ALERTS_WEBHOOK_URL a webhook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PREFECT_PORT:-4200}"
@@ -39,6 +41,8 @@ if [ -z "${REVOPS_REPORTS_BLOCK:-}" ]; then
 fi
 "$BIN/prefect" --no-prompt deploy --all >var/log/prefect-deploy.log 2>&1 \
   || { echo "deploy failed; see var/log/prefect-deploy.log" >&2; exit 1; }
+# Alerts (configs/alerts.yaml): through REVOPS_ALERTS_BLOCK or REVOPS_ALERTS_WEBHOOK_URL.
+"$BIN/python" scripts/prefect_setup.py --alerts
 echo "Prefect UI: http://127.0.0.1:${PORT}  (deployments: reconcile-invoices, nightly; source demo)"
 echo "Reports: block ${REVOPS_REPORTS_BLOCK}, served at ${REVOPS_REPORTS_BASE_URL:-?}"
 echo "Run one now: PREFECT_API_URL=$PREFECT_API_URL $BIN/prefect deployment run nightly/nightly"

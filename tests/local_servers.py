@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 BIN = Path(sys.executable).parent
 
@@ -78,3 +86,74 @@ def static_http_server(folder: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     with served_process(command, port, "http.server", cwd=folder) as url:
         yield url
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[dict[str, str]]:
+    """A real `prefect server start` (API, UI, and the services behind events and automations)
+    on a free loopback port with its state under `home`; the environment that talks to it.
+
+    The start can take a minute on a loaded 2-core machine; stopped by process group, since
+    `prefect server stop` can leave the process alive."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    log = (home / "server.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError((home / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("Prefect server did not become healthy in 120 s")
+        yield env
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, queue.Queue]]:
+    """An HTTP server on a free loopback port recording each POSTed JSON body (as a dict) in
+    a queue, answering 200; its URL and the queue. Stands in for Slack or a paging service."""
+    received: queue.Queue = queue.Queue()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received.put(json.loads(self.rfile.read(length) or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -18,7 +14,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.local_servers import free_port
+from tests.local_servers import prefect_server
 from tests.prefect_helpers import flow_run_artifacts
 
 pytestmark = [pytest.mark.prefect, pytest.mark.servers]
@@ -31,35 +27,12 @@ BIN = Path(sys.executable).parent
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A Prefect server on a free loopback port with the project's deployments registered."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "REVOPS_PROJECT_DIR": str(ROOT),
-        "REVOPS_DATABASE_URL": f"sqlite:///{home / 'warehouse.db'}",
-    }
-    log = (home / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (home / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
-        else:
-            pytest.fail("Prefect server did not become healthy in 120 s")
+    with prefect_server(home) as started:
+        env = {
+            **started,
+            "REVOPS_PROJECT_DIR": str(ROOT),
+            "REVOPS_DATABASE_URL": f"sqlite:///{home / 'warehouse.db'}",
+        }
         for command in (
             ["work-pool", "create", "revops", "--type", "process"],
             ["--no-prompt", "deploy", "--all"],
@@ -75,14 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
             yield env
-    finally:
-        # `prefect server stop` can leave the process alive: stop the process group by PID.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_deployments_and_schedules_are_registered_as_configured(server: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Modules of tasks/ that define Prefect tasks: they may import connectors and Prefect.
 TASK_MODULES = {
+    "alert_tasks",
     "crm_writeback",
     "health_review_tasks",
     "hygiene_tasks",
