@@ -1,7 +1,8 @@
 """Headless Chromium driven over the DevTools protocol, for testing pages as a person sees them.
 
 Debian's `chromium` (installed by .ci/run), started with --headless --no-sandbox and the flags
-that keep it off the network on its own; pages are loaded from file:// URLs.
+that keep it off the network on its own; pages are loaded from file:// URLs or a server on
+loopback (the Prefect UI).
 """
 
 from __future__ import annotations
@@ -74,7 +75,27 @@ class Page:
             raise RuntimeError(result["exceptionDetails"])
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> Path:
+    def wait_until(self, expression: str, timeout: float = 120) -> Any:
+        """Evaluate `expression` until it is truthy (a page a script renders after its
+        load, such as the Prefect UI); its value. TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(expression)
+
+    def screenshot(self, path: Path, height: int | None = None) -> Path:
+        """A PNG of the page; with `height`, of a viewport that tall (a long form whole)."""
+        if height is not None:
+            self.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=1400,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
         shot = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

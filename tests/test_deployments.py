@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.browser import chromium_path, open_page
 from tests.local_servers import prefect_server
 from tests.prefect_helpers import flow_run_artifacts
 
@@ -299,3 +301,75 @@ def test_a_run_is_named_after_what_it_covers(server: dict[str, str], tmp_path: P
         finished = client.read_flow_run(run.id)
     assert finished.state.type == StateType.COMPLETED, worker.stdout[-3000:]
     assert finished.name == "risk-2026-11-23-demo"
+
+
+# The custom-run form as the Prefect UI draws it from the schema, in order: each property's
+# label (the UI adds " (Optional)" to every field with a default).
+FORM_PROPERTIES = """Array.from(document.querySelectorAll('.schema-form-property')).map(p => [
+  p.querySelector('.schema-form-property__label').innerText.replace(/ [(]Optional[)]$/, ''),
+  Array.from(p.querySelectorAll('select option')).map(o => o.textContent.trim()).filter(Boolean)
+])"""
+TYPE_INTO = """((label, text) => {
+  const prop = Array.from(document.querySelectorAll('.schema-form-property'))
+    .find(p => p.querySelector('.schema-form-property__label').innerText.startsWith(label));
+  const box = prop.querySelector('textarea, input');
+  box.value = text;
+  box.dispatchEvent(new Event('input', {bubbles: true}));
+  box.dispatchEvent(new Event('change', {bubbles: true}));
+  Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() == 'Submit')
+    .click();
+})"""
+
+
+def _titles(fields: list[tuple[str, str | None]]) -> list[str]:
+    return [title or "Advanced" for _, title in fields]
+
+
+@pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("REVOPS_REQUIRE_CHROMIUM"),
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
+@pytest.mark.parametrize("name", ["reconcile-invoices", "migrate-accounts"])
+def test_the_run_form_in_the_prefect_ui_is_titled_with_choices_and_no_approval(
+    server: dict[str, str], name: str
+) -> None:
+    """The deployment's custom-run page of the UI the Prefect server serves, in Chromium."""
+    spec = next(
+        d
+        for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+        if d["name"] == name
+    )
+    flow_name = spec["entrypoint"].rsplit(":", 1)[1].replace("_", "-")
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(f"{flow_name}/{name}")
+        before = len(client.read_flow_runs())
+    ui = server["PREFECT_API_URL"].removesuffix("/api")
+    fields, advanced = FORMS[name]
+    with open_page(f"{ui}/deployments/deployment/{deployment.id}/run") as page:
+        expected = ["params", *_titles(fields), *_titles(advanced)]
+        # The UI draws the form in steps: wait for as many properties as the schema has.
+        page.wait_until(f"{FORM_PROPERTIES}.length >= {len(expected)}")
+        properties = page.evaluate(FORM_PROPERTIES)
+        labels = [label for label, _ in properties]
+        assert labels == expected
+        # No way to approve from the form (the approval timing settings are not approvals).
+        approving = [x for x in labels if x.lower().startswith(("approved", "reviewer"))]
+        assert not approving and "Approval comment" not in labels
+        choices = {label: options for label, options in properties[1:]}
+        assert set(choices["Source"]) <= SOURCES and len(choices["Source"]) > 1
+        crm = "CRM source" if "CRM source" in choices else "CRM"
+        assert len(choices[crm]) > 1
+        if name == "reconcile-invoices":
+            assert choices["Source"] == ["demo", "files", "live"]
+            assert choices["Billing source"] == ["auto", "demo", "files", "stripe"]
+            # A bad period typed in the form: the API refuses it and the UI says why.
+            page.evaluate(f"{TYPE_INTO}('Period', 'October')")
+            page.wait_until("document.body.innerText.includes('Error creating flow run')")
+            assert "Validation failed for field 'params.period'" in page.evaluate(
+                "document.body.innerText"
+            )
+        shots = ROOT / "var" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(shots / f"run-form-{name}.png", height=2600)
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs()) == before, "the form created no run"
