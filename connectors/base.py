@@ -63,6 +63,24 @@ class WindowedBilling(Protocol):
 
 
 @runtime_checkable
+class BlockedBilling(Protocol):
+    """A billing source whose invoices can be parsed in blocks apart (on the workers of a
+    task cluster) and joined: the parse is the larger part of reading an export."""
+
+    def invoice_blocks(self, count: int) -> list[Any]:
+        """About `count` blocks that together are every invoice."""
+        ...
+
+    def read_invoice_block(self, block: Any) -> dict[str, Any] | None:
+        """One block parsed; None when it must be read whole instead."""
+        ...
+
+    def with_invoice_blocks(self, parts: list[dict[str, Any] | None]) -> BillingSource:
+        """The source serving the invoices of the blocks read (all of them, in order)."""
+        ...
+
+
+@runtime_checkable
 class CrmSource(Protocol):
     """Salesforce-side data: accounts, contracts, cases, opportunities."""
 

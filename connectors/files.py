@@ -65,7 +65,32 @@ class FilesSource:
         """This export serving only the invoices (with their lines and credit grants) that
         have a line whose period ends on or after `earliest` (connectors.base.WindowedBilling):
         what a window can bill, read block by block without holding the rest."""
+        if earliest == self.lines_ending_from:
+            return self
         return FilesSource(self.folder, self.mapping, lines_ending_from=earliest)
+
+    def invoice_blocks(self, count: int) -> list[stripe_mapping_arrow.InvoiceBlock]:
+        """invoices.jsonl cut into about `count` blocks of whole lines, to read apart
+        (connectors.base.BlockedBilling); none when the file is absent."""
+        path = self.folder / "invoices.jsonl"
+        return stripe_mapping_arrow.invoice_blocks(path, count) if path.is_file() else []
+
+    def read_invoice_block(self, block: stripe_mapping_arrow.InvoiceBlock) -> dict[str, Any] | None:
+        """One block read column-wise (on a worker); None when that read cannot vouch for it."""
+        try:
+            path = self.folder / "invoices.jsonl"
+            return stripe_mapping_arrow.read_invoice_block(path, block, self._ending_from())
+        except stripe_mapping_arrow.Unsure:
+            return None
+
+    def with_invoice_blocks(self, parts: list[dict[str, Any] | None]) -> FilesSource:
+        """This source with its invoices taken from blocks read apart (every block of the
+        file, in order); itself, to read the file whole, when any block could not be read."""
+        if not parts or any(part is None for part in parts):
+            return self
+        joined = FilesSource(self.folder, self.mapping, lines_ending_from=self.lines_ending_from)
+        joined._frames["invoices.jsonl-columns"] = stripe_mapping_arrow.join_blocks(parts)
+        return joined
 
     # -- CrmSource ------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ the engine here.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,70 @@ def charges_giving_back(path: Path) -> set[int]:
         ),
     )
     return set((np.flatnonzero(wanted.to_numpy(zero_copy_only=False)) + 1).tolist())
+
+
+@dataclass(frozen=True)
+class InvoiceBlock:
+    """A run of whole lines of invoices.jsonl: bytes [start, end), the first being row
+    `first_row`; blocks are read apart (on a task cluster) and joined (join_blocks)."""
+
+    start: int
+    end: int
+    first_row: int
+
+
+def invoice_blocks(path: Path, count: int) -> list[InvoiceBlock]:
+    """`path` cut into `count` blocks of about equal size at line ends."""
+    size = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as handle:
+        for i in range(1, count):
+            handle.seek(max(cuts[-1], size * i // count))
+            handle.readline()
+            cuts.append(min(handle.tell(), size))
+    cuts.append(size)
+    blocks, row = [], 1
+    with path.open("rb") as handle:
+        for start, end in pairwise(cuts):
+            if end > start:
+                blocks.append(InvoiceBlock(start, end, row))
+            while handle.tell() < end:
+                row += handle.read(min(_BLOCK_BYTES, end - handle.tell())).count(b"\n")
+    return blocks
+
+
+def read_invoice_block(
+    path: Path, block: InvoiceBlock, ending_from: int | None = None
+) -> dict[str, Any]:
+    """One block of invoices.jsonl as read_invoices_jsonl reads the file (rows counted
+    from the block's first row). Raises Unsure like it."""
+    with path.open("rb") as handle:
+        handle.seek(block.start)
+        data = handle.read(block.end - block.start)
+    if not data.strip() or any(token in data for token in _NOT_NUMBERS):
+        raise Unsure("empty, NaN or Infinity")
+    try:
+        pa.array([data], pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        raise Unsure("not UTF-8") from None
+    frames = _parsed(pa.BufferReader(data), ending_from)
+    if frames["read"] != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
+        raise Unsure("blank lines, or more than one object on a line")
+    frames["invoice_rows"] = frames["invoice_rows"] + (block.first_row - 1)
+    frames["line_rows"] = frames["line_rows"] + (block.first_row - 1)
+    return frames
+
+
+def join_blocks(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The blocks' frames as one read of the whole file gives them."""
+    out: dict[str, Any] = {
+        name: pd.concat([p[name] for p in parts], ignore_index=True)
+        for name in ("invoices", "invoice_lines", "credit_grants")
+    }
+    for name in ("invoice_rows", "line_rows"):
+        out[name] = np.concatenate([p[name] for p in parts])
+    out["read"] = sum(p["read"] for p in parts)
+    return out
 
 
 def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from prefect import flow
@@ -18,12 +19,17 @@ from revops.tasks.reconcile_tasks import (
     locate_reports,
     prepare_review,
     publish_reconciliation,
+    read_invoices_apart,
     reconcile_window,
     reconciliation_artifacts,
     reconciliation_run_id,
     share_report,
     split_book,
 )
+
+
+def _submit_here(task: Any, parameters: dict[str, Any]) -> Any:
+    return task.submit(**parameters)
 
 
 @flow(
@@ -41,22 +47,25 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     config = params.reconciliation_config()
     location = locate_reports(settings.reports_block, settings.reports_base_url)
 
-    data, prints = extract_reconciliation_input(sources, window, config.period_grace_days)
     partitions = params.advanced.partitions
-    if partitions > 1:
-        parts = split_book(data, partitions)
-        args = [{"data": p, "window": window, "as_of": as_of, "config": config} for p in parts]
-        if settings.task_runner == "dask":
+    with ExitStack() as stack:
+        if partitions > 1 and settings.task_runner == "dask":
             # Built when the run needs it, not at import: the settings are read in the run.
-            with task_runner_from_settings(settings) as runner:
-                futures = [runner.submit(reconcile_window, a) for a in args]
-                results = [future.result() for future in futures]
+            submit = stack.enter_context(task_runner_from_settings(settings)).submit
         else:  # the flow's own runner (threads, or what with_options gave it)
-            futures = [reconcile_window.submit(**a) for a in args]
-            results = [future.result() for future in futures]
-        result = combine_partitions(results)
-    else:
-        result = reconcile_window(data, window, as_of, config)
+            submit = _submit_here
+        if partitions > 1:
+            sources = read_invoices_apart(
+                sources, window, config.period_grace_days, partitions, submit
+            )
+        data, prints = extract_reconciliation_input(sources, window, config.period_grace_days)
+        if partitions > 1:
+            parts = split_book(data, partitions)
+            args = [{"data": p, "window": window, "as_of": as_of, "config": config} for p in parts]
+            futures = [submit(reconcile_window, a) for a in args]
+            result = combine_partitions([future.result() for future in futures])
+        else:
+            result = reconcile_window(data, window, as_of, config)
 
     parameters = params.model_dump(
         mode="json",

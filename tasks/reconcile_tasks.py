@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,12 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from revops.connectors.base import ContractLineSource, CreditSource, WindowedBilling
+from revops.connectors.base import (
+    BlockedBilling,
+    ContractLineSource,
+    CreditSource,
+    WindowedBilling,
+)
 from revops.connectors.registry import Sources
 from revops.connectors.report_location import ReportLocation, report_location
 from revops.connectors.warehouse import RunRecord, Warehouse
@@ -107,6 +113,34 @@ def extract_reconciliation_input(
         sources.label,
     )
     return data, prints
+
+
+@task(name="read-invoice-block", cache_policy=NO_CACHE)
+def read_invoice_block(billing: BlockedBilling, block: Any) -> dict[str, Any] | None:
+    """Parse one block of the invoices (on whichever worker runs it)."""
+    return billing.read_invoice_block(block)
+
+
+def read_invoices_apart(
+    sources: Sources,
+    window: Window,
+    grace_days: int,
+    blocks: int,
+    submit: Callable[[Any, dict[str, Any]], Any],
+) -> Sources:
+    """`sources` with the invoices a window can bill parsed in `blocks` blocks apart, each
+    a read-invoice-block task given to `submit` (a Dask cluster's workers, or threads), when
+    the billing source can (BlockedBilling); extract_reconciliation_input then reads them
+    from there. The workers must see the export's folder at the same path."""
+    sources = _bearing_on_window(sources, window, grace_days)
+    billing = sources.billing
+    if not isinstance(billing, BlockedBilling):
+        return sources
+    futures = [
+        submit(read_invoice_block, {"billing": billing, "block": block})
+        for block in billing.invoice_blocks(blocks)
+    ]
+    return replace(sources, billing=billing.with_invoice_blocks([f.result() for f in futures]))
 
 
 def _bearing_on_window(sources: Sources, window: Window, grace_days: int) -> Sources:

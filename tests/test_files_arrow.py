@@ -31,6 +31,9 @@ from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
 from revops.connectors.stripe_mapping_arrow import (
     Unsure,
     charges_giving_back,
+    invoice_blocks,
+    join_blocks,
+    read_invoice_block,
     read_invoice_texts,
     read_invoices_jsonl,
 )
@@ -330,3 +333,34 @@ def test_refunds_read_from_the_charges_that_give_back_are_every_refund(
     with pytest.raises(InputError) as caught:
         FilesSource(folder).money_given_back()
     assert caught.value.row == 10
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+@pytest.mark.parametrize(
+    "ending_from", [None, int(pd.Timestamp("2026-09-26", tz="UTC").timestamp())]
+)
+def test_blocks_read_apart_and_joined_are_the_whole_read(
+    whole_export: Path, count: int, ending_from: int | None
+) -> None:
+    path = whole_export / "invoices.jsonl"
+    blocks = invoice_blocks(path, count)
+    assert len(blocks) == count and blocks[0].start == 0 and blocks[-1].end == path.stat().st_size
+    joined = join_blocks([read_invoice_block(path, b, ending_from) for b in blocks])
+    whole = read_invoices_jsonl(path, ending_from)
+    assert_same(joined, whole)
+    assert joined["invoice_rows"].tolist() == whole["invoice_rows"].tolist()
+    assert joined["read"] == whole["read"]
+
+
+def test_a_block_it_cannot_vouch_for_reads_the_file_whole(
+    whole_export: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "blank"
+    shutil.copytree(whole_export, folder)
+    text = (folder / "invoices.jsonl").read_text()
+    (folder / "invoices.jsonl").write_text(text.replace("\n", "\n\n", 1))
+    files = FilesSource(folder)
+    parts = [files.read_invoice_block(b) for b in files.invoice_blocks(3)]
+    assert parts[0] is None and files.with_invoice_blocks(parts) is files
+    invoices, _ = FilesSource(whole_export).invoices()
+    pd.testing.assert_frame_equal(files.with_invoice_blocks(parts).invoices()[0], invoices)
