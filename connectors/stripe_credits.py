@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from revops.connectors.stripe_mapping import _Columns, _Problems, _Record, _rows
+from revops.connectors.stripe_record import _Columns, _Problems, _Record, _rows
 
 STRIPE_FIELDS: dict[str, dict[str, str]] = {
     "credit_notes": {

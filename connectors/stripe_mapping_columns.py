@@ -2,7 +2,7 @@
 
 One record batch of `stripe_mapping_arrow.INVOICE_SCHEMA` at a time -> the columns of the
 canonical `invoices`, `invoice_lines` and `credit_grants`. Each read keeps the rule of its
-stripe_mapping._Record counterpart; where it cannot be sure the result would be the same it
+stripe_record._Record counterpart; where it cannot be sure the result would be the same it
 raises Unsure, and the caller maps the records one by one.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from revops.connectors.stripe_mapping import (
+from revops.connectors.stripe_record import (
     EARLIEST_SECONDS,
     INVOICE_STATUSES,
     LATEST_SECONDS,
