@@ -109,6 +109,10 @@ class DemoSource:
         """Canonical credit_notes, credit_note_lines, credit_grants and refunds (CreditSource)."""
         return dict(self._book["given_back"])
 
+    def subscription_schedules(self) -> list[dict]:
+        """The Stripe subscription schedules billing the ramps, as the API returns them."""
+        return [dict(s) for s in self._book["subscription_schedules"]]
+
     def contract_lines(self) -> pd.DataFrame:
         return self._book["contract_lines"]
 
@@ -153,7 +157,7 @@ class DemoSource:
         }
         taken = {int(r) for kind, rows in plants.items() if kind != "orphan" for r in rows}
         money = base_plant_money(self, book, plants)
-        book, line_plants, given_back, silent, line_money = plant_lines(
+        book, line_plants, given_back, silent, line_money, schedules = plant_lines(
             self, book, contracts, taken
         )
         contracts = book["contracts"]
@@ -179,5 +183,6 @@ class DemoSource:
             name: validate_frame(name, conform(name, f)) for name, f in given_back.items()
         }
         validated["line_plants"] = line_plants
+        validated["subscription_schedules"] = schedules
         validated["health_plants"] = health
         return validated

@@ -40,4 +40,9 @@ def export_demo(
     shape: InvoiceShape = "current",
 ) -> list[Path]:
     """Write the demo book into `folder` as a files export; the paths written."""
-    return write_export(folder, **demo_frames(demo, usage_from, usage_to), invoice_shape=shape)
+    return write_export(
+        folder,
+        **demo_frames(demo, usage_from, usage_to),
+        subscription_schedules=demo.subscription_schedules(),
+        invoice_shape=shape,
+    )

@@ -36,9 +36,11 @@ def plant_lines(
     dict[str, pd.DataFrame],
     set[int],
     dict[int, int | None],
+    list[dict],
 ]:
     """The book with its line plants, the rows chosen per kind, the money given back, the
-    rows whose finding cannot show by as_of (they must then be clean) and each plant's money.
+    rows whose finding cannot show by as_of (they must then be clean), each plant's money
+    and the Stripe subscription schedules that bill the ramps.
 
     `contracts` still carries the generator's customer_id and stripe_sub columns.
     """
@@ -52,7 +54,7 @@ def plant_lines(
         pd.Timestamp(spec.as_of.replace(day=1)) - pd.DateOffset(months=spec.history_months)
     ).date()
     given: dict[str, list[dict]] = {name: [] for name in GIVEN_BACK}
-    invoices, lines, contract_lines, items = [], [], [], []
+    invoices, lines, contract_lines, items, schedules = [], [], [], [], []
     silent: set[int] = set()
     money: dict[int, int | None] = {}
     for kind, kind_rows in chosen.items():
@@ -68,6 +70,8 @@ def plant_lines(
             lines += billed.invoice_lines
             contract_lines += _contract_line_rows(billed, contract)
             items += _subscription_items(billed, contract)
+            if billed.schedule is not None:
+                schedules.append(billed.schedule)
     new_invoices = conform("invoices", pd.DataFrame(invoices))
     given_frames = {
         name: conform(name, pd.DataFrame(given[name]) if given[name] else pd.DataFrame())
@@ -100,7 +104,7 @@ def plant_lines(
     out["contract_lines"] = pd.concat(
         [book["contract_lines"], pd.DataFrame(contract_lines)], ignore_index=True
     )
-    return out, chosen, given_frames, silent, money
+    return out, chosen, given_frames, silent, money, schedules
 
 
 def _contract_line_rows(billed: Billed, contract: pd.Series) -> list[dict]:
@@ -127,11 +131,18 @@ def _contract_line_rows(billed: Billed, contract: pd.Series) -> list[dict]:
 
 
 def _subscription_items(billed: Billed, contract: pd.Series) -> list[dict]:
-    """The subscription's items as of the book's date: the last lines each price billed."""
+    """The subscription's items as of the book's date: the last lines each price billed; under
+    a schedule, only its current phase's (Stripe replaces the items when a phase starts)."""
     last: dict[str, dict] = {}
     for line in billed.invoice_lines:
         if line["line_type"] == "subscription" and not line["proration"]:
             last[line["subscription_item_id"]] = line
+    schedule = billed.schedule
+    if schedule is not None and schedule["current_phase"] is not None:
+        now = schedule["current_phase"]["start_date"]
+        phase = next(p for p in schedule["phases"] if p["start_date"] == now)
+        current = {i["price"] for i in phase["items"]}
+        last = {item: line for item, line in last.items() if line["price_id"] in current}
     sub = contract["stripe_sub"]
     created = pd.Timestamp(contract["start_date"], tz="UTC") + pd.Timedelta(seconds=TIME_OF_DAY)
     return [

@@ -11,8 +11,9 @@ reconciler's: this is an oracle. The kinds (`LINE_PLANT_CODES`, codes () = must 
   quantity, charge for the remaining time of the new one).
 - `reprice`: an amendment: a 20-seat line at a new price from the window period while the old
   line ends the day before.
-- `ramp`: the price steps up from the window period, a Stripe subscription schedule changing
-  the price on the ramp date; `ramp_missed`: Stripe kept billing the old price.
+- `ramp`: the price steps up from the window period, billed through a Stripe subscription
+  schedule whose second phase changes the price on the ramp date (connectors.demo_schedules);
+  `ramp_missed`: the schedule never got that phase, so Stripe kept billing the old price.
 - `usage`: a platform fee plus metered events billed in arrears (the period's events, less
   those included, on the next invoice); `usage_short`: the window period's events under-billed.
 - `trial`: a contract starting in the window after a 14-day $0 trial invoice.
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from revops.connectors.demo_common import TAX_BP, DemoSpec, half_up, metered_events, sf_ids
+from revops.connectors.demo_schedules import RAMPS, phase_price, ramp_schedule
 from revops.errors import ConfigError
 
 LINE_PLANT_CODES: dict[str, tuple[str, ...]] = {
@@ -97,6 +99,7 @@ class Billed:
     # False when the plant's finding cannot show by as_of (usage not yet billed in arrears).
     shows: bool = True
     variance: int | None = None  # billed less expected of the planted finding
+    schedule: dict | None = None  # the Stripe subscription schedule that bills a ramp
 
 
 def choose_line_plants(
@@ -203,6 +206,8 @@ def bill_line_contract(
         k += 1
     window = [p for p in periods if spec.window.start <= p[0] < spec.window.end]
     wps, wpe = window[0]
+    if kind in RAMPS:
+        billed.schedule = ramp_schedule(kind, contract, lines, as_of, _unix)
     if kind == "upgrade":
         upgrade_day = max(
             min(wps + timedelta(days=15), as_of - timedelta(days=1)), wps + timedelta(days=1)
@@ -232,16 +237,17 @@ def bill_line_contract(
             billed.window_invoice = invoice["invoice_id"]
         for ln in lines:
             if ln.charge == "recurring" and _in_force(ln, lines, ps):
-                unit = ln.unit
-                price = ln.price
-                if kind == "ramp_missed" and ln.start is not None and ln.start <= ps:
-                    unit, price = lines[0].unit, lines[0].price  # the schedule never ran
-                    if ps == wps:
+                item, unit, price = ln, ln.unit, ln.price
+                if billed.schedule is not None:  # Stripe bills the phase in force, its item
+                    price = phase_price(billed.schedule, _unix(ps)) or price
+                    item = next(x for x in lines if x.price == price)
+                    unit = item.unit
+                    if ps == wps and unit != ln.unit:
                         billed.variance = (unit - ln.unit) * ln.quantity
                 if kind == "multi_unbilled" and ps == wps and ln.product == "01tDEMOPLATFORM1":
                     billed.variance = -ln.unit * ln.quantity
                     continue
-                _line(billed, invoice, ln, _quantity(ln, lines, ps), unit, ps, pe, price=price)
+                _line(billed, invoice, item, _quantity(ln, lines, ps), unit, ps, pe, price=price)
             if ln.charge == "one_time" and ps == wps:
                 day = ps + timedelta(days=2)
                 ln.start = day
@@ -298,6 +304,10 @@ def _quantity(line: Line, lines: list[Line], day: date) -> int:
 
 def _instant(day: date, seconds: int = TIME_OF_DAY) -> pd.Timestamp:
     return pd.Timestamp(day, tz="UTC") + pd.Timedelta(seconds=seconds)
+
+
+def _unix(day: date) -> int:
+    return int(_instant(day).timestamp())
 
 
 def _invoice(billed: Billed, contract: pd.Series, day: date, reason: str) -> dict:

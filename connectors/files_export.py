@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,7 @@ def write_export(
     credit_note_lines: pd.DataFrame | None = None,
     credit_grants: pd.DataFrame | None = None,
     refunds: pd.DataFrame | None = None,
+    subscription_schedules: list[dict[str, Any]] | None = None,
     invoice_shape: InvoiceShape = "current",
     mapping: FieldMapping | None = None,
 ) -> list[Path]:
@@ -101,7 +103,12 @@ def write_export(
     if customers is not None:
         texts["customers.jsonl"] = [stripe.jsonl(map(stripe.customer, stripe.records(customers)))]
     if subscriptions is not None:
-        texts["subscriptions.jsonl"] = [stripe.jsonl(stripe.subscriptions(subscriptions))]
+        texts["subscriptions.jsonl"] = [
+            stripe.jsonl(stripe.subscriptions(subscriptions, subscription_schedules))
+        ]
+    if subscription_schedules is not None:
+        # Stripe SubscriptionSchedule objects as the API returns them (the ramps' phases).
+        texts["subscription_schedules.jsonl"] = [stripe.jsonl(subscription_schedules)]
     if invoices is not None:
         chunks = stripe.invoice_chunks(invoices, invoice_lines, invoice_shape, credit_grants)
         texts["invoices.jsonl"] = map(stripe.jsonl, chunks)

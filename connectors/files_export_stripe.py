@@ -57,12 +57,19 @@ def customer(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def subscriptions(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Stripe `subscription` objects, one per subscription id, with their items."""
+def subscriptions(
+    frame: pd.DataFrame, schedules: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Stripe `subscription` objects, one per subscription id, with their items; one managed
+    by a subscription schedule names it in `schedule`, as Stripe's does."""
     items_of: dict[str, list[dict[str, Any]]] = {}
     for row in records(frame):
         items_of.setdefault(row["subscription_id"], []).append(row)
-    return [_subscription(items) for items in items_of.values()]
+    managed = {s["subscription"]: s["id"] for s in schedules or () if s.get("subscription")}
+    out = [_subscription(items) for items in items_of.values()]
+    for subscription in out:
+        subscription["schedule"] = managed.get(subscription["id"])
+    return out
 
 
 def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -200,3 +200,72 @@ def test_the_export_reconciles_to_the_same_findings(
     from_demo = reconcile_demo(demo_source)
     assert money(from_files) == money(from_demo)
     assert found(from_files) == planted(demo_source)
+
+
+# The keys of Stripe's own SubscriptionSchedule (github:stripe/openapi openapi/fixtures3.json,
+# resource `subscription_schedule`), of one of its phases and of a phase item.
+SCHEDULE_KEYS = {
+    "application", "billing_mode", "canceled_at", "completed_at", "created", "current_phase",
+    "customer", "customer_account", "default_settings", "end_behavior", "id", "livemode",
+    "metadata", "object", "phases", "released_at", "released_subscription", "status",
+    "subscription", "test_clock",
+}  # fmt: skip
+PHASE_KEYS = {
+    "add_invoice_items", "application_fee_percent", "billing_cycle_anchor", "billing_thresholds",
+    "collection_method", "currency", "default_payment_method", "default_tax_rates",
+    "description", "discounts", "end_date", "invoice_settings", "items", "metadata",
+    "on_behalf_of", "proration_behavior", "start_date", "transfer_data", "trial_end",
+}  # fmt: skip
+PHASE_ITEM_KEYS = {
+    "billing_thresholds", "discounts", "metadata", "plan", "price", "quantity", "tax_rates",
+}  # fmt: skip
+
+
+def test_the_ramps_are_billed_through_a_stripe_subscription_schedule(
+    demo_source: DemoSource, tmp_path: Path
+) -> None:
+    export_demo(demo_source, tmp_path, date(2026, 1, 1), demo_source.as_of)
+    schedules = [
+        json.loads(t) for t in (tmp_path / "subscription_schedules.jsonl").read_text().splitlines()
+    ]
+    ramps = {p.kind: p.contract_id for p in demo_source.planted if p.kind.startswith("ramp")}
+    by_contract = {s["metadata"]["salesforce_contract_id"]: s for s in schedules}
+    assert set(by_contract) == set(ramps.values())
+    for schedule in schedules:
+        assert set(schedule) <= SCHEDULE_KEYS and schedule["object"] == "subscription_schedule"
+        for phase in schedule["phases"]:
+            assert set(phase) <= PHASE_KEYS
+            assert all(set(item) <= PHASE_ITEM_KEYS for item in phase["items"])
+    # The ramp's second phase starts on the step line's start, at its new price.
+    lines = demo_source.contract_lines()
+    ramp = by_contract[ramps["ramp"]]
+    step = lines[(lines["contract_id"] == ramps["ramp"])].sort_values("start_date").iloc[-1]
+    old, new = ramp["phases"]
+    assert old["end_date"] == new["start_date"]
+    assert pd.Timestamp(new["start_date"], unit="s").normalize() == step["start_date"]
+    assert new["items"][0]["price"] == step["stripe_price_id"] != old["items"][0]["price"]
+    # Each invoice line of a ramp bills the price of the phase in force when its period starts.
+    _, invoice_lines = demo_source.invoices()
+    for contract, schedule in ((c, by_contract[c]) for c in ramps.values()):
+        billed = invoice_lines[
+            (invoice_lines["subscription_id"] == schedule["subscription"])
+            & ~invoice_lines["proration"]
+        ]
+        assert len(billed) > 12
+        for line in billed.itertuples():
+            start = int(line.period_start.timestamp())
+            phase = next(p for p in schedule["phases"] if p["start_date"] <= start < p["end_date"])
+            assert line.price_id == phase["items"][0]["price"], (contract, line.line_id)
+    # The missed ramp is a schedule that never got its second phase.
+    assert len(by_contract[ramps["ramp_missed"]]["phases"]) == 1
+    # The subscription names its schedule and shows the current phase's items only.
+    subscriptions = {
+        s["id"]: s
+        for s in map(json.loads, (tmp_path / "subscriptions.jsonl").read_text().splitlines())
+    }
+    managed = subscriptions[ramp["subscription"]]
+    assert managed["schedule"] == ramp["id"]
+    assert [i["price"]["id"] for i in managed["items"]["data"]] == [new["items"][0]["price"]]
+    # And the export reconciles the ramp clean, the missed one under-billed.
+    result = found(reconcile_demo(demo_source, source=FilesSource(tmp_path)))
+    assert {f for f in result if f[1] in ramps.values()} == {("underbilled", ramps["ramp_missed"])}
