@@ -15,6 +15,8 @@ Each process is measured with os.wait4: wall time, CPU (user + system) and peak 
     python bench/e2e.py --contracts 615000       # about 5M lines
     python bench/e2e.py --repeat 3               # medians of 3
     python bench/e2e.py --contracts 123000 --also risk --also leads   # those commands too
+    python bench/e2e.py --contracts 123000 --dask 2   # + the flow in 2 partitions on a local
+                                                      # Dask cluster of 2 workers
 
 The export of a book is timed too (once, when it is not cached). Each line printed is JSON;
 the load average of the machine is printed with each row (2 cores: above 2, others wait).
@@ -136,6 +138,29 @@ def floor_command(folder: Path) -> list[str]:
     return [sys.executable, "-c", script, *files]
 
 
+DASK_SCRIPT = """
+import sys
+from revops.flows.params import ReconcileParams
+from revops.flows.reconcile_invoices import reconcile_invoices
+folder, out, partitions, period, as_of = sys.argv[1:]
+reconcile_invoices(ReconcileParams(
+    source="files", input_dir=folder, period=period, as_of=as_of, out_dir=out,
+    advanced={"partitions": int(partitions)},
+))
+"""
+
+
+def dask_command(
+    folder: Path, out: Path, database: Path, partitions: int
+) -> tuple[list[str], dict]:
+    """The reconcile flow in `partitions` partitions on a local Dask cluster of as many
+    workers (REVOPS_TASK_RUNNER=dask): blocks of invoices.jsonl parsed on the workers."""
+    _, env = reconcile_command(folder, out, database)
+    env |= {"REVOPS_TASK_RUNNER": "dask", "REVOPS_DASK_WORKERS": str(partitions)}
+    script = [sys.executable, "-c", DASK_SCRIPT, str(folder), str(out), str(partitions)]
+    return [*script, PERIOD, AS_OF], env
+
+
 def other_command(name: str, folder: Path, out: Path, database: Path) -> tuple[list[str], dict]:
     """`revops risk` or `revops leads` on the files export, as a user runs it."""
     _, env = reconcile_command(folder, out, database)
@@ -143,7 +168,9 @@ def other_command(name: str, folder: Path, out: Path, database: Path) -> tuple[l
     return [*command, "--as-of", AS_OF, "--out", str(out)], env
 
 
-def bench(contracts: int, repeat: int, also: list[str] | None = None) -> dict[str, object]:
+def bench(
+    contracts: int, repeat: int, also: list[str] | None = None, dask: int = 0
+) -> dict[str, object]:
     """Medians of `repeat` alternating runs of the command and the floor on one book."""
     folder, written = export(contracts)
     runs: dict[str, list[Run]] = {"revops": [], "floor": []}
@@ -159,6 +186,10 @@ def bench(contracts: int, repeat: int, also: list[str] | None = None) -> dict[st
                     name, folder, Path(scratch) / f"{name}{attempt}", Path(scratch) / "other.db"
                 )
                 runs.setdefault(name, []).append(measured(command, env))
+            if dask > 1:
+                out, database = Path(scratch) / f"dask{attempt}", Path(scratch) / "dask.db"
+                command, env = dask_command(folder, out, database, dask)
+                runs.setdefault("dask", []).append(measured(command, env))
     row: dict[str, object] = {"contracts": contracts, "invoice_lines": invoice_lines(folder)}
     if written is not None:
         row |= {
@@ -181,12 +212,13 @@ def main() -> None:
     parser.add_argument(
         "--also", action="append", choices=["risk", "leads"], help="time these commands too"
     )
+    parser.add_argument("--dask", type=int, default=0, help="partitions on a local Dask cluster")
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
-    start = bench(200, args.repeat, args.also)
+    start = bench(200, args.repeat, args.also, args.dask)
     print(json.dumps({"fixed_start": start}), flush=True)
     for contracts in args.contracts or [1_230, 12_300]:
-        row = bench(contracts, args.repeat, args.also)
+        row = bench(contracts, args.repeat, args.also, args.dask)
         for measure in ("wall", "cpu"):
             net = float(row[f"revops_{measure}_s"]) - float(start[f"revops_{measure}_s"])
             floor = float(row[f"floor_{measure}_s"])

@@ -13,27 +13,41 @@ from revops.money import format_money, minor_to_major
 def finding_evidence(
     findings: pd.DataFrame, contracts: pd.DataFrame, lines: pd.DataFrame
 ) -> dict[str, dict[str, Any]]:
-    """Per finding key: the contract's terms and the lines of the invoices it names."""
+    """Per finding key: the contract's terms and the rows (HTML) of the lines of the invoices
+    it names. Each line is rendered once, however many findings show it."""
     wanted = set(findings["contract_id"].dropna())
-    terms = contracts[contracts["contract_id"].isin(wanted)].set_index("contract_id")
+    chosen = contracts[contracts["contract_id"].isin(wanted)].drop_duplicates("contract_id")
+    terms = chosen.set_index("contract_id").to_dict("index")
     invoice_ids = findings[["finding_key", "invoice_id"]].dropna()
     exploded = invoice_ids.assign(invoice_id=invoice_ids["invoice_id"].str.split(";")).explode(
         "invoice_id"
     )
-    by_invoice = lines[lines["invoice_id"].isin(set(exploded["invoice_id"]))].groupby("invoice_id")
-    line_groups = {invoice: group for invoice, group in by_invoice}
+    shown = lines[lines["invoice_id"].isin(set(exploded["invoice_id"]))]
+    rows_of: dict[str, list[str]] = {}
+    for line in shown.itertuples(index=False):
+        rows_of.setdefault(line.invoice_id, []).append(_line_row(line))
     out: dict[str, dict[str, Any]] = {}
-    for row in findings.itertuples(index=False):
+    for key, contract_id, invoice_id in zip(
+        findings["finding_key"], findings["contract_id"], findings["invoice_id"], strict=True
+    ):
         contract = None
-        if isinstance(row.contract_id, str) and row.contract_id in terms.index:
-            contract = terms.loc[row.contract_id].to_dict() | {"contract_id": row.contract_id}
-        invoices = row.invoice_id.split(";") if isinstance(row.invoice_id, str) else []
-        shown = [line_groups[i] for i in invoices if i in line_groups]
-        out[row.finding_key] = {
-            "contract": contract,
-            "lines": pd.concat(shown, ignore_index=True) if shown else None,
-        }
+        if isinstance(contract_id, str) and contract_id in terms:
+            contract = terms[contract_id] | {"contract_id": contract_id}
+        invoices = invoice_id.split(";") if isinstance(invoice_id, str) else []
+        rows = "".join("".join(rows_of[i]) for i in invoices if i in rows_of)
+        out[key] = {"contract": contract, "line_rows": rows or None}
     return out
+
+
+def _line_row(r: Any) -> str:
+    return (
+        f"<tr><td>{escape(r.invoice_id)}</td><td>{escape(_text(r.description))}</td>"
+        f"<td>{r.period_start:%Y-%m-%d} – {r.period_end:%Y-%m-%d}</td>"
+        f'<td class="num">{_text(r.quantity)}</td>'
+        f'<td class="num">{escape(format_money(int(r.unit_amount_minor), r.currency)) if pd.notna(r.unit_amount_minor) else "—"}</td>'
+        f'<td class="num">{escape(format_money(int(r.amount_minor) - int(r.discount_minor), r.currency))}</td>'
+        f"<td>{'proration' if r.proration else escape(r.line_type)}</td></tr>"
+    )
 
 
 def evidence_html(found: dict[str, Any] | None, finding: Any) -> str:
@@ -55,17 +69,8 @@ def evidence_html(found: dict[str, Any] | None, finding: Any) -> str:
             f"{escape(currency)} {unit:,}/month less {contract['discount_pct']:g}%</dd>"
             f"<dt>Subscription</dt><dd>{escape(_text(contract.get('stripe_subscription_id')))}</dd></dl>"
         )
-    lines = found.get("lines")
-    if lines is not None and len(lines):
-        rows = "".join(
-            f"<tr><td>{escape(r.invoice_id)}</td><td>{escape(_text(r.description))}</td>"
-            f"<td>{r.period_start:%Y-%m-%d} – {r.period_end:%Y-%m-%d}</td>"
-            f'<td class="num">{_text(r.quantity)}</td>'
-            f'<td class="num">{escape(format_money(int(r.unit_amount_minor), r.currency)) if pd.notna(r.unit_amount_minor) else "—"}</td>'
-            f'<td class="num">{escape(format_money(int(r.amount_minor) - int(r.discount_minor), r.currency))}</td>'
-            f"<td>{'proration' if r.proration else escape(r.line_type)}</td></tr>"
-            for r in lines.itertuples(index=False)
-        )
+    rows = found.get("line_rows")
+    if rows:
         blocks.append(
             "<h4>Invoice lines</h4><table><thead><tr><th>Invoice</th><th>Line</th><th>Service</th>"
             "<th>Qty</th><th>Unit</th><th>Net</th><th>Kind</th></tr></thead>"
