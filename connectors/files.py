@@ -220,10 +220,12 @@ class FilesSource:
         Read a block at a time keeping only the range (connectors.usage_csv) when that read
         can vouch for the file, else whole; every row is checked either way.
         """
-        if "usage.csv" not in self._frames and (self.folder / "usage.csv").is_file():
-            between = self._once(
-                f"usage.csv {start} {end}", lambda: self._usage_between(start, end)
-            )
+        window = f"usage.csv {start} {end}"
+        # A range read once is served again as read, like every other file of the export.
+        if "usage.csv" not in self._frames and (
+            window in self._frames or (self.folder / "usage.csv").is_file()
+        ):
+            between = self._once(window, lambda: self._usage_between(start, end))
             if between is not None:
                 return between.copy()
         frame = self._once("usage.csv", self._read_usage)
