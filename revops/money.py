@@ -11,6 +11,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import numpy as np
 
+# Percentages are held as integer basis points: 12.5% = 1,250 of BASIS_POINTS.
+BASIS_POINTS = 10_000
+
 # ISO 4217 active codes with a minor-unit exponent other than 2.
 _NON_TWO_EXPONENTS: dict[str, int] = {
     "BHD": 3, "BIF": 0, "CLF": 4, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0,

@@ -16,6 +16,8 @@ import pandas as pd
 from revops.frames import DATE
 
 _EPOCH_MONTH = np.datetime64("1970-01", "M")
+# The end day of whatever has none (an open-ended contract or line).
+OPEN_END = np.datetime64("9999-12-31", "D")
 
 
 def month_parts(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import FREQUENCY_MONTHS
+from revops.money import BASIS_POINTS
+from revops.periods import OPEN_END
 
 MICRO = 1_000_000
-BASIS_POINTS = 10_000
-OPEN_END = np.datetime64("9999-12-31", "D")
 RECURRING, ONE_TIME, USAGE = 0, 1, 2
 CHARGE_CODES = {"recurring": RECURRING, "one_time": ONE_TIME, "usage": USAGE}
 ONE_DAY = np.timedelta64(1, "D")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import DATE, FREQUENCY_MONTHS
+from revops.money import BASIS_POINTS
 from revops.periods import (
     Window,
     add_months_days,
@@ -24,7 +25,6 @@ from revops.periods import (
 )
 from revops.tasks.contract_lines import RECURRING, LineTable
 
-BASIS_POINTS = 10_000
 FREQUENCY_OF_MONTHS = {months: name for name, months in FREQUENCY_MONTHS.items()}
 
 

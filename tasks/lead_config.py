@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from revops.config import StrictConfig, config_dir, field_mapping, load_config
+from revops.money import BASIS_POINTS
 from revops.tasks.lead_billing import BillingTroubleRule
 from revops.tasks.reconciliation_config import Severity
 
@@ -22,7 +23,6 @@ TEMPLATE_FIELDS: tuple[str, ...] = (
     "period",
     "seats",
 )
-BASIS_POINTS = 10_000
 
 
 class OpportunityFields(StrictConfig):

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import empty_frame, require_columns
-from revops.money import format_money
-from revops.tasks.lead_config import BASIS_POINTS, LeadConfig
+from revops.money import BASIS_POINTS, format_money
+from revops.periods import OPEN_END
+from revops.tasks.lead_config import LeadConfig
 from revops.tasks.lead_frames import annual_minor, count_text, join_text
 from revops.tasks.matching import link_customers
 
 DAYS_PER_MONTH = 30  # entitlements are per month; a usage window of N days is N/30 months
-OPEN_END = pd.Timestamp("9999-12-31")
 EPSILON = 1e-9  # percentiles of whole seat counts land on x.0000000001 after interpolation
 
 
@@ -44,7 +44,7 @@ def upsell_leads(
         return []
     # The account's main contract prices the extra seats: the one running longest, then largest.
     main = (
-        current.assign(_end=current["end_date"].fillna(OPEN_END))
+        current.assign(_end=current["end_date"].fillna(pd.Timestamp(OPEN_END)))
         .sort_values(
             ["account_id", "_end", "quantity", "contract_id"], ascending=[True, False, False, True]
         )

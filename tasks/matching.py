@@ -20,12 +20,10 @@ import numpy as np
 import pandas as pd
 
 from revops.frames import FREQUENCY_MONTHS
-from revops.periods import Window, local_days, month_parts
+from revops.periods import OPEN_END, Window, local_days, month_parts
 from revops.tasks.contract_lines import LineTable
 from revops.tasks.expected_billing import expected_unit_minor
 from revops.tasks.reconciliation_config import ReconciliationConfig
-
-OPEN_END = np.datetime64("9999-12-31", "D")
 
 
 def link_customers(

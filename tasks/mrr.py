@@ -37,6 +37,8 @@ from pydantic import Field
 
 from revops.config import StrictConfig
 from revops.frames import require_columns
+from revops.money import BASIS_POINTS
+from revops.tasks.expected_billing import discount_basis_points
 from revops.tasks.mrr_lines import recurring_line_mrr, usage_line_mrr
 
 MOVEMENTS: tuple[str, ...] = ("new", "expansion", "contraction", "churn", "reactivation")
@@ -58,7 +60,6 @@ COMPARE_COLUMNS = [
     "stripe_mrr_minor",
     "difference_minor",
 ]
-_BP = 10_000
 
 
 class MrrConfig(StrictConfig):
@@ -81,13 +82,11 @@ def month_ends(as_of: date, months: int) -> pd.DatetimeIndex:
 
 def contract_mrr_minor(contracts: pd.DataFrame) -> np.ndarray:
     """Monthly recurring value of each contract: unit x seats less discount, half up."""
-    discount_bp = np.rint(contracts["discount_pct"].to_numpy(dtype=np.float64) * 100).astype(
-        np.int64
-    )
+    discount_bp = discount_basis_points(contracts["discount_pct"])
     gross = contracts["unit_price_minor"].to_numpy(dtype=np.int64) * contracts["quantity"].to_numpy(
         dtype=np.int64
     )
-    return (gross * (_BP - discount_bp) + _BP // 2) // _BP
+    return (gross * (BASIS_POINTS - discount_bp) + BASIS_POINTS // 2) // BASIS_POINTS
 
 
 def contract_snapshots(

@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from revops.money import half_up_divide
+from revops.money import BASIS_POINTS, half_up_divide
 from revops.tasks.contract_lines import MICRO, RECURRING, USAGE, line_table
 
-BASIS_POINTS = 10_000
 LINE_COLUMNS = ["account_id", "currency", "start", "end", "mrr_minor"]
 
 
