@@ -334,6 +334,7 @@ class SalesforceCrm(SalesforceWrites):
             pages.page(len(page["records"]), page.get("totalSize"))
             yield from page["records"]
             if page.get("done", True):
+                pages.finish()
                 return
             url = page["nextRecordsUrl"]
             page = self._call(
@@ -358,6 +359,7 @@ class SalesforceCrm(SalesforceWrites):
             rows = list(csv.DictReader(io.StringIO(page)))
             pages.page(len(rows))
             yield from rows
+        pages.finish()
 
 
 def _sf_message(exc: SalesforceError) -> str:

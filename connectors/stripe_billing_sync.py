@@ -98,11 +98,13 @@ class StripeReads:
         """Pages of plain dicts, following starting_after while has_more."""
         service = getattr(self.client.v1, object_type)
         params = dict(params)
-        pages = PageLog("Stripe", f"{object_type} list")
+        since = (params.get("created") or {}).get("gte")
+        pages = PageLog("Stripe", f"{object_type} list", since=since)
         while True:
             page = self._call(f"{object_type} list", lambda: service.list(params))
             objects = [item.to_dict(for_json=True) for item in page.data]
-            pages.page(len(objects))
+            oldest = min((int(o.get("created") or 0) for o in objects), default=None)
+            pages.page(len(objects), oldest=oldest, more=bool(page.has_more and objects))
             if object_type in ("invoices", "credit_notes"):
                 for record in objects:
                     self._complete_lines(record, object_type)
@@ -111,6 +113,7 @@ class StripeReads:
                     self._complete_refunds(record)
             yield objects
             if not page.has_more or not objects:
+                pages.finish()
                 return
             params["starting_after"] = objects[-1]["id"]
 

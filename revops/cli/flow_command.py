@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from revops.cli.common import field_option, params_from, parse_date, run_action
+from revops.cli.common import errors, field_option, params_from, parse_date, run_action
+from revops.cli.progress import run_progress
 from revops.connectors.choices import SourceKind
 from revops.flows.params import SourceOptions, SourceParams
 from revops.prefect_env import apply_local_defaults
@@ -100,7 +101,9 @@ def flow_command(
             advanced |= {"demo_size": options.pop("demo_size"), "demo_seed": options.pop("seed")}
             options["out_dir"] = options.pop("out")
             options["as_of"] = parse_date(options["as_of"], "--as-of")
-            return run(params_from(model, options, advanced))
+            params = params_from(model, options, advanced)
+            with run_progress(errors, f"revops {name}"):
+                return run(params)
 
         printer(run_action(action))
 
