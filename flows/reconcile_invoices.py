@@ -20,6 +20,7 @@ from revops.tasks.reconcile_tasks import (
     prepare_review,
     publish_reconciliation,
     read_invoices_apart,
+    read_users,
     reconcile_window,
     reconciliation_artifacts,
     reconciliation_run_id,
@@ -92,7 +93,8 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     )
     out_dir = params.output_dir()
     links = sources.record_links()
-    review = prepare_review(result, data, run, settings.database_url, links)
+    users = read_users(sources)
+    review = prepare_review(result, data, run, settings.database_url, links, users)
     paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
     folder = paths[0].parent
     url = share_report(location, folder, sources.label) if location is not None else None

@@ -39,6 +39,7 @@ from revops.tasks.outputs import (
     source_slug,
     summary_markdown,
 )
+from revops.tasks.owners import owner_names
 from revops.tasks.partitioning import split_by_account
 from revops.tasks.reconciliation import (
     ReconciliationInput,
@@ -217,10 +218,17 @@ def reconciliation_run_id(
 class ReviewContext:
     """What the review report shows beside the findings."""
 
-    findings: pd.DataFrame  # result.findings + review_status, review_note, owner_id
+    findings: pd.DataFrame  # result.findings + review_status, review_note, owner_id, owner_name
     evidence: dict[str, dict[str, Any]]
     trend: pd.DataFrame
     signoff: dict[str, Any] | None
+
+
+@task(name="read-users", **CALLS_OUTSIDE_SYSTEMS)
+def read_users(sources: Sources) -> pd.DataFrame:
+    """The CRM's users (user_id, name, is_active, email), for owner names; empty when the CRM
+    reads none (a files export without User.csv)."""
+    return sources.users()
 
 
 @task(name="prepare-review", cache_policy=NO_CACHE)
@@ -230,9 +238,10 @@ def prepare_review(
     run: RunRecord,
     database_url: str,
     links: RecordLinks | None = None,
+    users: pd.DataFrame | None = None,
 ) -> ReviewContext:
-    """Decisions carried forward, each finding's owner, links and evidence, the trend, the
-    sign-off."""
+    """Decisions carried forward, each finding's owner (by name where `users`, the CRM's
+    users frame, knows it), links and evidence, the trend, the sign-off."""
     warehouse = Warehouse(database_url)
     findings = result.findings
     reviewed = carry_forward(findings, warehouse.latest_decisions(findings["finding_key"].tolist()))
@@ -245,7 +254,9 @@ def prepare_review(
     )
     names = data.accounts.set_index("account_id")["name"]
     reviewed = reviewed.assign(
-        owner_id=owners.astype("str"), account_name=reviewed["account_id"].map(names)
+        owner_id=owners.astype("str"),
+        owner_name=owner_names(owners, users),
+        account_name=reviewed["account_id"].map(names),
     )
     if links is not None:
         reviewed = link_columns(reviewed, data.accounts, links, data.invoices)

@@ -250,15 +250,17 @@ def _by_code_section(by_code: pd.DataFrame) -> str:
     )
 
 
-def _select(name: str, label: str, values: list[str]) -> str:
-    options = "".join(f'<option value="{escape(v)}">{escape(v)}</option>' for v in values)
+def _select(name: str, label: str, values: list[str] | list[tuple[str, str]]) -> str:
+    """A filter; each value its own label, or (value, label) pairs (an owner id by name)."""
+    pairs = [v if isinstance(v, tuple) else (v, v) for v in values]
+    options = "".join(f'<option value="{escape(v)}">{escape(t)}</option>' for v, t in pairs)
     return f'<label>{escape(label)} <select data-filter="{name}"><option value="">all</option>{options}</select></label>'
 
 
 def _exceptions_section(findings: pd.DataFrame, evidence: dict[str, dict[str, Any]]) -> str:
     if findings.empty:
         return '<section id="exceptions"><h2>Exceptions</h2><p>None: every contract period reconciled.</p></section>'
-    owners = sorted({o for o in findings["owner_id"].dropna()})
+    owners = _owner_choices(findings)
     filters = (
         '<div class="filters">'
         + _select("code", "Code", sorted(findings["code"].unique()))
@@ -308,6 +310,17 @@ def _exceptions_section(findings: pd.DataFrame, evidence: dict[str, dict[str, An
         + filters
         + f'<table id="exceptions-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>'
     )
+
+
+def _owner_choices(findings: pd.DataFrame) -> list[tuple[str, str]]:
+    """(owner id, what the filter shows) per owner, by name: the name where the findings
+    carry one (`owner_name`), else the id."""
+    named = findings.dropna(subset=["owner_id"]).drop_duplicates("owner_id")
+    if "owner_name" in named.columns:
+        shown = named["owner_name"].where(named["owner_name"].astype(bool), named["owner_id"])
+    else:
+        shown = named["owner_id"]
+    return sorted(zip(named["owner_id"], shown, strict=True), key=lambda p: (p[1], p[0]))
 
 
 def _account_cell(finding: Any) -> str:

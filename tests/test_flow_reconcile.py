@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from revops.connectors.demo import DemoSource
 from revops.connectors.warehouse import Warehouse, reconciliation_findings, reconciliation_runs
 from revops.flows.params import ReconcileParams
 from revops.flows.reconcile_invoices import reconcile_invoices
@@ -71,6 +73,25 @@ def test_flow_publishes_files_warehouse_rows_and_artifacts(
     assert len(rows) == len(findings)
     assert {r["code"] for r in rows} == set(findings["code"])
     assert "# Reconciliation 2026-10" in artifacts["reconciliation-demo-summary"].data
+
+
+def test_the_reports_owner_filter_lists_owners_by_name(
+    prefect_api: str,
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    demo_source: DemoSource,
+) -> None:
+    monkeypatch.setenv("REVOPS_DATABASE_URL", sqlite_url)
+    reconcile_invoices(ReconcileParams(as_of=DEMO_AS_OF, out_dir=str(tmp_path)))
+    html = (tmp_path / "report.html").read_text()
+    owner_filter = html.split('data-filter="owner"', 1)[1].split("</select>", 1)[0]
+    options = re.findall(r'<option value="([^"]+)">([^<]*)</option>', owner_filter)
+    names = demo_source.users().set_index("user_id")["name"]
+    assert options, "the findings have owners"
+    # The filter keeps the id as its value (rows carry it) and shows the user's name.
+    assert [label for _, label in options] == [names[owner] for owner, _ in options]
+    assert not [label for _, label in options if label.startswith("005")]
 
 
 def test_rerunning_the_same_inputs_writes_nothing_new(
