@@ -33,7 +33,7 @@ from revops.connectors.migration_ledger import MigrationLedger
 from revops.connectors.registry import MigrationSources, migration_sources
 from revops.errors import ConfigError
 from revops.flow_runs import record_process_and_reap
-from revops.flows.params import MigrateParams, MigrationParams, RollbackParams
+from revops.flows.migration_params import MigrateParams, MigrationParams, RollbackParams
 from revops.settings import get_settings
 from revops.tasks.migration_apply import apply_migration_batch, batches, worklist
 from revops.tasks.migration_approval import Triggerer, approval_refusal, triggerer_of

@@ -7,7 +7,9 @@ empty date mean "the default"), sources are choices, the period has a pattern, a
 operator tunes (demo book, partitions, tolerances, full refresh) sits in an "Advanced" group.
 A value the schema refuses is refused by the Prefect API before a run exists.
 
-This module imports no connector, no Prefect and no pandas: `revops --help` reads it.
+The plan-migration models are in flows/migration_params.py, the form base in
+flows/form_model.py. This module imports no connector, no Prefect and no pandas: `revops --help`
+reads it.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, RolledBackChoice, SourceKind
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, SourceKind
+from revops.flows.form_model import (
+    FormModel,
+    OptionalCount,
+    OptionalDate,
+    OptionalPercent,
+    plain_form,
+)
 from revops.settings import get_settings
 
 if TYPE_CHECKING:
@@ -30,47 +39,16 @@ if TYPE_CHECKING:
 PERIOD_PATTERN = r"^$|^\d{4}$|^\d{4}-(0[1-9]|1[0-2])$|^\d{4}-[Qq][1-4]$"
 """YYYY, YYYY-MM or YYYY-Qn, or empty (the month before as-of)."""
 
-# A date the form shows as a plain date picker; empty means "today (UTC)". The schema is
-# written by hand so it is not a `date | None` toggle.
-OptionalDate = Annotated[date | None, WithJsonSchema({"type": "string", "format": "date"})]
-OptionalCount = Annotated[int | None, WithJsonSchema({"type": "integer", "minimum": 0})]
-OptionalPercent = Annotated[
-    float | None, WithJsonSchema({"type": "number", "minimum": 0, "maximum": 100})
-]
-
 BillingChoice = Literal["auto", "demo", "files", "stripe"]
 CrmChoice = Literal["auto", "demo", "files", "salesforce"]
 UsageChoice = Literal["auto", "demo", "files", "sql"]
 AUTO = "auto: what Source says."
 
 
-LAST_IN_FORM = ("out_dir", "advanced")
-
-
-def _plain_form(schema: dict[str, Any]) -> None:
-    """The flow's own fields first, output and advanced options last; no null defaults.
-
-    A `"default": null` on a field typed string or integer would be submitted by a form as null
-    and refused by the schema; an absent default leaves the field empty.
-    """
-    properties = schema.get("properties", {})
-    for prop in properties.values():
-        if "default" in prop and prop["default"] is None:
-            del prop["default"]
-    ordered = sorted(properties, key=lambda n: LAST_IN_FORM.index(n) if n in LAST_IN_FORM else -1)
-    schema["properties"] = {name: properties[name] for name in ordered}
-
-
-class FormModel(BaseModel):
-    """A parameter model: unknown fields are refused (a typo is an error, not ignored)."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_plain_form)
-
-
 class SourceOptions(FormModel):
     """Advanced source options (the demo book, incremental reads)."""
 
-    model_config = ConfigDict(title="Advanced", json_schema_extra=_plain_form)
+    model_config = ConfigDict(title="Advanced", json_schema_extra=plain_form)
 
     demo_size: int = Field(
         default=DEMO_SIZE,
@@ -360,130 +338,3 @@ def run_namer(model: type[SourceParams]) -> Callable[[], str]:
 
     name.__name__ = f"{model.__name__}_run_name"
     return name
-
-
-# -- plan migrations --------------------------------------------------------------------------
-
-EXAMPLE_PLAN = "plans/demo-price-increase.yaml"
-"""A plan shipped with the project, valid against the demo book: the deployment's default."""
-
-OptionalBatch = Annotated[
-    int | None, Field(ge=1, le=1000), WithJsonSchema({"type": "integer", "minimum": 1})
-]
-OptionalWait = Annotated[
-    int | None,
-    Field(ge=60, le=86_400),
-    WithJsonSchema({"type": "integer", "minimum": 60, "maximum": 86_400}),
-]
-
-
-class MigrationOptions(FormModel):
-    """Advanced options of a migration run: batches and the approval wait."""
-
-    model_config = ConfigDict(title="Advanced", json_schema_extra=_plain_form)
-
-    batch_size: OptionalBatch = Field(
-        default=None,
-        title="Batch size",
-        description="Accounts per batch. Empty: configs/migrations.yaml (50).",
-    )
-    approval_timeout_seconds: OptionalWait = Field(
-        default=None,
-        title="Approval wait (seconds)",
-        description="How long the run waits paused for approval before it fails with nothing "
-        "applied. Empty: configs/migrations.yaml (4 h).",
-    )
-    approval_poll_seconds: int = Field(
-        default=10,
-        ge=1,
-        le=60,
-        title="Approval check interval (seconds)",
-        description="How often a paused run checks for the decision.",
-    )
-
-
-class MigrateOptions(MigrationOptions):
-    """Advanced options of migrate_accounts: also the demo book."""
-
-    demo_size: int = Field(
-        default=DEMO_SIZE,
-        ge=200,
-        le=200_000,
-        title="Demo book size",
-        description="Contracts in the demo book (demo source only).",
-    )
-    demo_seed: int = Field(
-        default=DEMO_SEED, title="Demo book seed", description="Seed of the demo book."
-    )
-
-
-class MigrationParams(FormModel):
-    """What every plan-migration run takes. No approval field: a reviewer approves an apply
-    on the paused run's form (UI) or at the CLI's confirmation, never through a parameter."""
-
-    plan_path: str = Field(
-        title="Plan file",
-        description="The plan file (CSV or YAML) on the machine running the flow, relative to "
-        f"the project folder. {EXAMPLE_PLAN} is an example for the demo book. Its fingerprint "
-        "keys the ledger and approvals.",
-        examples=[EXAMPLE_PLAN],
-    )
-    source: Literal["demo", "live"] = Field(
-        default="demo",
-        title="Source",
-        description="demo: validate and dry-run against the built-in demo book (read-only). "
-        "live: Stripe (STRIPE_API_KEY; STRIPE_API_BASE for a test server).",
-    )
-    crm: Literal["none", "salesforce"] = Field(
-        default="none",
-        title="CRM",
-        description="Live runs: where accounts and contracts are read and CRM fields written. "
-        "none: customers link to accounts by their Stripe metadata and CRM fields are skipped.",
-    )
-    apply: bool = Field(
-        default=False,
-        title="Apply",
-        description="Off: a dry run (nothing changes). On: the run pauses for a reviewer's "
-        "approval on its form, then changes Stripe (and the CRM).",
-    )
-    out_dir: str = Field(
-        default="",
-        title="Output folder",
-        description="Files go to <out_dir>/<fingerprint[:12]>/. Empty: configs/migrations.yaml "
-        "(var/out/migrations).",
-    )
-    advanced: MigrationOptions = Field(default_factory=MigrationOptions, title="Advanced")
-
-
-class MigrateParams(MigrationParams):
-    """Parameters of `migrate_accounts`."""
-
-    as_of: OptionalDate = Field(
-        default=None, title="As of", description="Demo source: date of the demo book."
-    )
-    rolled_back: RolledBackChoice = Field(
-        default="ask",
-        title="Rolled-back accounts",
-        description="Accounts this plan was rolled back on: ask (an apply stops and says how "
-        "many), skip (leave them on their restored price), reapply (migrate them again).",
-    )
-    advanced: MigrateOptions = Field(default_factory=MigrateOptions, title="Advanced")
-
-    @model_validator(mode="after")
-    def _writable(self) -> MigrateParams:
-        if self.apply and self.source == "demo":
-            raise ValueError(
-                "the demo book cannot be written: apply needs source live (to rehearse, point "
-                "STRIPE_API_BASE at a Stripe test server such as localstripe)"
-            )
-        return self
-
-
-class RollbackParams(MigrationParams):
-    """Parameters of `rollback_migration`."""
-
-    source: Literal["live"] = Field(
-        default="live",
-        title="Source",
-        description="Rollbacks restore live Stripe from the warehouse ledger.",
-    )

@@ -195,6 +195,7 @@ def test_every_deployments_default_parameters_are_valid_and_safe(
 ) -> None:
     """What a user gets by pressing Run without touching the form: valid, and nothing written
     (the migrate and rollback deployments default to a shipped plan and no apply)."""
+    from revops.flows import migration_params as migrations
     from revops.flows import params as models
 
     model_of = {
@@ -205,8 +206,8 @@ def test_every_deployments_default_parameters_are_valid_and_safe(
         "handoff-leads": models.LeadsParams,
         "crm-hygiene": models.HygieneParams,
         "mrr": models.MrrParams,
-        "migrate-accounts": models.MigrateParams,
-        "rollback-migration": models.RollbackParams,
+        "migrate-accounts": migrations.MigrateParams,
+        "rollback-migration": migrations.RollbackParams,
     }
     configured = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     assert {spec["name"] for spec in configured} == set(model_of)
@@ -215,10 +216,10 @@ def test_every_deployments_default_parameters_are_valid_and_safe(
             flow_name = spec["entrypoint"].rsplit(":", 1)[1].replace("_", "-")
             deployment = client.read_deployment_by_name(f"{flow_name}/{spec['name']}")
             params = model_of[spec["name"]].model_validate(deployment.parameters["params"])
-            if isinstance(params, models.MigrationParams):
+            if isinstance(params, migrations.MigrationParams):
                 assert not params.apply, f"{spec['name']} must default to a dry run"
                 assert (ROOT / params.plan_path).is_file(), params.plan_path
-                if isinstance(params, models.MigrateParams):
+                if isinstance(params, migrations.MigrateParams):
                     assert params.source == "demo", "no live source by default"
             else:
                 assert params.source == "demo", spec["name"]

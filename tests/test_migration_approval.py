@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from revops.config import field_mapping
 from revops.connectors.registry import migration_sources
-from revops.flows.params import EXAMPLE_PLAN, MigrateParams, RollbackParams
+from revops.flows.migration_params import EXAMPLE_PLAN, MigrateParams, RollbackParams
 from revops.tasks.migration_approval import (
     approval_refusal,
     same_person,
