@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 
 # A date the form shows as a plain date picker; empty means "today (UTC)". The schema is
 # written by hand so it is not a `date | None` toggle.
@@ -38,3 +40,19 @@ class FormModel(BaseModel):
     """A parameter model: unknown fields are refused (a typo is an error, not ignored)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=plain_form)
+
+
+def demo_size_field() -> Any:
+    """The demo book's size, an advanced option of every flow that can read the demo."""
+    return Field(
+        default=DEMO_SIZE,
+        ge=200,
+        le=200_000,
+        title="Demo book size",
+        description="Contracts in the demo book (demo source only).",
+    )
+
+
+def demo_seed_field() -> Any:
+    """The demo book's seed, beside its size."""
+    return Field(default=DEMO_SEED, title="Demo book seed", description="Seed of the demo book.")

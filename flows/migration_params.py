@@ -8,8 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
-from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, RolledBackChoice
-from revops.flows.form_model import FormModel, OptionalDate, plain_form
+from revops.connectors.choices import RolledBackChoice
+from revops.flows.form_model import (
+    FormModel,
+    OptionalDate,
+    demo_seed_field,
+    demo_size_field,
+    plain_form,
+)
 
 EXAMPLE_PLAN = "plans/demo-price-increase.yaml"
 """A plan shipped with the project, valid against the demo book: the deployment's default."""
@@ -52,16 +58,8 @@ class MigrationOptions(FormModel):
 class MigrateOptions(MigrationOptions):
     """Advanced options of migrate_accounts: also the demo book."""
 
-    demo_size: int = Field(
-        default=DEMO_SIZE,
-        ge=200,
-        le=200_000,
-        title="Demo book size",
-        description="Contracts in the demo book (demo source only).",
-    )
-    demo_seed: int = Field(
-        default=DEMO_SEED, title="Demo book seed", description="Seed of the demo book."
-    )
+    demo_size: int = demo_size_field()
+    demo_seed: int = demo_seed_field()
 
 
 class MigrationParams(FormModel):

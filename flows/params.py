@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from revops.connectors.choices import DEMO_SEED, DEMO_SIZE, SourceKind
+from revops.connectors.choices import SourceKind
 from revops.flows.form_model import (
     FormModel,
     OptionalCount,
     OptionalDate,
     OptionalPercent,
+    demo_seed_field,
+    demo_size_field,
     plain_form,
 )
 from revops.settings import get_settings
@@ -50,16 +52,8 @@ class SourceOptions(FormModel):
 
     model_config = ConfigDict(title="Advanced", json_schema_extra=plain_form)
 
-    demo_size: int = Field(
-        default=DEMO_SIZE,
-        ge=200,
-        le=200_000,
-        title="Demo book size",
-        description="Contracts in the demo book (demo source only).",
-    )
-    demo_seed: int = Field(
-        default=DEMO_SEED, title="Demo book seed", description="Seed of the demo book."
-    )
+    demo_size: int = demo_size_field()
+    demo_seed: int = demo_seed_field()
     full_refresh: bool = Field(
         default=False,
         title="Full refresh",
