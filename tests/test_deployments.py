@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.browser import chromium_path, open_page
+from tests.browser import Page, chromium_path, open_page
 from tests.local_servers import prefect_server
 from tests.prefect_helpers import flow_run_artifacts
 
@@ -310,16 +312,29 @@ FORM_PROPERTIES = """Array.from(document.querySelectorAll('.schema-form-property
   p.querySelector('.schema-form-property__label').innerText.replace(/ [(]Optional[)]$/, ''),
   Array.from(p.querySelectorAll('select option')).map(o => o.textContent.trim()).filter(Boolean)
 ])"""
-TYPE_INTO = """((label, text) => {
-  const prop = Array.from(document.querySelectorAll('.schema-form-property'))
-    .find(p => p.querySelector('.schema-form-property__label').innerText.startsWith(label));
-  const box = prop.querySelector('textarea, input');
+# The text box of the property labelled `label`.
+FIELD = """(label => Array.from(document.querySelectorAll('.schema-form-property'))
+  .find(p => p.querySelector('.schema-form-property__label').innerText.startsWith(label))
+  .querySelector('textarea, input'))"""
+TYPE = f"""((label, text) => {{
+  const box = {FIELD}(label);
   box.value = text;
-  box.dispatchEvent(new Event('input', {bubbles: true}));
-  box.dispatchEvent(new Event('change', {bubbles: true}));
-  Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() == 'Submit')
-    .click();
-})"""
+  box.dispatchEvent(new Event('input', {{bubbles: true}}));
+  box.dispatchEvent(new Event('change', {{bubbles: true}}));
+}})"""
+SUBMIT = """Array.from(document.querySelectorAll('button'))
+  .find(b => b.innerText.trim() == 'Submit').click()"""
+
+
+def _type_into(page: Page, label: str, text: str) -> None:
+    """Type `text` into a field of the form and see it stay: the UI may draw the form again
+    with its defaults once the deployment has loaded, which would wipe an early entry."""
+    for _ in range(60):
+        page.evaluate(f"{TYPE}({json.dumps(label)}, {json.dumps(text)})")
+        time.sleep(1)
+        if page.evaluate(f"{FIELD}({json.dumps(label)}).value") == text:
+            return
+    raise AssertionError(f"the form did not keep {text!r} in {label}")
 
 
 def _titles(fields: list[tuple[str, str | None]]) -> list[str]:
@@ -364,8 +379,9 @@ def test_the_run_form_in_the_prefect_ui_is_titled_with_choices_and_no_approval(
             assert choices["Source"] == ["demo", "files", "live"]
             assert choices["Billing source"] == ["auto", "demo", "files", "stripe"]
             # A bad period typed in the form: the API refuses it and the UI says why.
-            page.evaluate(f"{TYPE_INTO}('Period', 'October')")
-            page.wait_until("document.body.innerText.includes('Error creating flow run')")
+            _type_into(page, "Period", "October")
+            page.evaluate(SUBMIT)
+            page.wait_until("document.body.innerText.includes('does not match')")
             assert "Validation failed for field 'params.period'" in page.evaluate(
                 "document.body.innerText"
             )

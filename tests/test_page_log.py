@@ -29,6 +29,18 @@ def test_outside_a_run_pages_go_to_the_std_logger(caplog: pytest.LogCaptureFixtu
     assert (log.pages, log.records) == (2, 137)
 
 
+def _progress_artifacts(artifact_id: str) -> list:
+    """The progress artifacts of that id in the Prefect API."""
+
+    async def progress() -> list:
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
+            )
+
+    return [a for a in asyncio.run(progress()) if str(a.id) == artifact_id]
+
+
 @pytest.mark.prefect
 def test_in_a_run_pages_go_to_the_run_log_with_a_progress_artifact(prefect_api: str) -> None:
     # Salesforce query pages: 2,000 records each, totalSize on the first (REST query response).
@@ -42,16 +54,9 @@ def test_in_a_run_pages_go_to_the_run_log_with_a_progress_artifact(prefect_api: 
 
     artifact_id = probe()
 
-    async def progress() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
-            )
-
-    found = [a for a in asyncio.run(progress()) if str(a.id) == artifact_id]
-    assert len(found) == 1
-    assert float(found[0].data) == 100.0
-    assert found[0].description == "Salesforce Account query: 4,500 of 4,500 records"
+    (found,) = _progress_artifacts(artifact_id)
+    assert float(found.data) == 100.0
+    assert found.description == "Salesforce Account query: 4,500 of 4,500 records"
 
 
 def test_a_stripe_listing_is_as_far_as_the_span_of_created_its_pages_reached() -> None:
@@ -88,13 +93,7 @@ def test_a_long_stripe_listing_in_a_run_has_a_progress_artifact(prefect_api: str
 
     artifact_id = probe()
 
-    async def progress() -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"]))
-            )
-
-    (found,) = [a for a in asyncio.run(progress()) if str(a.id) == artifact_id]
+    (found,) = _progress_artifacts(artifact_id)
     assert float(found.data) == 100.0
     assert found.description == "Stripe invoices list: 240 records (created since 2023-11-14)"
 
