@@ -254,7 +254,7 @@ def prepare_review(
     )
     names = data.accounts.set_index("account_id")["name"]
     reviewed = reviewed.assign(
-        owner_id=owners.astype("str"),
+        owner_id=owners.fillna("").astype("str"),  # no owner is "", never "nan"
         owner_name=owner_names(owners, users),
         account_name=reviewed["account_id"].map(names),
     )
