@@ -11,7 +11,7 @@ for; any other file may be absent (an empty frame).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,15 +21,15 @@ import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
 from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow, usage_csv
-from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
-from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
+from revops.connectors.files_lines import read_contract_lines
+from revops.connectors.files_read import read_csv, read_jsonl, rows_location
+from revops.connectors.files_usage import read_usage
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
     MONEY_COLUMNS,
     canonical_header,
     check_fields,
     records_frame,
-    strict_dates,
 )
 from revops.errors import InputError, InputErrors
 from revops.frames import SourceLocation, conform, empty_frame, validate_frame
@@ -39,7 +39,6 @@ REQUIRED_FILES = ("Account.csv", "Contract.csv", "invoices.jsonl")
 # Files that must hold records when they are there: a reconciliation of no contracts or no
 # invoices would report every period missing (or nothing at all) and look like a result.
 NON_EMPTY_FILES = REQUIRED_FILES
-USAGE_COLUMNS = ("account_id", "date", "metric", "quantity")
 
 
 class FilesSource:
@@ -138,7 +137,7 @@ class FilesSource:
     def contract_lines(self) -> pd.DataFrame:
         """Canonical `contract_lines` from Order.csv + OrderItem.csv, or the CPQ preset's
         SBQQ__Subscription__c.csv (configs/fields.yaml); empty when the files are absent."""
-        return self._once("contract_lines", self._read_contract_lines)
+        return self._once("contract_lines", lambda: read_contract_lines(self.folder, self.mapping))
 
     # -- BillingSource --------------------------------------------------------------------
 
@@ -185,10 +184,12 @@ class FilesSource:
             line_rows = stripe_credits.credit_note_line_rows(records, rows)
             fields = stripe_credits.STRIPE_FIELDS
             out["credit_notes"] = validate_frame(
-                "credit_notes", notes, _location(name, rows, fields["credit_notes"])
+                "credit_notes", notes, rows_location(name, rows, fields["credit_notes"])
             )
             out["credit_note_lines"] = validate_frame(
-                "credit_note_lines", lines, _location(name, line_rows, fields["credit_note_lines"])
+                "credit_note_lines",
+                lines,
+                rows_location(name, line_rows, fields["credit_note_lines"]),
             )
         fast = self._invoice_columns()
         if fast is not None:
@@ -228,7 +229,7 @@ class FilesSource:
             between = self._once(window, lambda: self._usage_between(start, end))
             if between is not None:
                 return between.copy()
-        frame = self._once("usage.csv", self._read_usage)
+        frame = self._once("usage.csv", lambda: read_usage(self.folder / "usage.csv"))
         days = frame["date"].to_numpy(dtype="datetime64[D]")
         keep = (days >= np.datetime64(start, "D")) & (days < np.datetime64(end, "D"))
         return frame[keep].reset_index(drop=True)
@@ -267,52 +268,7 @@ class FilesSource:
             MONEY_COLUMNS.get(column, column): spec.field
             for column, spec in self.mapping.for_object(sobject).items()
         }
-        return validate_frame(frame_name, frame, _location(name, rows, columns, header_lines=1))
-
-    def _read_contract_lines(self) -> pd.DataFrame:
-        preset = self.mapping.contract_lines
-        if preset == "none":
-            return empty_frame("contract_lines")
-        objects = ("SBQQ__Subscription__c",) if preset == "cpq" else ("Order", "OrderItem")
-        if not all((self.folder / f"{name}.csv").is_file() for name in objects):
-            return empty_frame("contract_lines")
-        parsed = {}
-        for sobject in objects:
-            name = f"{sobject}.csv"
-            header, values, rows, lines = read_csv(self.folder / name)
-            check_fields(sobject, header, self.mapping, file=name)
-            records = [dict(zip(header, row, strict=True)) for row in values]
-            parsed[sobject] = (records, rows, lines)
-        if preset == "orders":
-            orders, items = parsed["Order"], parsed["OrderItem"]
-            item_records = with_order_currency(items[0], orders[0], self.mapping)
-            order_frame = records_frame(
-                "Order", orders[0], self.mapping, rows=orders[1], file="Order.csv", lines=orders[2]
-            )
-            item_frame = records_frame(
-                "OrderItem",
-                item_records,
-                self.mapping,
-                rows=items[1],
-                file="OrderItem.csv",
-                lines=items[2],
-            )
-            frame = order_lines(order_frame, item_frame, self.mapping, items[1])
-            name, sobject, rows = "OrderItem.csv", "OrderItem", items[1]
-        else:
-            records, rows, lines = parsed["SBQQ__Subscription__c"]
-            name, sobject = "SBQQ__Subscription__c.csv", "SBQQ__Subscription__c"
-            subs = records_frame(sobject, records, self.mapping, rows=rows, file=name, lines=lines)
-            frame = cpq_lines(subs, self.mapping, rows)
-        columns = {
-            {"unit_price": "unit_price_minor", "line_quantity": "quantity"}.get(c, c): s.field
-            for c, s in self.mapping.for_object(sobject).items()
-        }
-        # The frame keeps the parsed rows' index labels (items of inactive orders dropped).
-        location = SourceLocation(
-            file=name, columns=columns, header_lines=1, rows=lambda i: rows[int(i)]
-        )
-        return validate_frame("contract_lines", frame, location)
+        return validate_frame(frame_name, frame, rows_location(name, rows, columns, header_lines=1))
 
     def _stripe(
         self,
@@ -329,7 +285,7 @@ class FilesSource:
             frame = mapper(records, rows=rows, file=name)
             located = frame_rows(records, rows) if frame_rows else rows
             fields = stripe_mapping.STRIPE_FIELDS[frame_name]
-            return validate_frame(frame_name, frame, _location(name, located, fields))
+            return validate_frame(frame_name, frame, rows_location(name, located, fields))
 
         return self._once(name, read)
 
@@ -352,9 +308,9 @@ class FilesSource:
                 )
         fields = stripe_mapping.STRIPE_FIELDS
         return (
-            validate_frame("invoices", invoices, _location(name, rows, fields["invoices"])),
+            validate_frame("invoices", invoices, rows_location(name, rows, fields["invoices"])),
             validate_frame(
-                "invoice_lines", lines, _location(name, line_rows, fields["invoice_lines"])
+                "invoice_lines", lines, rows_location(name, line_rows, fields["invoice_lines"])
             ),
         )
 
@@ -398,56 +354,8 @@ class FilesSource:
             frame, rows = usage_csv.usage_between(self.folder / "usage.csv", start, end)
         except usage_csv.Unsure:
             return None
-        location = _location("usage.csv", rows, {}, header_lines=1)
+        location = rows_location("usage.csv", rows, {}, header_lines=1)
         return validate_frame("usage", conform("usage", frame), location)
-
-    def _read_usage(self) -> pd.DataFrame:
-        name = "usage.csv"
-        if not (self.folder / name).exists():
-            return empty_frame("usage")
-        header, raw, rows, lines = read_csv_frame(self.folder / name)
-        header = [
-            column.lower() if column.lower() in USAGE_COLUMNS else column for column in header
-        ]
-        missing = [column for column in USAGE_COLUMNS if column not in header]
-        if missing:
-            raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
-        raw = raw.set_axis(header, axis=1).astype("str")[list(USAGE_COLUMNS)]
-        text = raw.apply(lambda column: column.str.strip()).replace("", pd.NA)
-        days = strict_dates(text["date"])
-        quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
-        checks = {
-            "date": (days.isna().to_numpy(), "is not a date (YYYY-MM-DD)"),
-            "quantity": (
-                ~(np.isfinite(quantity) & (quantity >= 0)).to_numpy(),
-                "is not a non-negative number",
-            ),
-        }
-        problems = [
-            InputError(
-                f"{raw.at[i, column]!r} {why}",
-                file=name,
-                row=int(rows[i]),
-                column=column,
-                line=int(lines[i]),
-            )
-            for i in np.flatnonzero(checks["date"][0] | checks["quantity"][0])
-            for column, (bad, why) in checks.items()
-            if bad[i]
-        ]
-        if problems:
-            raise problems[0] if len(problems) == 1 else InputErrors(problems)
-        frame = pd.DataFrame(
-            {
-                "account_id": text["account_id"],
-                "date": days,
-                "metric": text["metric"],
-                "quantity": quantity,
-            }
-        )
-        return validate_frame(
-            "usage", conform("usage", frame), _location(name, rows, {}, header_lines=1)
-        )
 
 
 def _bearing_on(
@@ -468,12 +376,4 @@ def _bearing_on(
         lines[kept_lines].reset_index(drop=True),
         np.asarray(rows)[kept],
         np.asarray(line_rows)[kept_lines],
-    )
-
-
-def _location(
-    name: str, rows: Sequence[int], columns: Mapping[str, str], header_lines: int = 0
-) -> SourceLocation:
-    return SourceLocation(
-        file=name, columns=columns, header_lines=header_lines, rows=lambda i: int(rows[int(i)])
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from revops.errors import InputError, InputErrors
+from revops.frames import SourceLocation
 
 
 def read_csv_frame(path: Path) -> tuple[list[str], pd.DataFrame, np.ndarray, np.ndarray]:
@@ -200,3 +201,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _JsonProblem("is NaN or Infinity, which is not a number in JSON", key=key)
         out[key] = value
     return out
+
+
+def rows_location(
+    name: str, rows: Sequence[int], columns: Mapping[str, str], header_lines: int = 0
+) -> SourceLocation:
+    """Where a frame's rows came from in file `name`: frame row i is file row `rows[i]`."""
+    return SourceLocation(
+        file=name, columns=columns, header_lines=header_lines, rows=lambda i: int(rows[int(i)])
+    )

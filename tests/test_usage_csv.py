@@ -14,6 +14,7 @@ import pytest
 from revops.connectors import usage_csv
 from revops.connectors.demo import DemoSource
 from revops.connectors.files import FilesSource
+from revops.connectors.files_usage import read_usage
 from revops.errors import InputError
 from tests.builders import export_demo
 
@@ -31,7 +32,7 @@ def export(demo_source: DemoSource, tmp_path_factory: pytest.TempPathFactory) ->
 
 def whole_read(folder: Path, start: date, end: date) -> pd.DataFrame:
     files = FilesSource(folder)
-    files._frames["usage.csv"] = files._read_usage()  # what usage() does when unsure
+    files._frames["usage.csv"] = read_usage(folder / "usage.csv")  # what usage() does when unsure
     return files.usage(start, end)
 
 
