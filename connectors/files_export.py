@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
+from revops.connectors import files_export_payments as payments
 from revops.connectors import files_export_stripe as stripe
 from revops.connectors.files_export_stripe import InvoiceShape
 from revops.connectors.salesforce_mapping import MONEY_COLUMNS
@@ -113,13 +114,13 @@ def write_export(
         chunks = stripe.invoice_chunks(invoices, invoice_lines, invoice_shape, credit_grants)
         texts["invoices.jsonl"] = map(stripe.jsonl, chunks)
     if charges is not None:
-        texts["charges.jsonl"] = map(stripe.jsonl, stripe.charge_chunks(charges, refunds))
+        texts["charges.jsonl"] = map(stripe.jsonl, payments.charge_chunks(charges, refunds))
     if credit_notes is not None:
         texts["credit_notes.jsonl"] = [
-            stripe.jsonl(stripe.credit_notes(credit_notes, credit_note_lines))
+            stripe.jsonl(payments.credit_notes(credit_notes, credit_note_lines))
         ]
     if disputes is not None:
-        texts["disputes.jsonl"] = [stripe.jsonl(map(stripe.dispute, stripe.records(disputes)))]
+        texts["disputes.jsonl"] = [stripe.jsonl(map(payments.dispute, stripe.records(disputes)))]
     if usage is not None:
         texts["usage.csv"] = _usage_csv(usage)
     folder.mkdir(parents=True, exist_ok=True)

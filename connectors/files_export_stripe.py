@@ -39,7 +39,8 @@ def jsonl(objects: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(obj, separators=(",", ":")) + "\n" for obj in objects)
 
 
-def _amount(value: int | None, currency: str) -> int | None:
+def stripe_amount(value: int | None, currency: str) -> int | None:
+    """An amount in minor units as Stripe writes it for `currency`; None stays None."""
     return None if value is None else minor_to_stripe(value, currency)
 
 
@@ -90,7 +91,7 @@ def _subscription(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "id": row["price_id"],
                 "object": "price",
                 "currency": currency.lower(),
-                "unit_amount": _amount(row["unit_amount_minor"], currency),
+                "unit_amount": stripe_amount(row["unit_amount_minor"], currency),
                 "recurring": {
                     "interval": row["interval"],
                     "interval_count": row["interval_count"],
@@ -149,22 +150,12 @@ def invoice_chunks(
     """`invoices(...)` for `size` invoices at a time, in the same order, so a book of millions
     of lines is never all dicts at once. Lines without their invoice raise before any chunk."""
     size = size or CHUNK_ROWS
-    parts = _by_parent(invoices_frame["invoice_id"], lines, "invoice_id", size, "invoice_lines")
+    parts = by_parent(invoices_frame["invoice_id"], lines, "invoice_id", size, "invoice_lines")
     for start, part in zip(range(0, len(invoices_frame), size), parts, strict=True):
         yield invoices(invoices_frame.iloc[start : start + size], part, shape, credit_grants)
 
 
-def charge_chunks(
-    frame: pd.DataFrame, refunds: pd.DataFrame | None, size: int | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """`charges(...)` for `size` charges at a time, in the same order."""
-    size = size or CHUNK_ROWS
-    parts = _by_parent(frame["charge_id"], refunds, "charge_id", size, "refunds")
-    for start, part in zip(range(0, len(frame), size), parts, strict=True):
-        yield charges(frame.iloc[start : start + size], part)
-
-
-def _by_parent(
+def by_parent(
     parent_ids: pd.Series, children: pd.DataFrame | None, key: str, size: int, what: str
 ) -> list[pd.DataFrame | None]:
     """`children` split by the chunk of `size` parents each belongs to, order kept within a
@@ -189,7 +180,7 @@ def _by_parent(
 def _credits(grants: list[dict[str, Any]], currency: str) -> list[dict[str, Any]]:
     return [
         {
-            "amount": _amount(g["amount_minor"], currency),
+            "amount": stripe_amount(g["amount_minor"], currency),
             "credit_balance_transaction": g["credit_balance_transaction"],
             "discount": None,
             "type": "credit_balance_transaction",
@@ -205,7 +196,7 @@ def _invoice(
     grants_of: dict[tuple[str, str | None], list[dict[str, Any]]],
 ) -> dict[str, Any]:
     currency = r["currency"]
-    tax = _amount(r["tax_minor"], currency)
+    tax = stripe_amount(r["tax_minor"], currency)
     invoice: dict[str, Any] = {
         "id": r["invoice_id"],
         "object": "invoice",
@@ -216,10 +207,10 @@ def _invoice(
         "created": r["created_at"],
         "period_start": r["period_start"],
         "period_end": r["period_end"],
-        "subtotal": _amount(r["subtotal_minor"], currency),
-        "total": _amount(r["total_minor"], currency),
-        "amount_paid": _amount(r["amount_paid_minor"], currency),
-        "amount_due": _amount(r["amount_due_minor"], currency),
+        "subtotal": stripe_amount(r["subtotal_minor"], currency),
+        "total": stripe_amount(r["total_minor"], currency),
+        "amount_paid": stripe_amount(r["amount_paid_minor"], currency),
+        "amount_due": stripe_amount(r["amount_due_minor"], currency),
         "billing_reason": r["billing_reason"],
         "status_transitions": {
             "finalized_at": r.get("finalized_at"),
@@ -264,13 +255,13 @@ def _invoice(
 def _line(
     r: dict[str, Any], currency: str, shape: InvoiceShape, grants: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    discount = _amount(r["discount_minor"], currency)
-    unit = _amount(r["unit_amount_minor"], currency)
+    discount = stripe_amount(r["discount_minor"], currency)
+    unit = stripe_amount(r["unit_amount_minor"], currency)
     line: dict[str, Any] = {
         "id": r["line_id"],
         "object": "line_item",
         "invoice": r["invoice_id"],
-        "amount": _amount(r["amount_minor"], currency),
+        "amount": stripe_amount(r["amount_minor"], currency),
         "currency": currency.lower(),
         "description": r["description"],
         "quantity": r["quantity"],
@@ -309,135 +300,3 @@ def _line(
         }
         line["taxes"] = []
     return line
-
-
-def charges(frame: pd.DataFrame, refunds: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """Stripe `charge` objects, their refunds embedded (`refunds.data`, as with
-    `expand[]=data.refunds`) when refunds are given."""
-    refunds_of: dict[str, list[dict[str, Any]]] = {}
-    for refund in records(refunds) if refunds is not None else []:
-        refunds_of.setdefault(refund["charge_id"], []).append(refund)
-    out = []
-    for r in records(frame):
-        obj = charge(r)
-        if refunds is not None:
-            data = [_refund(x) for x in refunds_of.pop(r["charge_id"], [])]
-            obj["refunds"] = {
-                "object": "list",
-                "data": data,
-                "has_more": False,
-                "url": f"/v1/charges/{r['charge_id']}/refunds",
-            }
-        out.append(obj)
-    if refunds_of:
-        raise ValueError(f"refunds refer to charges not given: {', '.join(sorted(refunds_of))}")
-    return out
-
-
-def _refund(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": r["refund_id"],
-        "object": "refund",
-        "amount": _amount(r["amount_minor"], r["currency"]),
-        "charge": r["charge_id"],
-        "currency": r["currency"].lower(),
-        "created": r["created_at"],
-        "status": r["status"],
-        "reason": None,
-        "metadata": {},
-    }
-
-
-def credit_notes(notes: pd.DataFrame, lines: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """Stripe `credit_note` objects with their `lines.data` (as in Stripe's fixtures3.json)."""
-    lines_of: dict[str, list[dict[str, Any]]] = {}
-    for line in records(lines) if lines is not None else []:
-        lines_of.setdefault(line["credit_note_id"], []).append(line)
-    out = []
-    for r in records(notes):
-        currency = r["currency"]
-        data = [
-            {
-                "id": x["line_id"],
-                "object": "credit_note_line_item",
-                "type": x["line_type"],
-                "invoice_line_item": x["invoice_line_id"],
-                "amount": _amount(x["amount_minor"], currency),
-                "discount_amount": 0,
-                "discount_amounts": [],
-                "quantity": 1,
-                "description": None,
-                "metadata": {},
-            }
-            for x in lines_of.pop(r["credit_note_id"], [])
-        ]
-        refunds = (r["refund_ids"] or "").split(";") if r["refund_ids"] else []
-        out.append(
-            {
-                "id": r["credit_note_id"],
-                "object": "credit_note",
-                "invoice": r["invoice_id"],
-                "customer": r["customer_id"],
-                "status": r["status"],
-                "currency": currency.lower(),
-                "total": _amount(r["amount_minor"], currency),
-                "amount": _amount(r["amount_minor"], currency),
-                "reason": r["reason"],
-                "memo": r["memo"],
-                "created": r["created_at"],
-                "voided_at": r.get("voided_at"),
-                # One refund: it carries the whole credit note (the demo's only case).
-                "refunds": [
-                    {"refund": x, "amount_refunded": _amount(r["amount_minor"], currency)}
-                    for x in refunds
-                ],
-                "metadata": {},
-                "lines": {
-                    "object": "list",
-                    "data": data,
-                    "has_more": False,
-                    "url": f"/v1/credit_notes/{r['credit_note_id']}/lines",
-                },
-            }
-        )
-    if lines_of:
-        raise ValueError(f"credit note lines refer to notes not given: {sorted(lines_of)[:5]}")
-    return out
-
-
-def charge(r: dict[str, Any]) -> dict[str, Any]:
-    """A Stripe `charge`."""
-    currency = r["currency"]
-    return {
-        "id": r["charge_id"],
-        "object": "charge",
-        "customer": r["customer_id"],
-        "invoice": r["invoice_id"],
-        "amount": _amount(r["amount_minor"], currency),
-        "amount_refunded": _amount(r["amount_refunded_minor"], currency),
-        "currency": currency.lower(),
-        "status": r["status"],
-        "failure_code": r["failure_code"],
-        "disputed": r["disputed"],
-        "created": r["created_at"],
-    }
-
-
-def dispute(r: dict[str, Any]) -> dict[str, Any]:
-    """A Stripe `dispute`."""
-    currency = r["currency"]
-    customer = r["customer_id"]
-    return {
-        "id": r["dispute_id"],
-        "object": "dispute",
-        # Expanded (`expand[]=data.charge`) when the customer is known: that is where it is.
-        "charge": {"id": r["charge_id"], "object": "charge", "customer": customer}
-        if customer
-        else r["charge_id"],
-        "amount": _amount(r["amount_minor"], currency),
-        "currency": currency.lower(),
-        "status": r["status"],
-        "reason": r["reason"],
-        "created": r["created_at"],
-        "evidence_details": {"due_by": r["evidence_due_by"]},
-    }
