@@ -29,7 +29,7 @@ test: lint
 
 # The pure tier: domain logic, mappings, file parsing; no Prefect, PostgreSQL or servers.
 test-fast: install
-	$(BIN)/python -m pytest -m "not (prefect or postgres or servers or live)"
+	$(BIN)/python -m pytest -n 2 -q -m "not (prefect or postgres or servers or live)"
 
 lint: install
 	$(BIN)/ruff check .
