@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from revops.connectors.migration_ledger_hold import hold_account
 from revops.connectors.warehouse import Warehouse, metadata
+from revops.connectors.warehouse_upgrade import add_missing_columns
 from revops.errors import SourceError
 
 Operation = Literal["apply", "rollback"]
@@ -99,20 +100,7 @@ def _add_missing_columns(warehouse: Warehouse) -> None:
     """Add the approvals columns a warehouse made by an older version lacks (once per URL)."""
     if warehouse.url in _CHECKED:
         return
-
-    def present() -> bool:
-        columns = sa.inspect(warehouse.engine).get_columns("migration_approvals")
-        return "triggered_by" in {c["name"] for c in columns}
-
-    if not present():
-        try:
-            with warehouse.transaction() as conn:
-                conn.execute(
-                    sa.text("ALTER TABLE migration_approvals ADD COLUMN triggered_by VARCHAR(255)")
-                )
-        except SourceError:
-            if not present():  # another process adding it at the same moment is fine
-                raise
+    add_missing_columns(warehouse.engine, {migration_approvals: ("triggered_by",)})
     _CHECKED.add(warehouse.url)
 
 

@@ -10,6 +10,8 @@ succeed (PostgreSQL: `ADD COLUMN IF NOT EXISTS`; SQLite: the loser finds the col
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,11 +25,13 @@ ADDED_COLUMNS: dict[sa.Table, tuple[str, ...]] = {
 }
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add to each table of `ADDED_COLUMNS` the columns it lacks; the ones added, as
-    `table.column`."""
+def add_missing_columns(
+    engine: Engine, added_columns: Mapping[sa.Table, tuple[str, ...]] = ADDED_COLUMNS
+) -> list[str]:
+    """Add to each table of `added_columns` (the warehouse's `ADDED_COLUMNS` unless another
+    store's own) the columns it lacks; the ones added, as `table.column`."""
     added = []
-    for table, names in ADDED_COLUMNS.items():
+    for table, names in added_columns.items():
         for name in _missing(engine, table, names):
             _add(engine, table, table.c[name])
             added.append(f"{table.name}.{name}")
