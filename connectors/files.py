@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping, field_mapping
-from revops.connectors import stripe_credits, stripe_mapping, stripe_mapping_arrow, usage_csv
+from revops.connectors import (
+    stripe_charges_arrow,
+    stripe_credits,
+    stripe_mapping,
+    stripe_mapping_arrow,
+    usage_csv,
+)
 from revops.connectors.files_lines import read_contract_lines
 from revops.connectors.files_read import read_csv, read_jsonl, rows_location
 from revops.connectors.files_usage import read_usage
@@ -159,8 +165,20 @@ class FilesSource:
         return self._once("invoices.jsonl", self._read_invoices)
 
     def charges(self) -> pd.DataFrame:
-        """Canonical `charges` from charges.jsonl (empty when absent)."""
-        return self._stripe("charges.jsonl", "charges", stripe_mapping.charges_frame)
+        """Canonical `charges` from charges.jsonl (empty when absent): read column-wise
+        (connectors.stripe_charges_arrow) when that read can vouch for the file, else record
+        by record."""
+        name = "charges.jsonl"
+        if name not in self._frames and (self.folder / name).is_file():
+            try:
+                frame = stripe_charges_arrow.read_charges_jsonl(self.folder / name)
+            except stripe_charges_arrow.Unsure:
+                frame = None
+            if frame is not None:
+                rows = range(1, len(frame) + 1)
+                location = rows_location(name, rows, stripe_mapping.STRIPE_FIELDS["charges"])
+                self._frames[name] = validate_frame("charges", frame, location)
+        return self._stripe(name, "charges", stripe_mapping.charges_frame)
 
     def disputes(self) -> pd.DataFrame:
         """Canonical `disputes` from disputes.jsonl (empty when absent)."""
