@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from revops.connectors.base import WindowedBilling
 from revops.connectors.registry import Sources
 from revops.connectors.warehouse import Warehouse
 from revops.frames import md_cell
@@ -52,9 +53,17 @@ class LeadInputs:
 
 @task(name="extract-lead-inputs", **CALLS_OUTSIDE_SYSTEMS)
 def extract_lead_inputs(sources: Sources, as_of: date, config: LeadConfig) -> LeadInputs:
-    """CRM accounts, contracts and opportunities; recent usage; billing for overage."""
-    invoices, lines = sources.billing.invoices()
+    """CRM accounts, contracts and opportunities; recent usage; billing for overage.
+
+    Overage counts only lines whose period ends after the usage window's start
+    (tasks.lead_upsells), so a billing source that can serve only the invoices bearing on that
+    day (connectors.base.WindowedBilling) is asked for those, not the whole history.
+    """
     start = as_of - timedelta(days=config.usage_window_days)
+    billing = sources.billing
+    if isinstance(billing, WindowedBilling):
+        billing = billing.bearing_on(start)
+    invoices, lines = billing.invoices()
     inputs = LeadInputs(
         accounts=sources.crm.accounts(),
         contracts=sources.crm.contracts(),
