@@ -9,6 +9,7 @@ a system that writes, so callers test `writer is None`, never probe an object fo
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
@@ -132,6 +133,28 @@ class UsageSource(Protocol):
         ...
 
 
+@runtime_checkable
+class AccountUsage(Protocol):
+    """A usage source that can read only some accounts' rows, reading less than `usage`
+    (a reconcile bills the usage of its usage lines' accounts only)."""
+
+    def usage_of(self, accounts: Collection[str], start: date, end: date) -> pd.DataFrame:
+        """Canonical `usage` rows of `accounts` with start <= date < end."""
+        ...
+
+
+def usage_of_accounts(
+    source: UsageSource, accounts: Collection[str], start: date, end: date
+) -> pd.DataFrame:
+    """Canonical `usage` rows of `accounts` with start <= date < end: read so by a source
+    that can (AccountUsage), else the range's rows kept for those accounts."""
+    if isinstance(source, AccountUsage):
+        return source.usage_of(accounts, start, end)
+    usage = source.usage(start, end)
+    return usage[usage["account_id"].isin(list(accounts))].reset_index(drop=True)
+
+
+@runtime_checkable
 class CallCounter(Protocol):
     """A live source that counts the API calls it makes (Stripe, Salesforce)."""
 

@@ -11,7 +11,7 @@ for; any other file may be absent (an empty frame).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -248,9 +248,20 @@ class FilesSource:
             if between is not None:
                 return between.copy()
         frame = self._once("usage.csv", lambda: read_usage(self.folder / "usage.csv"))
-        days = frame["date"].to_numpy(dtype="datetime64[D]")
-        keep = (days >= np.datetime64(start, "D")) & (days < np.datetime64(end, "D"))
-        return frame[keep].reset_index(drop=True)
+        return _dated_between(frame, start, end)
+
+    def usage_of(self, accounts: Collection[str], start: date, end: date) -> pd.DataFrame:
+        """Canonical `usage` rows of `accounts` with start <= date < end (AccountUsage): only
+        those accounts' rows are read and checked, a block at a time when that read can vouch
+        for the file, else from the whole read of their rows."""
+        path = self.folder / "usage.csv"
+        if "usage.csv" in self._frames or not path.is_file():
+            frame = self.usage(start, end)
+            return frame[frame["account_id"].isin(list(accounts))].reset_index(drop=True)
+        between = self._usage_between(start, end, accounts)
+        if between is not None:
+            return between
+        return _dated_between(read_usage(path, accounts), start, end)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -367,13 +378,21 @@ class FilesSource:
                 file=name,
             )
 
-    def _usage_between(self, start: date, end: date) -> pd.DataFrame | None:
+    def _usage_between(
+        self, start: date, end: date, accounts: Collection[str] | None = None
+    ) -> pd.DataFrame | None:
         try:
-            frame, rows = usage_csv.usage_between(self.folder / "usage.csv", start, end)
+            frame, rows = usage_csv.usage_between(self.folder / "usage.csv", start, end, accounts)
         except usage_csv.Unsure:
             return None
         location = rows_location("usage.csv", rows, {}, header_lines=1)
         return validate_frame("usage", conform("usage", frame), location)
+
+
+def _dated_between(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    days = frame["date"].to_numpy(dtype="datetime64[D]")
+    keep = (days >= np.datetime64(start, "D")) & (days < np.datetime64(end, "D"))
+    return frame[keep].reset_index(drop=True)
 
 
 def _bearing_on(

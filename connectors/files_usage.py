@@ -7,6 +7,7 @@ is what it hands over to.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,9 @@ from revops.errors import InputError, InputErrors
 from revops.frames import conform, empty_frame, validate_frame
 
 
-def read_usage(path: Path) -> pd.DataFrame:
+def read_usage(path: Path, accounts: Collection[str] | None = None) -> pd.DataFrame:
     """Canonical usage of the whole file (empty when absent); every bad value named by row and
-    column."""
+    column. With `accounts`, only those accounts' rows are kept and checked."""
     name = path.name
     if not path.exists():
         return empty_frame("usage")
@@ -32,6 +33,10 @@ def read_usage(path: Path) -> pd.DataFrame:
         raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
     raw = raw.set_axis(header, axis=1).astype("str")[list(USAGE_COLUMNS)]
     text = raw.apply(lambda column: column.str.strip()).replace("", pd.NA)
+    if accounts is not None:
+        mine = text["account_id"].isin(list(accounts)).to_numpy()
+        raw, text = raw[mine].reset_index(drop=True), text[mine].reset_index(drop=True)
+        rows, lines = np.asarray(rows)[mine], np.asarray(lines)[mine]
     days = strict_dates(text["date"])
     quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
     checks = {

@@ -9,7 +9,7 @@ not read (contract lines, users, money given back) comes back empty, as the prot
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date
 
 import pandas as pd
@@ -22,6 +22,7 @@ from revops.connectors.base import (
     UsageSource,
     UserSource,
     WindowedBilling,
+    usage_of_accounts,
 )
 from revops.frames import CREDIT_FRAMES, empty_frame
 
@@ -150,3 +151,11 @@ class SharedUsage(_ReadsOnce):
     def usage(self, start: date, end: date) -> pd.DataFrame:
         """Canonical `usage` rows with start <= date < end."""
         return self._frame(("usage", start, end), lambda: self.source.usage(start, end))
+
+    def usage_of(self, accounts: Collection[str], start: date, end: date) -> pd.DataFrame:
+        """Canonical `usage` rows of `accounts` with start <= date < end."""
+        wanted = tuple(sorted(accounts))
+        return self._frame(
+            ("usage_of", wanted, start, end),
+            lambda: usage_of_accounts(self.source, wanted, start, end),
+        )

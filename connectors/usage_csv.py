@@ -11,6 +11,7 @@ which names every bad value by row and column.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from pathlib import Path
 
@@ -28,11 +29,14 @@ class Unsure(Exception):
     """The block read cannot vouch for this file: read it whole."""
 
 
-def usage_between(path: Path, start: date, end: date) -> tuple[pd.DataFrame, np.ndarray]:
+def usage_between(
+    path: Path, start: date, end: date, accounts: Collection[str] | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of usage.csv dated start <= date < end (account_id, date, metric, quantity,
     as the full read types them before conform) and each one's data row (1 = after the
-    header). Every row of the file is checked; raises Unsure for anything unusual."""
-    lines = _plain_lines(path)
+    header). Every row of the file is checked, or with `accounts` every row of those
+    accounts (the others are left unread); raises Unsure for anything unusual."""
+    _plain(path)
     header = path.open("rb").readline().decode("utf-8").strip().split(",")
     if [c.strip().lower() for c in header] != [c.lower() for c in header] or sorted(
         c.lower() for c in header
@@ -42,17 +46,21 @@ def usage_between(path: Path, start: date, end: date) -> tuple[pd.DataFrame, np.
     options = pv.ConvertOptions(
         column_types={c: pa.string() for c in header}, strings_can_be_null=False
     )
-    parse = pv.ParseOptions(quote_char=False, newlines_in_values=False)
+    # A blank line is a row of blank cells (so rows keep the file's numbering): a blank
+    # account_id, which the checks refuse.
+    parse = pv.ParseOptions(quote_char=False, newlines_in_values=False, ignore_empty_lines=False)
     read = pv.ReadOptions(block_size=_BLOCK_BYTES, column_names=names, skip_rows=1)
     low, high = np.datetime64(start, "D"), np.datetime64(end, "D")
+    wanted = None if accounts is None else pa.array(sorted(set(accounts)), pa.string())
     parts: list[pd.DataFrame] = []
     rows: list[np.ndarray] = []
     seen = 0
     try:
         reader = pv.open_csv(path, read_options=read, parse_options=parse, convert_options=options)
         for batch in reader:
-            days, kept = _checked(batch, low, high)
-            at = np.flatnonzero(kept)
+            mine = _of_accounts(batch, wanted)
+            days, kept = _checked(batch if mine is None else batch.take(mine), low, high)
+            at = np.flatnonzero(kept) if mine is None else mine[kept]
             rows.append(at + seen + 1)
             seen += batch.num_rows
             chosen = batch.take(pa.array(at))
@@ -70,11 +78,17 @@ def usage_between(path: Path, start: date, end: date) -> tuple[pd.DataFrame, np.
             )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
         raise Unsure(str(exc)) from None
-    if seen != lines:
-        raise Unsure("blank rows")
     if not parts:
         raise Unsure("no rows")
     return pd.concat(parts, ignore_index=True), np.concatenate(rows)
+
+
+def _of_accounts(batch: pa.RecordBatch, wanted: pa.Array | None) -> np.ndarray | None:
+    """The block's rows (positions) of the `wanted` accounts; None for every row."""
+    if wanted is None:
+        return None
+    mine = pc.is_in(pc.utf8_trim_whitespace(batch["account_id"]), value_set=wanted)
+    return np.flatnonzero(mine.to_numpy(zero_copy_only=False))
 
 
 def _checked(batch: pa.RecordBatch, low: np.datetime64, high: np.datetime64) -> tuple:
@@ -108,19 +122,9 @@ def _text(values: pa.Array) -> pd.Series:
     )
 
 
-def _plain_lines(path: Path) -> int:
-    """Data rows of a file with no quote, carriage return or blank line; else Unsure."""
-    count, last = 0, b"\n"
+def _plain(path: Path) -> None:
+    """Unsure when the file holds a quote or a carriage return (the whole read parses those)."""
     with path.open("rb") as handle:
-        handle.readline()  # the header
         while block := handle.read(_BLOCK_BYTES):
-            if (
-                b'"' in block
-                or b"\r" in block
-                or b"\n\n" in block
-                or (last == b"\n" and block.startswith(b"\n"))
-            ):
-                raise Unsure("quotes or blank rows")
-            count += block.count(b"\n")
-            last = block[-1:]
-    return count + (0 if last == b"\n" else 1)
+            if b'"' in block or b"\r" in block:
+                raise Unsure("quotes or carriage returns")

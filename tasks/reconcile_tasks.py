@@ -24,6 +24,7 @@ from revops.connectors.base import (
     ContractLineSource,
     CreditSource,
     WindowedBilling,
+    usage_of_accounts,
 )
 from revops.connectors.registry import Sources
 from revops.connectors.report_location import ReportLocation, report_location
@@ -81,14 +82,15 @@ def extract_reconciliation_input(
         if isinstance(sources.billing, CreditSource)
         else None
     )
+    contracts = sources.crm.contracts()
     data = ReconciliationInput(
         accounts=sources.crm.accounts(),
-        contracts=sources.crm.contracts(),
+        contracts=contracts,
         customers=sources.billing.customers(),
         invoices=invoices,
         invoice_lines=lines,
         contract_lines=contract_lines,
-        usage=_line_usage(sources, contract_lines, window),
+        usage=_line_usage(sources, contracts, contract_lines, window),
         subscriptions=sources.billing.subscriptions() if contract_lines is not None else None,
         credits=given_back,
     )
@@ -152,15 +154,23 @@ def _bearing_on_window(sources: Sources, window: Window, grace_days: int) -> Sou
 
 
 def _line_usage(
-    sources: Sources, contract_lines: pd.DataFrame | None, window: Window | None
+    sources: Sources,
+    contracts: pd.DataFrame,
+    contract_lines: pd.DataFrame | None,
+    window: Window | None,
 ) -> pd.DataFrame | None:
-    """Usage for the periods of usage lines that start in `window` (up to a year long)."""
+    """Usage of the accounts whose usage lines bill periods starting in `window` (periods
+    up to a year long): the only usage a reconcile reads (tasks.contract_lines joins it on
+    the contract's account and the line's metric)."""
     if contract_lines is None or window is None:
         return None
-    if not (contract_lines["charge_type"] == "usage").any():
+    metered = contract_lines.loc[contract_lines["charge_type"] == "usage", "contract_id"]
+    if metered.empty:
         return None
+    accounts = contracts.loc[contracts["contract_id"].isin(metered), "account_id"].dropna()
+    wanted = sorted(set(accounts))
     end = (pd.Timestamp(window.end) + pd.DateOffset(months=12)).date()
-    return sources.usage.usage(window.start, end)
+    return usage_of_accounts(sources.usage, wanted, window.start, end)
 
 
 @task(name="reconcile-window", cache_policy=NO_CACHE)

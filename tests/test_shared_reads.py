@@ -128,6 +128,10 @@ def test_the_demo_shared_gives_what_the_demo_gives(demo: DemoSource) -> None:
         pd.testing.assert_frame_equal(given, demo.money_given_back()[name])
     start, end = date(2026, 10, 1), date(2026, 11, 1)
     pd.testing.assert_frame_equal(usage.usage(start, end), demo.usage(start, end))
+    some = sorted(set(demo.usage(start, end)["account_id"]))[:3]
+    wanted = demo.usage(start, end).query("account_id in @some").reset_index(drop=True)
+    assert len(wanted) and set(wanted["account_id"]) == set(some)
+    pd.testing.assert_frame_equal(usage.usage_of(some, start, end), wanted)
 
 
 def test_runs_inside_shared_sources_share_one_set_and_count_no_calls_offline() -> None:

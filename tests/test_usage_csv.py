@@ -81,3 +81,40 @@ def test_quotes_and_blank_rows_go_to_the_whole_read(export: Path, tmp_path: Path
         (tmp_path / "usage.csv").write_text(variant)
         with pytest.raises(usage_csv.Unsure):
             usage_csv.usage_between(tmp_path / "usage.csv", date(2026, 10, 1), date(2026, 11, 1))
+
+
+def test_the_rows_of_some_accounts_are_those_of_the_whole_read(export: Path) -> None:
+    whole = whole_read(export, *RANGES[0])
+    accounts = sorted(set(whole["account_id"]))[::7]
+    frame, rows = usage_csv.usage_between(export / "usage.csv", *RANGES[0], accounts)
+    assert len(frame) == len(rows) and set(frame["account_id"]) == set(accounts)
+    read = FilesSource(export).usage_of(accounts, *RANGES[0])
+    expected = whole[whole["account_id"].isin(accounts)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(read, expected, check_exact=True)
+    # The rows of each account are the file's rows of it, in the file's order.
+    lines = (export / "usage.csv").read_text().splitlines()
+    assert all(lines[row].split(",")[0] in accounts for row in rows)
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_only_the_accounts_read_are_checked(export: Path, tmp_path: Path, quoted: bool) -> None:
+    """A reconcile reads the usage of its usage lines' accounts: a bad row of another
+    account is not its business (revops risk reads and checks every account), a bad row of
+    one of them is named by row and column, in the block read and in the whole read it
+    hands over to (a quote anywhere sends the file there)."""
+    lines = (export / "usage.csv").read_text().splitlines()
+    first, other = lines[1].split(",")[0], lines[-1].split(",")[0]
+    bad = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[0] not in (first, other))
+    lines[bad] = lines[bad].rsplit(",", 1)[0] + ",-3"
+    lines[5] = lines[5].rsplit(",", 1)[0] + ",lots"
+    if quoted:
+        lines[-1] = lines[-1].replace(other, f'"{other}"', 1)
+    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    files = FilesSource(tmp_path)
+    start, end = RANGES[1]
+    assert len(files.usage_of([other], start, end)) > 0
+    with pytest.raises(InputError):  # every account's rows: the bad one is read
+        FilesSource(tmp_path).usage(start, end)
+    with pytest.raises(InputError) as caught:
+        FilesSource(tmp_path).usage_of([first, other], start, end)
+    assert (caught.value.row, caught.value.column) == (5, "quantity")
