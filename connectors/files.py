@@ -25,6 +25,7 @@ from revops.connectors import (
     stripe_credits,
     stripe_mapping,
     stripe_mapping_arrow,
+    stripe_mapping_arrow_customers,
     usage_csv,
 )
 from revops.connectors.files_lines import read_contract_lines
@@ -309,10 +310,15 @@ class FilesSource:
         def read() -> pd.DataFrame:
             if not (self.folder / name).exists():
                 return self._absent(name, frame_name)
-            records, rows = read_jsonl(self.folder / name)
-            self._require_records(name, records)
-            frame = mapper(records, rows=rows, file=name)
-            located = frame_rows(records, rows) if frame_rows else rows
+            try:  # column-wise when that read can vouch for the file
+                frame, located = stripe_mapping_arrow_customers.read_columns(
+                    self.folder / name, frame_name
+                )
+            except stripe_mapping_arrow.Unsure:
+                records, rows = read_jsonl(self.folder / name)
+                self._require_records(name, records)
+                frame = mapper(records, rows=rows, file=name)
+                located = frame_rows(records, rows) if frame_rows else rows
             fields = stripe_mapping.STRIPE_FIELDS[frame_name]
             return validate_frame(frame_name, frame, rows_location(name, located, fields))
 
