@@ -39,7 +39,7 @@ from revops.connectors.salesforce_mapping import (
     records_frame,
 )
 from revops.errors import InputError, InputErrors
-from revops.frames import SourceLocation, conform, empty_frame, validate_frame
+from revops.frames import SourceLocation, conform, empty_frame, isin, validate_frame
 
 T = TypeVar("T")
 REQUIRED_FILES = ("Account.csv", "Contract.csv", "invoices.jsonl")
@@ -112,7 +112,7 @@ class FilesSource:
     def _contracts_on_accounts(self) -> pd.DataFrame:
         contracts = self._crm("Contract")
         accounts = self._crm("Account")
-        unknown = ~contracts["account_id"].isin(accounts["account_id"])
+        unknown = ~isin(contracts["account_id"], accounts["account_id"])
         if unknown.any():
             rows, lines = self._frames["Contract.csv-rows"]
             field = self.mapping.for_object("Contract")["account_id"].field
@@ -124,7 +124,7 @@ class FilesSource:
                     column=field,
                     line=lines[i],
                 )
-                for i in np.flatnonzero(unknown.to_numpy())
+                for i in np.flatnonzero(unknown)
             ]
             raise problems[0] if len(problems) == 1 else InputErrors(problems)
         return contracts

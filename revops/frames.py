@@ -9,11 +9,14 @@ and column.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from revops.errors import InputError, InputErrors
 from revops.escaping import markdown_text
@@ -160,6 +163,26 @@ def _describe_check(check: str, case: object) -> str:
     if "(" in check:  # a built-in check such as greater_than_or_equal_to(0)
         return f"{case!r} fails {check}"
     return f"{check} ({case!r})"
+
+
+def isin(values: pd.Series, among: Collection[object]) -> np.ndarray:
+    """`values.isin(among)` as a boolean array. For Arrow-backed strings the set is built by
+    Arrow: pandas' own isin there makes a Python scalar of every value of `among` first
+    (0.4 s for 123k account ids)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        wanted = among if isinstance(among, pd.Series | pd.Index) else pd.Series(list(among))
+        strings = wanted[pd.notna(wanted)].astype(values.dtype)
+        value_set = _arrow_strings(strings)
+        if len(strings) < len(wanted):  # a missing value among them matches a missing one
+            value_set = pyarrow.concat_arrays([value_set, pyarrow.nulls(1, pyarrow.string())])
+        found = pc.is_in(_arrow_strings(values), value_set=value_set)
+        return found.to_numpy(zero_copy_only=False)
+    return values.isin(among).to_numpy(dtype=bool)
+
+
+def _arrow_strings(values: pd.Series | pd.Index) -> pyarrow.Array:
+    array = pyarrow.array(values, pyarrow.string())
+    return array.combine_chunks() if isinstance(array, pyarrow.ChunkedArray) else array
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

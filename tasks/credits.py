@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from revops.frames import CREDIT_FRAMES, empty_frame
+from revops.frames import CREDIT_FRAMES, empty_frame, isin
 
 if TYPE_CHECKING:
     from revops.tasks.reconciliation_book import ReconciliationInput
@@ -86,7 +86,7 @@ def credits_as_of(credits: Credits, as_of: date, timezone: str = "UTC") -> Credi
     return Credits(
         credit_notes=notes,
         credit_note_lines=credits.credit_note_lines[
-            credits.credit_note_lines["credit_note_id"].isin(notes["credit_note_id"])
+            isin(credits.credit_note_lines["credit_note_id"], notes["credit_note_id"])
         ],
         credit_grants=credits.credit_grants,
         refunds=refunds[(refunds["created_at"] < cutoff).to_numpy(dtype=bool)],

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from revops.frames import FREQUENCY_MONTHS
+from revops.frames import FREQUENCY_MONTHS, isin
 from revops.periods import OPEN_END, Window, local_days, month_parts
 from revops.tasks.contract_lines import LineTable
 from revops.tasks.expected_billing import expected_unit_minor
@@ -40,7 +40,7 @@ def link_customers(
     ids = pd.Index(customers["customer_id"]).union(invoice_customers)
     links = pd.DataFrame({"customer_id": ids.astype("str")})
     meta = customers.loc[
-        customers["salesforce_account_id"].isin(known_accounts),
+        isin(customers["salesforce_account_id"], known_accounts),
         ["customer_id", "salesforce_account_id"],
     ].rename(columns={"salesforce_account_id": "meta_account"})
     crm = (

@@ -16,6 +16,7 @@ from typing import BinaryIO
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -238,6 +239,8 @@ def _cell(sheet: Worksheet, value: object, link: str | None = None) -> object:
     plain = _plain(value)
     if not isinstance(plain, str):
         return plain
+    if not link and not plain.startswith("=") and plain not in ERROR_CODES:
+        return plain  # openpyxl types it a string cell: a formula or error code it would not
     cell = WriteOnlyCell(sheet, value=plain)
     cell.data_type = "s"
     if link:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from revops.frames import isin
 from revops.money import format_money, minor_to_major
 
 
@@ -16,7 +17,7 @@ def finding_evidence(
     """Per finding key: the contract's terms and the rows (HTML) of the lines of the invoices
     it names. Each line is rendered once, however many findings show it."""
     wanted = set(findings["contract_id"].dropna())
-    chosen = contracts[contracts["contract_id"].isin(wanted)].drop_duplicates("contract_id")
+    chosen = contracts[isin(contracts["contract_id"], wanted)].drop_duplicates("contract_id")
     terms = chosen.set_index("contract_id").to_dict("index")
     invoice_ids = findings[["finding_key", "invoice_id"]].dropna()
     exploded = invoice_ids.assign(invoice_id=invoice_ids["invoice_id"].str.split(";")).explode(

@@ -75,6 +75,7 @@ def hostile_result(demo_source):
         "@SUM(A1:A9)",
         "<script>alert(1)</script> [x](http://evil)",
     ]
+    findings.loc[findings.index[1], "detail"] = "#DIV/0!"  # an error code Excel would show
     return dataclasses.replace(result, findings=findings)
 
 
@@ -94,6 +95,8 @@ def test_reconciliation_outputs_hold_hostile_text_as_text(hostile_result, tmp_pa
     cell = sheet.cell(row=2, column=header.index("invoice_id") + 1)
     assert cell.value == HYPERLINK and cell.data_type == "s"
     assert all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    cells = [c for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    assert "#DIV/0!" in {c.value for c in cells} and {c.data_type for c in cells} == {"s"}
 
     assert "<script>" not in markdown and "&lt;script&gt;" in markdown
     assert "\\[x\\]\\(http://evil\\)" in markdown
