@@ -29,7 +29,7 @@ from revops.connectors import (
     usage_csv,
 )
 from revops.connectors.files_lines import read_contract_lines
-from revops.connectors.files_read import read_csv, read_jsonl, rows_location
+from revops.connectors.files_read import read_csv_frame, read_jsonl, rows_location
 from revops.connectors.files_usage import read_usage
 from revops.connectors.salesforce_mapping import (
     FRAME_OF,
@@ -120,9 +120,9 @@ class FilesSource:
                 InputError(
                     f"account {contracts.at[i, 'account_id']!r} is not in Account.csv",
                     file="Contract.csv",
-                    row=rows[i],
+                    row=int(rows[i]),
                     column=field,
-                    line=lines[i],
+                    line=int(lines[i]),
                 )
                 for i in np.flatnonzero(unknown)
             ]
@@ -287,13 +287,12 @@ class FilesSource:
         frame_name = FRAME_OF[sobject]
         if not (self.folder / name).exists():
             return self._absent(name, frame_name)
-        header, values, rows, lines = read_csv(self.folder / name)
-        header = canonical_header(sobject, header, self.mapping)
+        header, values, rows, lines = read_csv_frame(self.folder / name)
+        values.columns = header = canonical_header(sobject, header, self.mapping)
         check_fields(sobject, header, self.mapping, file=name)
         self._require_records(name, values)
         self._frames[f"{name}-rows"] = (rows, lines)
-        records = [dict(zip(header, row, strict=True)) for row in values]
-        frame = records_frame(sobject, records, self.mapping, rows=rows, file=name, lines=lines)
+        frame = records_frame(sobject, values, self.mapping, rows=rows, file=name, lines=lines)
         columns = {
             MONEY_COLUMNS.get(column, column): spec.field
             for column, spec in self.mapping.for_object(sobject).items()
@@ -377,8 +376,8 @@ class FilesSource:
             return None
         return int(pd.Timestamp(self.lines_ending_from, tz="UTC").timestamp())
 
-    def _require_records(self, name: str, records: Sequence[object]) -> None:
-        if name in NON_EMPTY_FILES and not records:
+    def _require_records(self, name: str, records: Sequence[object] | pd.DataFrame) -> None:
+        if name in NON_EMPTY_FILES and not len(records):
             raise InputError(
                 "holds no records (a header alone, or nothing): the export is incomplete",
                 file=name,

@@ -16,10 +16,16 @@ import numpy as np
 import pandas as pd
 
 from revops.config import FieldMapping
+from revops.connectors.salesforce_numbers import (
+    floats,
+    minor_amounts,
+    percentages,
+    whole_numbers,
+)
 from revops.errors import InputError, InputErrors
 from revops.frames import DATE, INSTANT, conform
 from revops.ids import salesforce_ids18
-from revops.money import ISO_4217_EXPONENTS, exponent, major_to_minor, to_decimal
+from revops.money import ISO_4217_EXPONENTS
 
 FRAME_OF = {
     "Account": "accounts",
@@ -58,8 +64,6 @@ SALESFORCE_ID_COLUMNS = frozenset(
     {"account_id", "contract_id", "owner_id", "case_id", "opportunity_id", "user_id"}
 )
 MONEY_COLUMNS = {"unit_price": "unit_price_minor", "amount": "amount_minor"}
-# No amount or count in a book comes near this; beyond it sums could overflow int64.
-MAX_MINOR = 10**15
 # Salesforce's standard Contract statuses, matched case-insensitively (an edited export may say
 # `activated`); any other status is kept as written. Only a contract not yet activated may
 # leave its price and quantity blank: every other one is priced by them.
@@ -147,7 +151,7 @@ def check_fields(
 
 def records_frame(
     sobject: str,
-    records: Sequence[dict],
+    records: Sequence[dict] | pd.DataFrame,
     mapping: FieldMapping,
     rows: Sequence[int] | None = None,
     file: str | None = None,
@@ -160,7 +164,10 @@ def records_frame(
     Amount are major-unit decimals converted exactly to minor units of the row's currency.
     """
     specs = mapping.for_object(sobject)
-    raw = pd.DataFrame.from_records(list(records)) if len(records) else pd.DataFrame()
+    if isinstance(records, pd.DataFrame):
+        raw = records.reset_index(drop=True)
+    else:
+        raw = pd.DataFrame.from_records(list(records)) if len(records) else pd.DataFrame()
     if len(records):
         check_fields(sobject, raw.columns, mapping, file)
     fields = {name: spec.field for name, spec in specs.items()}
@@ -186,20 +193,15 @@ def records_frame(
         elif kind == "bool":
             out[name] = _bools(values, cells, name)
         elif kind == "whole":
-            out[name] = _whole(values, cells, name)
+            out[name] = whole_numbers(values, cells, name)
         elif kind == "percent":
-            out[name] = _percent(values, cells, name)
+            out[name] = percentages(values, cells, name)
         elif kind == "frequency":
             out[name] = _frequencies(values, mapping, cells, name)
         elif kind == "decimal":
-            numbers = _decimals(values, cells, name)
-            out[name] = pd.Series(
-                [np.nan if d is None else float(d) for d in numbers],
-                index=values.index,
-                dtype="float64",
-            )
+            out[name] = floats(values, cells, name)
         elif kind == "money":
-            out[MONEY_COLUMNS[name]] = _money(values, currency, cells, name)
+            out[MONEY_COLUMNS[name]] = minor_amounts(values, currency, cells, name)
     id_column = next(iter(fields))
     _case_duplicates(out[id_column], cells, id_column)
     if sobject == "Contract":
@@ -226,8 +228,12 @@ def _case_duplicates(ids: pd.Series, cells: _Cells, column: str) -> None:
     the case); two rows with them would be counted twice."""
     folded = ids.str.upper().where(ids.str.len() == 18, ids)
     repeated = (folded.duplicated(keep="first") & ~ids.duplicated(keep="first")).to_numpy()
-    first = dict(zip(folded[::-1], ids[::-1], strict=True))
-    for position in np.flatnonzero(repeated & folded.notna().to_numpy()):
+    repeated = repeated & folded.notna().to_numpy()
+    if not repeated.any():
+        return
+    firsts = ~folded.duplicated(keep="first").to_numpy()
+    first = dict(zip(folded[firsts], ids[firsts], strict=True))
+    for position in np.flatnonzero(repeated):
         cells.at(
             column,
             position,
@@ -308,76 +314,12 @@ def _bools(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
     return pd.Series(true, index=values.index, dtype=bool)
 
 
-def _decimals(values: pd.Series, cells: _Cells, column: str) -> list[Decimal | None]:
-    """Exact decimals of the non-empty cells (never floats); unparseable cells are reported."""
-    out: list[Decimal | None] = [None] * len(values)
-    bad = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values.tolist()):
-        if isinstance(value, str):
-            try:
-                out[i] = to_decimal(value)
-            except ValueError:
-                bad[i] = True
-    cells.add(column, bad, values, "is not a number")
-    return out
-
-
-def _whole(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    numbers = _decimals(values, cells, column)
-    fractional = np.array(
-        [d is not None and d != d.to_integral_value() for d in numbers], dtype=bool
-    )
-    cells.add(column, fractional, values, "is not a whole number")
-    huge = np.array([d is not None and abs(d) >= MAX_MINOR for d in numbers], dtype=bool)
-    cells.add(column, huge & ~fractional, values, f"is too large (the limit is {MAX_MINOR:,})")
-    whole = [
-        None if d is None or f or h else int(d)
-        for d, f, h in zip(numbers, fractional, huge, strict=True)
-    ]
-    return pd.Series(pd.array(whole, dtype="Int64"), index=values.index)
-
-
-def _percent(values: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    numbers = _decimals(values, cells, column)
-    off = np.array(
-        [
-            d is not None and not (0 <= d <= 100 and d == d.quantize(Decimal("0.01")))
-            for d in numbers
-        ]
-    )
-    cells.add(column, off, values, "is not a percentage from 0 to 100 with at most 2 decimals")
-    return pd.Series([0.0 if d is None else float(d) for d in numbers], index=values.index)
-
-
 def _frequencies(values: pd.Series, mapping: FieldMapping, cells: _Cells, column: str) -> pd.Series:
     accepted = mapping.billing_frequency_values
     known = values.str.lower().map({label.lower(): value for label, value in accepted.items()})
     bad = (values.notna() & known.isna()).to_numpy()
     cells.add(column, bad, values, f"is not a billing frequency (one of {', '.join(accepted)})")
     return known.astype("str")
-
-
-def _money(values: pd.Series, currency: pd.Series, cells: _Cells, column: str) -> pd.Series:
-    """Major-unit decimals to exact minor units of each row's currency."""
-    numbers = _decimals(values, cells, column)
-    minor: list[int | None] = [None] * len(numbers)
-    for i, (number, code) in enumerate(zip(numbers, currency.tolist(), strict=True)):
-        if number is None or not isinstance(code, str):  # no amount, or a reported currency
-            continue
-        try:
-            amount = major_to_minor(number, code)
-        except ValueError:
-            cells.at(
-                column,
-                i,
-                f"{values.iloc[i]!r} has more decimal places than {code} allows ({exponent(code)})",
-            )
-            continue
-        if abs(amount) >= MAX_MINOR:
-            cells.at(column, i, f"{values.iloc[i]!r} is too large for an amount in {code}")
-            continue
-        minor[i] = amount
-    return pd.Series(pd.array(minor, dtype="Int64"), index=values.index)
 
 
 def same_field_value(new: object, old: object) -> bool:

@@ -28,7 +28,7 @@ from revops.connectors import stripe_credits, stripe_mapping
 from revops.connectors.demo import DemoSource
 from revops.connectors.files import FilesSource
 from revops.connectors.files_export import write_export
-from revops.connectors.files_read import read_csv, read_csv_frame, read_jsonl
+from revops.connectors.files_read import _one_row_a_line, read_csv, read_csv_frame, read_jsonl
 from revops.connectors.stripe_mapping_arrow import (
     Unsure,
     charges_giving_back,
@@ -214,7 +214,34 @@ CSV_CASES = {
     "quotes (rows may span lines)": 'a,b\n"1\n2",3\n4,5\n',
     "a header twice": "a,A\n1,2\n",
     "an empty header": ",\n1,2\n",
+    "quoted values on one line": 'Id,Name\n001A,"Acme, Inc."\n"001B","say ""hi"""\n001C,""\n',
+    "a quoted header and a BOM": '\ufeff"Id","Name"\n"001A","Acme"\n\n"",""\n',
+    "Windows line ends": 'a,b\r\n1,"2,3"\r\n\r\n4,5\r\n',
+    "a quote inside a value": 'a,b\n1,x"y\n2,3\n',
+    "text after a closing quote": 'a,b\n"1"x,2\n',
+    "a space after a closing quote": 'a,b\n"1" ,2\n',
+    "an unclosed quote": 'a,b\n"1,2\n3,4\n',
+    "a lone carriage return": "a,b\r1,2\r",
+    "a carriage return in a quoted value": 'a,b\n"1\r\n2",3\n',
+    "a quoted blank row": 'a,b\n1,2\n""\n3,4\n',
+    "a NUL": "a,b\n1,\x002\n",
+    "a short quoted row": 'a,b,c\n"1","2"\n',
+    "empty lines skipped but counted": "a,b\n1,2\n\n\n3,4\n\n",
+    "an empty first line": "\na,b\n1,2\n",
+    "a row of empty values": 'a,b\n1,2\n,\n"",\n3,4',
 }
+# Files each line of which is one row: pandas reads them, not the row reader.
+ONE_ROW_A_LINE = (
+    "plain",
+    "blank rows counted",
+    "quoted values on one line",
+    "a quoted header and a BOM",
+    "Windows line ends",
+    "a header twice",
+    "an empty header",
+    "empty lines skipped but counted",
+    "a row of empty values",
+)
 
 
 @pytest.mark.parametrize("case", CSV_CASES)
@@ -222,7 +249,8 @@ def test_csv_read_by_pandas_gives_the_rows_and_errors_of_the_row_reader(
     case: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "usage.csv"
-    path.write_text(CSV_CASES[case])
+    path.write_bytes(CSV_CASES[case].encode())
+    assert (_one_row_a_line(path.read_bytes()) is not None) == (case in ONE_ROW_A_LINE)
     try:
         header, values, rows, lines = read_csv(path)
     except InputError as error:
