@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from revops.connectors.warehouse import RunRecord
 from revops.flow_runs import record_process_and_reap
@@ -95,10 +96,12 @@ def reconcile_invoices(params: ReconcileParams) -> dict[str, Any]:
     links = sources.record_links()
     users = read_users(sources)
     review = prepare_review(result, data, run, settings.database_url, links, users)
-    paths = publish_reconciliation(result, run, out_dir, settings.database_url, review)
+    # Prefect walks every task argument for futures to resolve; the review's evidence is a
+    # dict per finding (3 s at a million invoice lines): quoted, it is passed as it is.
+    paths = publish_reconciliation(result, run, out_dir, settings.database_url, quote(review))
     folder = paths[0].parent
     url = share_report(location, folder, sources.label) if location is not None else None
-    reconciliation_artifacts(result, run, folder, review, url)
+    reconciliation_artifacts(result, run, folder, quote(review), url)
     alerted = alert_high_findings(result.findings, run, url)
     return {
         "run_id": run.run_id,
