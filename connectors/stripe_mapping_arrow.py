@@ -114,20 +114,6 @@ INVOICE_SCHEMA = pa.schema(
     ]
 )
 _BLOCK_BYTES = 16 << 20
-# The first pass of a windowed read: only the lines' period ends, each block parsed by
-# Arrow's threads in parts of this size.
-_ENDS_BLOCK_BYTES = 4 << 20
-_ENDS_OPTIONS = pj.ParseOptions(
-    explicit_schema=pa.schema(
-        [
-            (
-                "lines",
-                pa.struct([("data", pa.list_(pa.struct([("period", pa.struct([("end", _I)]))])))]),
-            )
-        ]
-    ),
-    unexpected_field_behavior="ignore",
-)
 _NOT_NUMBERS = (b"NaN", b"Infinity")
 
 
@@ -137,74 +123,15 @@ def read_invoices_jsonl(path: Path, ending_from: int | None = None) -> dict[str,
     unusual.
 
     With `ending_from` (unix seconds) only the invoices with a line whose period ends then or
-    later (or has no end: validation must see it) are kept: a first pass parses only the
-    lines' period ends, a block at a time, and only the kept invoices are parsed and checked
-    whole, so memory holds the invoices that bear on a window, not the whole history.
+    later (or has no end: validation must see it) are kept, block by block, so memory holds
+    the invoices that bear on a window, not the whole history.
     """
-    if ending_from is None:
-        records = _plain_lines(path)
-        if not records:
-            raise Unsure("empty, NaN or Infinity, or not UTF-8")
-        frames = _parsed(pa.OSFile(str(path)))
-        if frames["read"] != records:
-            raise Unsure("blank lines, or more than one object on a line")
-        return frames
-    kept, rows, read = [], [], 0
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK_BYTES) + handle.readline():
-            lines, at, count = _bearing_lines(block, ending_from)
-            kept.append(lines)
-            rows.append(at + read)
-            read += count
-    if not read:
-        raise Unsure("empty")
-    return _kept_parsed(b"".join(kept), np.concatenate(rows), read)
-
-
-def _bearing_lines(data: bytes, ending_from: int) -> tuple[bytes, np.ndarray, int]:
-    """Of `data` (whole lines of invoices.jsonl), the lines of the invoices with a line
-    whose period ends at or after `ending_from` or has no end, each one's row in `data`
-    (1 = its first line), and how many invoices `data` holds. Raises Unsure when a line is
-    blank or holds other than one object, or a period end is not a whole number."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    try:
-        table = pj.read_json(
-            pa.BufferReader(data),
-            read_options=pj.ReadOptions(block_size=_ENDS_BLOCK_BYTES),
-            parse_options=_ENDS_OPTIONS,
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise Unsure(str(exc)) from None
-    if table.num_rows != len(lines):
+    records = _plain_lines(path)
+    if not records:
+        raise Unsure("empty, NaN or Infinity, or not UTF-8")
+    frames = _parsed(pa.OSFile(str(path)), ending_from)
+    if frames["read"] != records:
         raise Unsure("blank lines, or more than one object on a line")
-    data_lists = pc.struct_field(table["lines"], "data").combine_chunks()
-    ends = pc.struct_field(pc.struct_field(pc.list_flatten(data_lists), "period"), "end")
-    owner = pc.list_parent_indices(data_lists).to_numpy()
-    latest = np.full(table.num_rows, np.iinfo(np.int64).min)
-    if len(owner):
-        no_end = np.iinfo(np.int64).max  # validation must see a line with no end
-        np.maximum.at(latest, owner, pc.fill_null(ends, no_end).to_numpy())
-    at = np.flatnonzero(latest >= ending_from)
-    text = b"\n".join([lines[i] for i in at.tolist()])
-    return (text + b"\n" if text else text), at + 1, table.num_rows
-
-
-def _kept_parsed(data: bytes, rows: np.ndarray, read: int) -> dict[str, Any]:
-    """The frames of the kept lines `data`, rows named as in the file (`rows`), `read` the
-    invoices there were before any was left out."""
-    if not data:
-        frames = invoices_from_batches([])
-    else:
-        if any(token in data for token in _NOT_NUMBERS) or not _utf8(data):
-            raise Unsure("NaN or Infinity, or not UTF-8")
-        frames = _parsed(pa.BufferReader(data))
-        if frames["read"] != len(rows):
-            raise Unsure("blank lines, or more than one object on a line")
-    frames["invoice_rows"] = rows[frames["invoice_rows"] - 1]
-    frames["line_rows"] = rows[frames["line_rows"] - 1]
-    frames["read"] = read
     return frames
 
 
@@ -285,19 +212,13 @@ def read_invoice_block(
     with path.open("rb") as handle:
         handle.seek(block.start)
         data = handle.read(block.end - block.start)
-    if ending_from is not None:
-        lines, at, count = _bearing_lines(data, ending_from)
-        if not count:
-            raise Unsure("empty")
-        frames = _kept_parsed(lines, at, count)
-    else:
-        if not data.strip() or any(token in data for token in _NOT_NUMBERS):
-            raise Unsure("empty, NaN or Infinity")
-        if not _utf8(data):
-            raise Unsure("not UTF-8")
-        frames = _parsed(pa.BufferReader(data))
-        if frames["read"] != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
-            raise Unsure("blank lines, or more than one object on a line")
+    if not data.strip() or any(token in data for token in _NOT_NUMBERS):
+        raise Unsure("empty, NaN or Infinity")
+    if not _utf8(data):
+        raise Unsure("not UTF-8")
+    frames = _parsed(pa.BufferReader(data), ending_from)
+    if frames["read"] != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
+        raise Unsure("blank lines, or more than one object on a line")
     frames["invoice_rows"] = frames["invoice_rows"] + (block.first_row - 1)
     frames["line_rows"] = frames["line_rows"] + (block.first_row - 1)
     return frames
@@ -327,13 +248,13 @@ def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:
     return frames
 
 
-def _parsed(source: Any) -> dict[str, Any]:
+def _parsed(source: Any, ending_from: int | None = None) -> dict[str, Any]:
     options = pj.ParseOptions(explicit_schema=INVOICE_SCHEMA, unexpected_field_behavior="ignore")
     try:
         reader = pj.open_json(
             source, read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=options
         )
-        return invoices_from_batches(reader)
+        return invoices_from_batches(reader, ending_from)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise Unsure(str(exc)) from None
 
@@ -366,9 +287,11 @@ def _utf8(data: bytes) -> bool:
     return True
 
 
-def invoices_from_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
+def invoices_from_batches(
+    batches: Iterable[pa.RecordBatch], ending_from: int | None = None
+) -> dict[str, Any]:
     """Record batches of `INVOICE_SCHEMA` -> the canonical frames (see read_invoices_jsonl),
-    and `read`, the invoices read."""
+    and `read`, the invoices read before any was left out."""
     parts: dict[str, list[dict[str, pa.Array]]] = {"invoices": [], "lines": [], "grants": []}
     lengths: list[np.ndarray] = []
     rows: list[np.ndarray] = []
@@ -379,6 +302,10 @@ def invoices_from_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
             raise Unsure("an invoice without id")
         at = np.arange(read + 1, read + len(per_invoice) + 1)
         read += len(per_invoice)
+        if ending_from is not None:
+            invoices, lines, grants, per_invoice, at = _bearing(
+                invoices, lines, grants, per_invoice, at, ending_from
+            )
         parts["invoices"].append(invoices)
         parts["lines"].append(lines)
         parts["grants"].append(grants)
@@ -394,6 +321,35 @@ def invoices_from_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
         "line_rows": np.repeat(invoice_rows, count),
         "read": read,
     }
+
+
+def _bearing(
+    invoices: dict[str, pa.Array],
+    lines: dict[str, pa.Array],
+    grants: dict[str, pa.Array],
+    per_invoice: np.ndarray,
+    rows: np.ndarray,
+    ending_from: int,
+) -> tuple[dict[str, pa.Array], dict[str, pa.Array], dict[str, pa.Array], np.ndarray, np.ndarray]:
+    """One batch's invoices with a line ending at or after `ending_from` (or with no end)."""
+    owner = np.repeat(np.arange(len(per_invoice)), per_invoice)
+    ends = lines["period_end"].to_numpy(zero_copy_only=False)
+    ends = np.where(np.isnan(ends), np.inf, ends) if ends.dtype.kind == "f" else ends
+    latest = np.full(len(per_invoice), -np.inf)
+    np.maximum.at(latest, owner, ends.astype("float64"))
+    keep = latest >= ending_from
+    if keep.all():
+        return invoices, lines, grants, per_invoice, rows
+    kept_lines = pa.array(keep[owner])
+    kept_ids = pc.filter(invoices["invoice_id"], pa.array(keep))
+    kept_grants = pc.is_in(grants["invoice_id"], kept_ids)
+    return (
+        {name: pc.filter(values, pa.array(keep)) for name, values in invoices.items()},
+        {name: pc.filter(values, kept_lines) for name, values in lines.items()},
+        {name: pc.filter(values, kept_grants) for name, values in grants.items()},
+        per_invoice[keep],
+        rows[keep],
+    )
 
 
 def _frame(name: str, parts: list[dict[str, pa.Array]]) -> pd.DataFrame:
