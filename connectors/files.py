@@ -252,9 +252,9 @@ class FilesSource:
         return _dated_between(frame, start, end)
 
     def usage_of(self, accounts: Collection[str], start: date, end: date) -> pd.DataFrame:
-        """Canonical `usage` rows of `accounts` with start <= date < end (AccountUsage): only
-        those accounts' rows are read and checked, a block at a time when that read can vouch
-        for the file, else from the whole read of their rows."""
+        """Canonical `usage` rows of `accounts` with start <= date < end (AccountUsage): every
+        row is checked, only those accounts' rows are kept (a block at a time when that read
+        can vouch for the file, else from the whole read)."""
         path = self.folder / "usage.csv"
         if "usage.csv" in self._frames or not path.is_file():
             frame = self.usage(start, end)

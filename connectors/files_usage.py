@@ -22,7 +22,7 @@ from revops.frames import conform, empty_frame, validate_frame
 
 def read_usage(path: Path, accounts: Collection[str] | None = None) -> pd.DataFrame:
     """Canonical usage of the whole file (empty when absent); every bad value named by row and
-    column. With `accounts`, only those accounts' rows are kept and checked."""
+    column. With `accounts`, every row is checked and those accounts' rows are kept."""
     name = path.name
     if not path.exists():
         return empty_frame("usage")
@@ -33,10 +33,6 @@ def read_usage(path: Path, accounts: Collection[str] | None = None) -> pd.DataFr
         raise InputError(f"required column(s) missing: {', '.join(missing)}", file=name)
     raw = raw.set_axis(header, axis=1).astype("str")[list(USAGE_COLUMNS)]
     text = raw.apply(lambda column: column.str.strip()).replace("", pd.NA)
-    if accounts is not None:
-        mine = text["account_id"].isin(list(accounts)).to_numpy()
-        raw, text = raw[mine].reset_index(drop=True), text[mine].reset_index(drop=True)
-        rows, lines = np.asarray(rows)[mine], np.asarray(lines)[mine]
     days = strict_dates(text["date"])
     quantity = pd.to_numeric(text["quantity"], errors="coerce").astype("float64")
     checks = {
@@ -68,6 +64,9 @@ def read_usage(path: Path, accounts: Collection[str] | None = None) -> pd.DataFr
             "quantity": quantity,
         }
     )
+    if accounts is not None:  # every row checked above; only these accounts' kept
+        mine = frame["account_id"].isin(list(accounts)).to_numpy()
+        frame, rows = frame[mine].reset_index(drop=True), np.asarray(rows)[mine]
     return validate_frame(
         "usage", conform("usage", frame), rows_location(name, rows, {}, header_lines=1)
     )

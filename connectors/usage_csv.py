@@ -3,8 +3,8 @@
 The fast path of the files source's usage: pyarrow parses the file in blocks as text, each
 block is checked with the rules of the full read (connectors.files: every cell stripped, the
 date exactly YYYY-MM-DD, the quantity a finite non-negative number, account and metric
-present) and only the rows with start <= date < end are kept, so memory holds the range a
-run asks for, not the whole history. Anything it cannot vouch for (quotes, blank rows, a bad
+present) and only the rows with start <= date < end (of the accounts asked for, if any) are
+kept, so memory holds what a run asks for, not the whole history. Anything it cannot vouch for (quotes, blank rows, a bad
 or missing value, another header) raises `Unsure`, and the caller reads the file whole,
 which names every bad value by row and column.
 """
@@ -23,6 +23,7 @@ import pyarrow.csv as pv
 
 USAGE_COLUMNS = ("account_id", "date", "metric", "quantity")
 _BLOCK_BYTES = 16 << 20
+_SPACES = (b" ", b"\t", b"\x0b", b"\x0c")
 
 
 class Unsure(Exception):
@@ -34,9 +35,9 @@ def usage_between(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of usage.csv dated start <= date < end (account_id, date, metric, quantity,
     as the full read types them before conform) and each one's data row (1 = after the
-    header). Every row of the file is checked, or with `accounts` every row of those
-    accounts (the others are left unread); raises Unsure for anything unusual."""
-    _plain(path)
+    header); with `accounts`, only those accounts' rows. Every row of the file is checked;
+    raises Unsure for anything unusual."""
+    padded = _plain(path)
     header = path.open("rb").readline().decode("utf-8").strip().split(",")
     if [c.strip().lower() for c in header] != [c.lower() for c in header] or sorted(
         c.lower() for c in header
@@ -58,21 +59,23 @@ def usage_between(
     try:
         reader = pv.open_csv(path, read_options=read, parse_options=parse, convert_options=options)
         for batch in reader:
-            mine = _of_accounts(batch, wanted)
-            days, kept = _checked(batch if mine is None else batch.take(mine), low, high)
-            at = np.flatnonzero(kept) if mine is None else mine[kept]
+            cells = _stripped(batch, padded)
+            days, kept = _checked(cells, low, high)
+            if wanted is not None:
+                kept &= pc.is_in(cells["account_id"], wanted).to_numpy(zero_copy_only=False)
+            at = np.flatnonzero(kept)
             rows.append(at + seen + 1)
             seen += batch.num_rows
-            chosen = batch.take(pa.array(at))
+            chosen = {name: values.filter(pa.array(kept)) for name, values in cells.items()}
             parts.append(
                 pd.DataFrame(
                     {
-                        "account_id": _text(pc.utf8_trim_whitespace(chosen["account_id"])),
+                        "account_id": _text(chosen["account_id"]),
                         "date": days[kept].astype("datetime64[s]"),
-                        "metric": _text(pc.utf8_trim_whitespace(chosen["metric"])),
-                        "quantity": pc.cast(
-                            pc.utf8_trim_whitespace(chosen["quantity"]), pa.float64()
-                        ).to_numpy(zero_copy_only=False),
+                        "metric": _text(chosen["metric"]),
+                        "quantity": pc.cast(chosen["quantity"], pa.float64()).to_numpy(
+                            zero_copy_only=False
+                        ),
                     }
                 )
             )
@@ -83,33 +86,25 @@ def usage_between(
     return pd.concat(parts, ignore_index=True), np.concatenate(rows)
 
 
-def _of_accounts(batch: pa.RecordBatch, wanted: pa.Array | None) -> np.ndarray | None:
-    """The block's rows (positions) of the `wanted` accounts; None for every row."""
-    if wanted is None:
-        return None
-    mine = pc.is_in(pc.utf8_trim_whitespace(batch["account_id"]), value_set=wanted)
-    return np.flatnonzero(mine.to_numpy(zero_copy_only=False))
+def _stripped(batch: pa.RecordBatch, padded: bool) -> dict[str, pa.Array]:
+    """The block's cells stripped as the whole read strips them (a file with no white space
+    around any cell is taken as it is)."""
+    return {
+        name: pc.utf8_trim_whitespace(batch[name]) if padded else batch[name]
+        for name in USAGE_COLUMNS
+    }
 
 
-def _checked(batch: pa.RecordBatch, low: np.datetime64, high: np.datetime64) -> tuple:
+def _checked(cells: dict[str, pa.Array], low: np.datetime64, high: np.datetime64) -> tuple:
     """The block's dates and which rows are in [low, high); Unsure if any row is bad."""
     for column in ("account_id", "metric"):
-        if not pc.all(
-            pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(batch[column])), 0)
-        ).as_py():
+        if not pc.all(pc.greater(pc.utf8_length(cells[column]), 0)).as_py():
             raise Unsure(f"a blank {column}")
-    text = pc.utf8_trim_whitespace(batch["date"])
-    if not pc.all(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}$")).as_py():
-        raise Unsure("a date not YYYY-MM-DD")
-    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    if parsed.null_count:
-        raise Unsure("not a calendar date")
-    # strptime rolls a day past the month's end over (2026-02-30 is March 2nd): not a date.
-    day = pc.cast(pc.utf8_slice_codeunits(text, 8, 10), pa.int64())
-    if not pc.all(pc.equal(pc.day(parsed), day)).as_py():
-        raise Unsure("not a calendar date")
-    quantity = pc.cast(pc.utf8_trim_whitespace(batch["quantity"]), pa.float64())
-    values = quantity.to_numpy(zero_copy_only=False)
+    try:  # Arrow's cast takes exactly YYYY-MM-DD of a calendar day (not 2026-2-3, 2026-02-30)
+        parsed = pc.cast(cells["date"], pa.date32())
+    except pa.ArrowInvalid:
+        raise Unsure("not a date (YYYY-MM-DD)") from None
+    values = pc.cast(cells["quantity"], pa.float64()).to_numpy(zero_copy_only=False)
     if not (np.isfinite(values) & (values >= 0)).all():
         raise Unsure("a quantity that is not a non-negative number")
     days = parsed.to_numpy(zero_copy_only=False).astype("datetime64[D]")
@@ -122,9 +117,14 @@ def _text(values: pa.Array) -> pd.Series:
     )
 
 
-def _plain(path: Path) -> None:
-    """Unsure when the file holds a quote or a carriage return (the whole read parses those)."""
+def _plain(path: Path) -> bool:
+    """Whether a cell may have white space around it (any ASCII space character, or any
+    text beyond ASCII); Unsure when the file holds a quote or a carriage return (the whole
+    read parses those)."""
+    padded = False
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
             if b'"' in block or b"\r" in block:
                 raise Unsure("quotes or carriage returns")
+            padded = padded or not block.isascii() or any(c in block for c in _SPACES)
+    return padded

@@ -128,10 +128,10 @@ class Book:
 
 def take(values: pd.Series, rows: np.ndarray) -> np.ndarray:
     """values[rows] as an object array, None where rows is -1."""
-    array = values.to_numpy(dtype=object)
     rows = np.asarray(rows, dtype=np.int64)
-    if len(array) == 0:
+    if len(values) == 0:
         return np.full(len(rows), None, dtype=object)
-    taken = array[np.maximum(rows, 0)]
+    # Taken before the cast: a Python object for each row asked for, not for the column.
+    taken = np.array(values.array.take(np.maximum(rows, 0)).to_numpy(dtype=object), copy=True)
     taken[rows < 0] = None
     return taken

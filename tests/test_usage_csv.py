@@ -97,24 +97,31 @@ def test_the_rows_of_some_accounts_are_those_of_the_whole_read(export: Path) -> 
 
 
 @pytest.mark.parametrize("quoted", [False, True])
-def test_only_the_accounts_read_are_checked(export: Path, tmp_path: Path, quoted: bool) -> None:
-    """A reconcile reads the usage of its usage lines' accounts: a bad row of another
-    account is not its business (revops risk reads and checks every account), a bad row of
-    one of them is named by row and column, in the block read and in the whole read it
+def test_every_row_is_checked_when_some_accounts_are_read(
+    export: Path, tmp_path: Path, quoted: bool
+) -> None:
+    """A reconcile reads the usage of its usage lines' accounts only, but a bad row of any
+    account is still named by row and column, by the block read and by the whole read it
     hands over to (a quote anywhere sends the file there)."""
     lines = (export / "usage.csv").read_text().splitlines()
     first, other = lines[1].split(",")[0], lines[-1].split(",")[0]
     bad = next(i for i, line in enumerate(lines[1:], 1) if line.split(",")[0] not in (first, other))
     lines[bad] = lines[bad].rsplit(",", 1)[0] + ",-3"
-    lines[5] = lines[5].rsplit(",", 1)[0] + ",lots"
     if quoted:
         lines[-1] = lines[-1].replace(other, f'"{other}"', 1)
     (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
-    files = FilesSource(tmp_path)
-    start, end = RANGES[1]
-    assert len(files.usage_of([other], start, end)) > 0
-    with pytest.raises(InputError):  # every account's rows: the bad one is read
-        FilesSource(tmp_path).usage(start, end)
     with pytest.raises(InputError) as caught:
-        FilesSource(tmp_path).usage_of([first, other], start, end)
-    assert (caught.value.row, caught.value.column) == (5, "quantity")
+        FilesSource(tmp_path).usage_of([first, other], *RANGES[1])
+    assert (caught.value.row, caught.value.column) == (bad, "quantity")
+
+
+def test_account_ids_with_blanks_around_are_theirs(export: Path, tmp_path: Path) -> None:
+    """The whole read strips every cell, so " 001...\\t" is account 001...'s row."""
+    lines = (export / "usage.csv").read_text().splitlines()
+    account = lines[3].split(",")[0]
+    lines[3] = lines[3].replace(account, f" {account}\t", 1)
+    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    read = FilesSource(tmp_path).usage_of([account], *RANGES[1])
+    whole = read_usage(tmp_path / "usage.csv", [account])
+    pd.testing.assert_frame_equal(read, whole, check_exact=True)
+    assert len(read) == sum(line.split(",")[0].strip() == account for line in lines[1:])
