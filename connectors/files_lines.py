@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from revops.config import FieldMapping
-from revops.connectors.files_read import read_csv
-from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency
+from revops.connectors.files_read import read_csv_frame
+from revops.connectors.line_mapping import cpq_lines, order_lines, with_order_currency_frame
 from revops.connectors.salesforce_mapping import check_fields, records_frame
 from revops.frames import SourceLocation, empty_frame, validate_frame
 
@@ -29,13 +29,12 @@ def read_contract_lines(folder: Path, mapping: FieldMapping) -> pd.DataFrame:
     parsed = {}
     for sobject in objects:
         name = f"{sobject}.csv"
-        header, values, rows, lines = read_csv(folder / name)
+        header, values, rows, lines = read_csv_frame(folder / name)
         check_fields(sobject, header, mapping, file=name)
-        records = [dict(zip(header, row, strict=True)) for row in values]
-        parsed[sobject] = (records, rows, lines)
+        parsed[sobject] = (values, rows.tolist(), lines.tolist())
     if preset == "orders":
         orders, items = parsed["Order"], parsed["OrderItem"]
-        item_records = with_order_currency(items[0], orders[0], mapping)
+        item_records = with_order_currency_frame(items[0], orders[0], mapping)
         order_frame = records_frame(
             "Order", orders[0], mapping, rows=orders[1], file="Order.csv", lines=orders[2]
         )

@@ -72,6 +72,38 @@ def with_order_currency(
     return out
 
 
+def with_order_currency_frame(
+    items: pd.DataFrame, orders: pd.DataFrame, mapping: FieldMapping
+) -> pd.DataFrame:
+    """`with_order_currency` on frames of text (a CSV's cells): the same rule, column-wise."""
+    order_fields = mapping.for_object("Order")
+    item_fields = mapping.for_object("OrderItem")
+    currency_field = order_fields.get("currency")
+    if currency_field is None or "currency" not in item_fields:
+        return items
+    order_id, link = order_fields["order_id"].field, item_fields["order_id"].field
+    item_currency = item_fields["currency"].field
+    if currency_field.field not in orders.columns or order_id not in orders.columns:
+        return items
+    # As a dict built over the orders: the last order of an id gives its currency.
+    by_order = orders.drop_duplicates(order_id, keep="last").set_index(order_id)[
+        currency_field.field
+    ]
+    given = items[item_currency] if item_currency in items.columns else None
+    missing = pd.Series(True, index=items.index) if given is None else given.fillna("").eq("")
+    found = (
+        items[link].map(by_order) if link in items.columns else pd.Series(pd.NA, index=items.index)
+    )
+    fill = (missing & found.fillna("").ne("")).to_numpy()
+    if not fill.any():
+        return items
+    out = items.copy()
+    if given is None:
+        out[item_currency] = pd.Series(pd.NA, index=items.index, dtype="str")
+    out.loc[fill, item_currency] = found[fill]
+    return out
+
+
 def order_lines(
     orders: pd.DataFrame,
     items: pd.DataFrame,

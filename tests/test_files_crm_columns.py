@@ -13,6 +13,7 @@ from revops.config import field_mapping
 from revops.connectors.demo import DemoSource
 from revops.connectors.files import FilesSource
 from revops.connectors.files_read import _arrow_cells, _one_row_a_line, read_csv_frame
+from revops.connectors.line_mapping import with_order_currency, with_order_currency_frame
 from revops.connectors.salesforce_mapping import canonical_header, records_frame
 from revops.frames import fingerprint
 from tests.builders import export_demo
@@ -74,3 +75,40 @@ def test_a_frame_of_cells_maps_as_its_records_do(export: Path) -> None:
             check_exact=True,
             obj=name,
         )
+
+
+@pytest.mark.parametrize("name", ["Case.csv", "Opportunity.csv", "User.csv"])
+def test_a_header_alone_maps_as_no_records(export: Path, tmp_path: Path, name: str) -> None:
+    header = (export / name).read_text().splitlines()[0]
+    (tmp_path / name).write_text(header + "\n")
+    sobject = name.removesuffix(".csv")
+    read = {"Case": "cases", "Opportunity": "opportunities", "User": "users"}[sobject]
+    expected = records_frame(sobject, [], field_mapping())
+    pd.testing.assert_frame_equal(getattr(FilesSource(tmp_path), read)(), expected)
+
+
+@pytest.mark.parametrize("with_column", [True, False])
+def test_order_currency_fills_items_as_the_record_rule_does(with_column: bool) -> None:
+    """Items without a currency take their order's (the last order of an id), column-wise as
+    record by record; an item naming no known order, or an order without one, keeps none."""
+    mapping = field_mapping()
+    orders = pd.DataFrame(
+        {"Id": ["801A", "801B", "801A", "801C"], "CurrencyIsoCode": ["EUR", "JPY", "GBP", ""]},
+        dtype="str",
+    )
+    items = pd.DataFrame(
+        {
+            "Id": ["802A", "802B", "802C", "802D", "802E"],
+            "OrderId": ["801A", "801B", "801C", "801Z", "801B"],
+            "CurrencyIsoCode": ["", "USD", "", "", " "],
+        },
+        dtype="str",
+    )
+    if not with_column:
+        items = items.drop(columns="CurrencyIsoCode")
+    got = with_order_currency_frame(items, orders, mapping)
+    records = with_order_currency(items.to_dict("records"), orders.to_dict("records"), mapping)
+    expected = pd.DataFrame.from_records(records).astype("str")
+    columns = list(expected.columns)
+    pd.testing.assert_frame_equal(got[columns].astype("str").fillna(""), expected.fillna(""))
+    assert got["CurrencyIsoCode"].tolist()[0] == "GBP"
