@@ -247,7 +247,7 @@ class FilesSource:
         ):
             between = self._once(window, lambda: self._usage_between(start, end))
             if between is not None:
-                return between.copy()
+                return between.copy(deep=False)  # copy on write: the read stays as read
         frame = self._once("usage.csv", lambda: read_usage(self.folder / "usage.csv"))
         return _dated_between(frame, start, end)
 
@@ -391,7 +391,7 @@ class FilesSource:
         except usage_csv.Unsure:
             return None
         location = rows_location("usage.csv", rows, {}, header_lines=1)
-        return validate_frame("usage", conform("usage", frame), location)
+        return validate_frame("usage", conform("usage", frame), location, keys_checked=True)
 
 
 def _dated_between(frame: pd.DataFrame, start: date, end: date) -> pd.DataFrame:

@@ -4,9 +4,9 @@ The fast path of the files source's usage: pyarrow parses the file in blocks as 
 block is checked with the rules of the full read (connectors.files: every cell stripped, the
 date exactly YYYY-MM-DD, the quantity a finite non-negative number, account and metric
 present) and only the rows with start <= date < end (of the accounts asked for, if any) are
-kept, so memory holds what a run asks for, not the whole history. Anything it cannot vouch for (quotes, blank rows, a bad
-or missing value, another header) raises `Unsure`, and the caller reads the file whole,
-which names every bad value by row and column.
+kept, so memory holds what a run asks for, not the whole history. Anything it cannot vouch
+for (quotes, blank rows, a bad or missing value, another header) raises `Unsure`, and the
+caller reads the file whole, which names every bad value by row and column.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
+from revops.frames import DATE
+
 USAGE_COLUMNS = ("account_id", "date", "metric", "quantity")
 _BLOCK_BYTES = 16 << 20
 _SPACES = (b" ", b"\t", b"\x0b", b"\x0c")
@@ -34,9 +36,10 @@ def usage_between(
     path: Path, start: date, end: date, accounts: Collection[str] | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of usage.csv dated start <= date < end (account_id, date, metric, quantity,
-    as the full read types them before conform) and each one's data row (1 = after the
-    header); with `accounts`, only those accounts' rows. Every row of the file is checked;
-    raises Unsure for anything unusual."""
+    in the canonical dtypes) and each one's data row (1 = after the header); with `accounts`,
+    only those accounts' rows. Every row of the file is checked, and no two kept rows share
+    account, date and metric (the frame's key: validation need not check it again); raises
+    Unsure for anything unusual."""
     padded = _plain(path)
     header = path.open("rb").readline().decode("utf-8").strip().split(",")
     if [c.strip().lower() for c in header] != [c.lower() for c in header] or sorted(
@@ -53,37 +56,83 @@ def usage_between(
     read = pv.ReadOptions(block_size=_BLOCK_BYTES, column_names=names, skip_rows=1)
     low, high = np.datetime64(start, "D"), np.datetime64(end, "D")
     wanted = None if accounts is None else pa.array(sorted(set(accounts)), pa.string())
-    parts: list[pd.DataFrame] = []
-    rows: list[np.ndarray] = []
+    kept: dict[str, list] = {name: [] for name in (*USAGE_COLUMNS, "row")}
+    keys = _Keys()
     seen = 0
     try:
         reader = pv.open_csv(path, read_options=read, parse_options=parse, convert_options=options)
         for batch in reader:
             cells = _stripped(batch, padded)
-            days, kept = _checked(cells, low, high)
+            days, chosen = _checked(cells, low, high)
             if wanted is not None:
-                kept &= pc.is_in(cells["account_id"], wanted).to_numpy(zero_copy_only=False)
-            at = np.flatnonzero(kept)
-            rows.append(at + seen + 1)
+                chosen &= pc.is_in(cells["account_id"], wanted).to_numpy(zero_copy_only=False)
+            kept["row"].append(np.flatnonzero(chosen) + seen + 1)
             seen += batch.num_rows
-            chosen = {name: values.filter(pa.array(kept)) for name, values in cells.items()}
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "account_id": _text(chosen["account_id"]),
-                        "date": days[kept].astype("datetime64[s]"),
-                        "metric": _text(chosen["metric"]),
-                        "quantity": pc.cast(chosen["quantity"], pa.float64()).to_numpy(
-                            zero_copy_only=False
-                        ),
-                    }
-                )
-            )
+            mask = pa.array(chosen)
+            account, metric = cells["account_id"].filter(mask), cells["metric"].filter(mask)
+            days = days[chosen]
+            keys.add(account, metric, days)
+            kept["account_id"].append(account)
+            kept["metric"].append(metric)
+            kept["date"].append(days.astype(DATE))
+            quantity = pc.cast(cells["quantity"].filter(mask), pa.float64())
+            kept["quantity"].append(quantity.to_numpy(zero_copy_only=False))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
         raise Unsure(str(exc)) from None
-    if not parts:
+    if not seen:
         raise Unsure("no rows")
-    return pd.concat(parts, ignore_index=True), np.concatenate(rows)
+    keys.check()
+    frame = pd.DataFrame(
+        {
+            "account_id": _text(kept.pop("account_id")),
+            "date": np.concatenate(kept.pop("date")),
+            "metric": _text(kept.pop("metric")),
+            "quantity": np.concatenate(kept.pop("quantity")),
+        },
+        copy=False,
+    )
+    return frame, np.concatenate(kept["row"])
+
+
+class _Keys:
+    """Each kept row's (account, metric, date) as one integer, to find a key given twice
+    without hashing 3 columns of text: account and metric numbered as first seen."""
+
+    _DAY_BITS, _METRIC_BITS = 24, 12  # any calendar day; 4,096 metrics; 2**28 accounts
+
+    def __init__(self) -> None:
+        self.accounts = pa.array([], pa.string())
+        self.metrics = pa.array([], pa.string())
+        self.parts: list[np.ndarray] = []
+
+    def add(self, account: pa.Array, metric: pa.Array, days: np.ndarray) -> None:
+        self.accounts, accounts = _numbered(self.accounts, account)
+        self.metrics, metrics = _numbered(self.metrics, metric)
+        if len(self.metrics) >= 1 << self._METRIC_BITS:
+            raise Unsure("too many metrics to number")
+        if len(self.accounts) >= 1 << (64 - self._DAY_BITS - self._METRIC_BITS):
+            raise Unsure("too many accounts to number")
+        day = days.astype(np.int64) + (1 << (self._DAY_BITS - 1))
+        key = (accounts << self._METRIC_BITS | metrics) << self._DAY_BITS | day.astype(np.uint64)
+        self.parts.append(key)
+
+    def check(self) -> None:
+        """Unsure when a key is given twice (the whole read names the rows)."""
+        if not self.parts:
+            return
+        every = np.concatenate(self.parts)
+        self.parts = []
+        every.sort()
+        if (every[1:] == every[:-1]).any():
+            raise Unsure("a row given twice")
+
+
+def _numbered(known: pa.Array, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """`values` as numbers into `known` (extended with the ones not in it yet)."""
+    new = pc.unique(pc.filter(values, pc.invert(pc.is_in(values, value_set=known))))
+    if len(new):
+        known = pa.concat_arrays([known, new])
+    return known, pc.index_in(values, value_set=known).to_numpy().astype(np.uint64)
 
 
 def _stripped(batch: pa.RecordBatch, padded: bool) -> dict[str, pa.Array]:
@@ -111,10 +160,11 @@ def _checked(cells: dict[str, pa.Array], low: np.datetime64, high: np.datetime64
     return days, (days >= low) & (days < high)
 
 
-def _text(values: pa.Array) -> pd.Series:
-    return pd.Series(
-        values.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", na_value=np.nan)}.get)
-    )
+def _text(chunks: list[pa.Array]) -> pd.Series:
+    """Text columns as pandas' Arrow-backed strings, the blocks kept as chunks (no copy)."""
+    strings = pd.StringDtype("pyarrow", na_value=np.nan)
+    text = pa.chunked_array(chunks, pa.string())
+    return pd.Series(text.to_pandas(types_mapper={pa.string(): strings}.get))
 
 
 def _plain(path: Path) -> bool:

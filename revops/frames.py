@@ -9,6 +9,8 @@ and column.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
@@ -83,7 +85,8 @@ def conform(name: str, frame: pd.DataFrame) -> pd.DataFrame:
         else:
             missing = float("nan") if dtype == "float64" else pd.NA
             out[col] = pd.Series(missing, index=frame.index, dtype=dtype)
-    return pd.DataFrame(out, index=frame.index)
+    # Copy on write: the columns are shared with `frame` until either is written to.
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 @dataclass(frozen=True)
@@ -115,13 +118,28 @@ def require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
 
 
 def validate_frame(
-    name: str, frame: pd.DataFrame, location: SourceLocation | None = None
+    name: str,
+    frame: pd.DataFrame,
+    location: SourceLocation | None = None,
+    keys_checked: bool = False,
 ) -> pd.DataFrame:
-    """Validate a canonical frame; raise InputError(s) naming file, row and column."""
+    """Validate a canonical frame; raise InputError(s) naming file, row and column.
+
+    `keys_checked`: the reader has made sure no two rows share the schema's unique key (a
+    cheaper check than pandera's over tens of millions of rows), so it is not checked again.
+    """
+    schema = _without_key(name) if keys_checked else SCHEMAS[name]
     try:
-        return SCHEMAS[name].validate(frame, lazy=True)
+        return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise _as_input_errors(name, exc.failure_cases, location) from None
+
+
+@functools.cache
+def _without_key(name: str) -> pa.DataFrameSchema:
+    schema = copy.deepcopy(SCHEMAS[name])
+    schema.unique = None
+    return schema
 
 
 def _as_input_errors(

@@ -15,7 +15,7 @@ from revops.connectors import usage_csv
 from revops.connectors.demo import DemoSource
 from revops.connectors.files import FilesSource
 from revops.connectors.files_usage import read_usage
-from revops.errors import InputError
+from revops.errors import InputError, InputErrors
 from tests.builders import export_demo
 
 RANGES = [
@@ -125,3 +125,27 @@ def test_account_ids_with_blanks_around_are_theirs(export: Path, tmp_path: Path)
     whole = read_usage(tmp_path / "usage.csv", [account])
     pd.testing.assert_frame_equal(read, whole, check_exact=True)
     assert len(read) == sum(line.split(",")[0].strip() == account for line in lines[1:])
+
+
+def test_a_row_given_twice_in_the_range_is_named_by_the_whole_read(
+    export: Path, tmp_path: Path
+) -> None:
+    lines = (export / "usage.csv").read_text().splitlines()
+    inside = next(i for i, line in enumerate(lines) if ",2026-10-15," in line)
+    # The same account, date and metric again further on (its quantity changed, spaces around).
+    account, day, metric, _ = lines[inside].split(",")
+    again = len(lines) - 3
+    lines.insert(again, f" {account},{day} , {metric},5.0")
+    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(usage_csv.Unsure):
+        usage_csv.usage_between(tmp_path / "usage.csv", date(2026, 10, 1), date(2026, 11, 1))
+    # Outside the range the key is not the range's: read as before.
+    frame, _ = usage_csv.usage_between(tmp_path / "usage.csv", date(2026, 9, 1), date(2026, 10, 1))
+    assert len(frame) > 100
+    for name in ("Account.csv", "Contract.csv", "invoices.jsonl"):
+        (tmp_path / name).write_bytes((export / name).read_bytes())
+    with pytest.raises(InputError) as caught:
+        FilesSource(tmp_path).usage(date(2026, 10, 1), date(2026, 11, 1))
+    assert isinstance(caught.value, InputErrors)
+    named = {(e.file, e.row) for e in caught.value.errors if "duplicate" in str(e)}
+    assert named == {("usage.csv", inside), ("usage.csv", again)}
