@@ -207,6 +207,16 @@ def test_usage_drop_numbers() -> None:
     assert row["reasons"] == "usage down 50% vs baseline; only 40% of 10 seats used"
 
 
+def test_usage_of_accounts_not_in_the_book_is_left_out() -> None:
+    # Rows of another account (before, between and after the book's own) change nothing.
+    mine = usage(recent=4, baseline=8)
+    other = usage("001Z", recent=50, baseline=1)
+    mixed = other[:40] + mine[:60] + usage("0019", recent=9) + mine[60:] + other[40:]
+    expected = score(usage_rows=mine)
+    pd.testing.assert_frame_equal(score(usage_rows=mixed), expected)
+    assert list(expected.index) == ["001A"] and expected.loc["001A", "usage_change_pct"] == -50.0
+
+
 def test_small_dips_and_growth_are_healthy() -> None:
     assert score(usage_rows=usage(recent=7.5, baseline=8)).loc["001A", "usage_trend_score"] == 100
     grown = score(usage_rows=usage(recent=10, baseline=5)).loc["001A"]
