@@ -392,3 +392,20 @@ def test_a_block_it_cannot_vouch_for_reads_the_file_whole(
     assert parts[0] is None and files.with_invoice_blocks(parts) is files
     invoices, _ = FilesSource(whole_export).invoices()
     pd.testing.assert_frame_equal(files.with_invoice_blocks(parts).invoices()[0], invoices)
+
+
+@pytest.mark.parametrize(
+    ("data", "found"),
+    [
+        (b"", False),
+        (b'{"amount":NaN}', True),
+        (b'{"amount":-Infinity}', True),
+        (b'{"d":"NNaN"}', True),  # inside a string too: the record-by-record read decides
+        (b'{"d":"Info Nation Inf Infinit nan"}', False),
+        (b"Na", False),
+    ],
+)
+def test_nan_and_infinity_are_found_anywhere(data: bytes, found: bool) -> None:
+    from revops.connectors.stripe_mapping_arrow import _has_constant
+
+    assert _has_constant(data) is found
