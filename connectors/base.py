@@ -154,7 +154,6 @@ def usage_of_accounts(
     return usage[usage["account_id"].isin(list(accounts))].reset_index(drop=True)
 
 
-@runtime_checkable
 class CallCounter(Protocol):
     """A live source that counts the API calls it makes (Stripe, Salesforce)."""
 
