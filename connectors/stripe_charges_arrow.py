@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
-from revops.connectors.stripe_mapping_arrow import _BLOCK_BYTES, _frame, _plain_lines
+from revops.connectors.stripe_mapping_arrow import _frame, mapped_json_blocks
 from revops.connectors.stripe_mapping_columns import (
     Unsure,
     _amount,
@@ -28,6 +27,8 @@ from revops.connectors.stripe_mapping_columns import (
     _text,
     _timestamp,
 )
+
+__all__ = ["CHARGE_SCHEMA", "Unsure", "read_charges_jsonl"]
 
 _S, _I = pa.string(), pa.int64()
 # The fields of a Stripe charge that charges_frame reads; nothing else is parsed.
@@ -50,23 +51,7 @@ CHARGE_SCHEMA = pa.schema(
 def read_charges_jsonl(path: Path) -> pd.DataFrame:
     """charges.jsonl -> canonical `charges`, row i from line i + 1; raises Unsure for anything
     unusual (the caller then maps the file record by record)."""
-    records = _plain_lines(path)
-    if not records:
-        raise Unsure("empty, NaN or Infinity, or not UTF-8")
-    options = pj.ParseOptions(explicit_schema=CHARGE_SCHEMA, unexpected_field_behavior="ignore")
-    parts: list[dict[str, pa.Array]] = []
-    read = 0
-    try:
-        reader = pj.open_json(
-            str(path), read_options=pj.ReadOptions(block_size=_BLOCK_BYTES), parse_options=options
-        )
-        for batch in reader:
-            parts.append(_charges(batch))
-            read += batch.num_rows
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise Unsure(str(exc)) from None
-    if read != records:
-        raise Unsure("blank lines, or more than one object on a line")
+    parts = mapped_json_blocks(path, CHARGE_SCHEMA, _charges)
     return _frame("charges", parts)
 
 

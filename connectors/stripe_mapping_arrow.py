@@ -18,11 +18,11 @@ the engine here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -114,6 +114,7 @@ INVOICE_SCHEMA = pa.schema(
     ]
 )
 _BLOCK_BYTES = 16 << 20
+T = TypeVar("T")
 _CODES = {c: ord(c) for c in "NaInf"}
 
 
@@ -261,18 +262,55 @@ def _parsed(source: Any, ending_from: int | None = None) -> dict[str, Any]:
 
 def _plain_lines(path: Path) -> int:
     """Lines holding something, when the file is UTF-8 with no NaN or Infinity token (JSON
-    has none; Python's json reads them); else 0. Read in blocks, so memory stays flat."""
+    has none; Python's json reads them) and no lone carriage return; else 0. Read in blocks,
+    so memory stays flat."""
     lines, tail = 0, b""
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES) + handle.readline():
             if _has_constant(block) or _has_constant(tail[-8:] + block[:8]):
                 return 0
-            if not _utf8(block):
+            if not _utf8(block) or _lone_returns(block):
                 return 0
             lines, tail = lines + block.count(b"\n"), block
     return lines + (
         1 if tail and not tail.endswith(b"\n") and tail.rsplit(b"\n", 1)[-1].strip() else 0
     )
+
+
+def _lone_returns(block: bytes) -> bool:
+    # A carriage return not ending a line: Python's reader (universal newlines) counts a
+    # line there and pyarrow does not, so the rows would be numbered apart.
+    return b"\r" in block and block.count(b"\r") != block.count(b"\r\n")
+
+
+def mapped_json_blocks(
+    path: Path, schema: pa.Schema, mapper: Callable[[pa.RecordBatch], T]
+) -> list[T]:
+    """`mapper` on each block of a JSON-lines file parsed by pyarrow with `schema` (only its
+    fields; any other is skipped unparsed). Raises Unsure for anything the record-by-record
+    read would see otherwise: an empty file, NaN or Infinity, not UTF-8, a lone carriage
+    return, blank lines or several objects on a line, a value of another type than the
+    schema's (and whatever `mapper` cannot vouch for)."""
+    records = _plain_lines(path)
+    if not records:
+        raise Unsure("empty, NaN or Infinity, not UTF-8, or a lone carriage return")
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    mapped: list[T] = []
+    read = 0
+    try:
+        reader = pj.open_json(
+            pa.OSFile(str(path)),
+            read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
+            parse_options=options,
+        )
+        for batch in reader:
+            mapped.append(mapper(batch))
+            read += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise Unsure(str(exc)) from None
+    if read != records:
+        raise Unsure("blank lines, or more than one object on a line")
+    return mapped
 
 
 def _has_constant(data: bytes) -> bool:

@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
-from revops.connectors.stripe_mapping_arrow import _BLOCK_BYTES, _frame, _plain_lines
+from revops.connectors.stripe_mapping_arrow import _frame, mapped_json_blocks
 from revops.connectors.stripe_mapping_columns import (
     Unsure,
     _flag,
@@ -105,38 +104,9 @@ def read_columns(path: Path, frame_name: str) -> tuple[pd.DataFrame, np.ndarray]
     if frame_name not in _READS:
         raise Unsure(f"no column-wise read of {frame_name}")
     schema, mapping = _READS[frame_name]
-    records = _plain_lines(path)
-    if not records or _lone_returns(path):
-        raise Unsure("empty, NaN or Infinity, not UTF-8, or a lone carriage return")
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    parts: list[dict[str, pa.Array]] = []
-    per_record: list[np.ndarray] = []
-    try:
-        reader = pj.open_json(
-            pa.OSFile(str(path)),
-            read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
-            parse_options=options,
-        )
-        for batch in reader:
-            columns, rows_of = mapping(batch)
-            parts.append(columns)
-            per_record.append(rows_of)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise Unsure(str(exc)) from None
-    counts = np.concatenate(per_record) if per_record else np.zeros(0, dtype=np.int64)
-    if len(counts) != records:
-        raise Unsure("blank lines, or more than one object on a line")
-    return _frame(frame_name, parts), np.repeat(np.arange(1, records + 1), counts)
-
-
-def _lone_returns(path: Path) -> bool:
-    """A carriage return not ending a line: Python's reader (universal newlines) counts a
-    line there and pyarrow does not, so the rows would be numbered apart."""
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK_BYTES) + handle.readline():
-            if block.count(b"\r") != block.count(b"\r\n"):
-                return True
-    return False
+    parts, per_record = zip(*mapped_json_blocks(path, schema, mapping), strict=True)
+    counts = np.concatenate(per_record)
+    return _frame(frame_name, list(parts)), np.repeat(np.arange(1, len(counts) + 1), counts)
 
 
 def _currency(array: pa.Array, required: bool) -> pa.Array:
