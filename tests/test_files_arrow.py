@@ -409,3 +409,47 @@ def test_nan_and_infinity_are_found_anywhere(data: bytes, found: bool) -> None:
     from revops.connectors.stripe_mapping_arrow import _has_constant
 
     assert _has_constant(data) is found
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of a few lines, so a small file is parsed in many (file_batches); pyarrow's
+    own block must still hold the largest object."""
+    from revops.connectors import stripe_mapping_arrow
+
+    monkeypatch.setattr(stripe_mapping_arrow, "_PARSE_BYTES", 60_000)
+    monkeypatch.setattr(stripe_mapping_arrow, "_BLOCK_BYTES", 30_000)
+
+
+def test_many_small_blocks_read_as_one(
+    demo_source: DemoSource, tmp_path: Path, small_blocks: None
+) -> None:
+    frames = demo_frames(demo_source)
+    write_export(tmp_path, invoices=frames["invoices"], invoice_lines=frames["invoice_lines"])
+    path = tmp_path / "invoices.jsonl"
+    assert path.stat().st_size > 10 * 60_000
+    fast = read_invoices_jsonl(path)
+    assert_same(fast, record_path(path))
+    assert fast["invoice_rows"].tolist() == list(range(1, len(fast["invoices"]) + 1))
+
+
+@pytest.mark.parametrize("flaw", ["a blank line", "NaN", "two objects on a line"])
+def test_a_flaw_in_a_later_block_leaves_the_file_to_the_record_path(
+    tmp_path: Path, small_blocks: None, flaw: str
+) -> None:
+    records = [dict(fixture(INVOICES[i % len(INVOICES)]), id=f"in_{i}") for i in range(400)]
+    lines = [json.dumps(r) for r in records]
+    if flaw == "a blank line":
+        lines.insert(350, "")
+    elif flaw == "NaN":
+        lines[350] = re.sub(r'"total": -?\d+', '"total": NaN', lines[350], count=1)
+    else:
+        lines[350] = lines[350] + " " + lines[351]
+        del lines[351]
+    path = tmp_path / "invoices.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size * 350 / 400 > 3 * 60_000  # the flaw is blocks after the first
+    with pytest.raises(Unsure):
+        read_invoices_jsonl(path)
+    with pytest.raises(Unsure):
+        charges_giving_back(path)

@@ -149,3 +149,20 @@ def test_a_row_given_twice_in_the_range_is_named_by_the_whole_read(
     assert isinstance(caught.value, InputErrors)
     named = {(e.file, e.row) for e in caught.value.errors if "duplicate" in str(e)}
     assert named == {("usage.csv", inside), ("usage.csv", again)}
+
+
+def test_many_small_blocks_read_as_one(
+    export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start, end = RANGES[0]
+    whole = usage_csv.usage_between(export / "usage.csv", start, end)
+    monkeypatch.setattr(usage_csv, "_BLOCK_BYTES", 2000)
+    assert (export / "usage.csv").stat().st_size > 100 * 2000
+    frame, rows = usage_csv.usage_between(export / "usage.csv", start, end)
+    pd.testing.assert_frame_equal(frame, whole[0], check_exact=True)
+    assert rows.tolist() == whole[1].tolist()
+    lines = (export / "usage.csv").read_text().splitlines()
+    lines[-3] = lines[-3].replace(",", ',"', 1)  # a quote in the last block
+    (tmp_path / "usage.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(usage_csv.Unsure):
+        usage_csv.usage_between(tmp_path / "usage.csv", start, end)
