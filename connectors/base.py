@@ -154,6 +154,15 @@ def usage_of_accounts(
     return usage[usage["account_id"].isin(list(accounts))].reset_index(drop=True)
 
 
+@runtime_checkable
+class SideBySideReads(Protocol):
+    """A source whose reads may run in two threads at once, each reading other frames (a
+    folder of files: nothing shared but the disk). A reconcile then reads billing beside the
+    CRM and usage (revops.side_by_side)."""
+
+    reads_side_by_side: bool
+
+
 class CallCounter(Protocol):
     """A live source that counts the API calls it makes (Stripe, Salesforce)."""
 

@@ -52,6 +52,8 @@ class FilesSource:
     """BillingSource, CrmSource and UsageSource over an export folder."""
 
     name = "files"
+    # Each read is of its own file(s) and caches under its own name (SideBySideReads).
+    reads_side_by_side = True
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from revops.connectors.base import (
     BlockedBilling,
     ContractLineSource,
     CreditSource,
+    SideBySideReads,
     WindowedBilling,
     usage_of_accounts,
 )
@@ -33,6 +34,7 @@ from revops.frames import fingerprint
 from revops.links import RecordLinks, link_columns
 from revops.periods import Window
 from revops.publishing import LATEST, Content, publish_whole
+from revops.side_by_side import run_side_by_side
 from revops.tasks.credits import Credits
 from revops.tasks.outputs import (
     exceptions_table,
@@ -71,27 +73,18 @@ def extract_reconciliation_input(
     logger = get_run_logger()
     if window is not None and period_grace_days is not None:
         sources = _bearing_on_window(sources, window, period_grace_days)
-    invoices, lines = sources.billing.invoices()
-    contract_lines = (
-        sources.crm.contract_lines() if isinstance(sources.crm, ContractLineSource) else None
-    )
-    if contract_lines is not None and contract_lines.empty:
-        contract_lines = None
-    given_back = (
-        Credits(**sources.billing.money_given_back())
-        if isinstance(sources.billing, CreditSource)
-        else None
-    )
-    contracts = sources.crm.contracts()
+    read = _read_reconciliation_input(sources, window)
+    invoices, lines = read["invoices"]
+    contract_lines, given_back = read["contract_lines"], read["given_back"]
     data = ReconciliationInput(
-        accounts=sources.crm.accounts(),
-        contracts=contracts,
-        customers=sources.billing.customers(),
+        accounts=read["accounts"],
+        contracts=read["contracts"],
+        customers=read["customers"],
         invoices=invoices,
         invoice_lines=lines,
         contract_lines=contract_lines,
-        usage=_line_usage(sources, contracts, contract_lines, window),
-        subscriptions=sources.billing.subscriptions() if contract_lines is not None else None,
+        usage=read["usage"],
+        subscriptions=read["subscriptions"],
         credits=given_back,
     )
     # A book without contract lines keeps the fingerprints (and run ids) it always had; one
@@ -116,6 +109,60 @@ def extract_reconciliation_input(
         sources.label,
     )
     return data, prints
+
+
+# The order a reconcile reads its sources in; read side by side (READ_LANES), a bad input
+# still fails with the error the first failing read in this order gives.
+READ_ORDER = (
+    "invoices",
+    "contract_lines",
+    "given_back",
+    "contracts",
+    "accounts",
+    "customers",
+    "usage",
+    "subscriptions",
+)
+READ_LANES = (
+    ("invoices", "given_back"),
+    ("contract_lines", "contracts", "accounts", "customers", "usage", "subscriptions"),
+)
+
+
+def _read_reconciliation_input(sources: Sources, window: Window | None) -> dict[str, Any]:
+    """Every source frame a reconcile reads, by name (READ_ORDER): billing's invoices and
+    credits beside the CRM and usage when every source reads local files (SideBySideReads),
+    else one after another."""
+    billing, crm = sources.billing, sources.crm
+
+    def contract_lines(_: dict[str, Any]) -> pd.DataFrame | None:
+        found = crm.contract_lines() if isinstance(crm, ContractLineSource) else None
+        return None if found is not None and found.empty else found
+
+    def usage(done: dict[str, Any]) -> pd.DataFrame | None:
+        return _line_usage(sources, done["contracts"], done["contract_lines"], window)
+
+    def subscriptions(done: dict[str, Any]) -> pd.DataFrame | None:
+        return billing.subscriptions() if done["contract_lines"] is not None else None
+
+    steps: dict[str, Callable[[dict[str, Any]], Any]] = {
+        "invoices": lambda _: billing.invoices(),
+        "contract_lines": contract_lines,
+        "given_back": lambda _: (
+            Credits(**billing.money_given_back()) if isinstance(billing, CreditSource) else None
+        ),
+        "contracts": lambda _: crm.contracts(),
+        "accounts": lambda _: crm.accounts(),
+        "customers": lambda _: billing.customers(),
+        "usage": usage,
+        "subscriptions": subscriptions,
+    }
+    side_by_side = all(
+        isinstance(s, SideBySideReads) and s.reads_side_by_side
+        for s in (billing, crm, sources.usage)
+    )
+    lanes = READ_LANES if side_by_side else (READ_ORDER,)
+    return run_side_by_side([[(n, steps[n]) for n in lane] for lane in lanes], READ_ORDER)
 
 
 @task(name="read-invoice-block", cache_policy=NO_CACHE)
