@@ -209,13 +209,9 @@ def read_invoice_block(
     with path.open("rb") as handle:
         handle.seek(block.start)
         data = handle.read(block.end - block.start)
-    if not data.strip() or _has_constant(data):
-        raise Unsure("empty, NaN or Infinity")
-    if not _utf8(data):
-        raise Unsure("not UTF-8")
-    frames = _parsed(_buffer_batches(data), ending_from)
-    if frames["read"] != data.count(b"\n") + (0 if data.endswith(b"\n") else 1):
-        raise Unsure("blank lines, or more than one object on a line")
+    if not data.strip():
+        raise Unsure("an empty block")
+    frames = _parsed(_block_batches(data, INVOICE_SCHEMA), ending_from)
     frames["invoice_rows"] = frames["invoice_rows"] + (block.first_row - 1)
     frames["line_rows"] = frames["line_rows"] + (block.first_row - 1)
     return frames
@@ -239,7 +235,7 @@ def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:
     data = "\n".join(texts).encode()
     if not data or _has_constant(data):
         raise Unsure("no invoices, or NaN or Infinity")
-    frames = _parsed(_buffer_batches(data))
+    frames = _parsed(_table(data, INVOICE_SCHEMA).to_batches())
     if frames["read"] != data.count(b"\n") + 1:
         raise Unsure("a payload that is not one object")
     return frames
@@ -252,46 +248,47 @@ def _parsed(batches: Iterable[pa.RecordBatch], ending_from: int | None = None) -
         raise Unsure(str(exc)) from None
 
 
-def _buffer_batches(data: bytes, schema: pa.Schema = INVOICE_SCHEMA) -> Iterable[pa.RecordBatch]:
+def _table(data: bytes, schema: pa.Schema) -> pa.Table:
+    """JSON lines parsed by pyarrow with `schema` (only its fields; any other is skipped
+    unparsed), in _BLOCK_BYTES pieces on pyarrow's threads."""
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     read = pj.ReadOptions(block_size=_BLOCK_BYTES)
-    return pj.read_json(
-        pa.BufferReader(data), read_options=read, parse_options=options
-    ).to_batches()
+    return pj.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
+
+
+def _block_table(block: bytes, schema: pa.Schema) -> pa.Table:
+    """A block of whole lines parsed (`_table`), or Unsure for what the record-by-record
+    read would see otherwise: NaN or Infinity, not UTF-8, a lone carriage return, blank
+    lines or several objects on a line (its rows are not its lines holding something)."""
+    if _has_constant(block) or not _utf8(block) or _lone_returns(block):
+        raise Unsure("NaN or Infinity, not UTF-8, or a lone carriage return")
+    lines = block.count(b"\n")
+    if not block.endswith(b"\n") and block.rsplit(b"\n", 1)[-1].strip():
+        lines += 1
+    table = _table(block, schema)
+    if table.num_rows != lines:
+        raise Unsure("blank lines, or more than one object on a line")
+    return table
+
+
+def _block_batches(block: bytes, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    # A generator: its errors are raised where the batches are read (inside _parsed).
+    yield from _block_table(block, schema).to_batches()
 
 
 def file_batches(path: Path, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """A JSON-lines file as record batches of `schema` (only its fields are parsed; any
-    other is skipped unparsed), in blocks of whole lines, the next block parsed while the
-    caller maps this one. pyarrow's own streaming reader reads ahead of a slower caller
-    without bound (about 550 MB of a 1.2 GB file); here at most two blocks are held.
-
-    Raises Unsure for what the record-by-record read would see otherwise: NaN or Infinity,
-    not UTF-8, a lone carriage return, blank lines or several objects on a line (a block's
-    rows are not its lines holding something); ArrowInvalid for a value of another type
-    than the schema's.
-    """
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    read = pj.ReadOptions(block_size=_BLOCK_BYTES)
-
-    def parse(block: bytes) -> pa.Table:
-        if _has_constant(block) or not _utf8(block) or _lone_returns(block):
-            raise Unsure("NaN or Infinity, not UTF-8, or a lone carriage return")
-        lines = block.count(b"\n")
-        if not block.endswith(b"\n") and block.rsplit(b"\n", 1)[-1].strip():
-            lines += 1
-        table = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=options)
-        if table.num_rows != lines:
-            raise Unsure("blank lines, or more than one object on a line")
-        return table
-
+    """A JSON-lines file as record batches of `schema`, in blocks of whole lines checked
+    and parsed by `_block_table` (Unsure, or ArrowInvalid for a value of another type than
+    the schema's), the next block parsed while the caller maps this one. pyarrow's own
+    streaming reader reads ahead of a slower caller without bound (about 550 MB of a 1.2 GB
+    file); here at most two blocks are held."""
     with path.open("rb") as handle, ThreadPoolExecutor(1) as ahead:
         block = handle.read(_PARSE_BYTES) + handle.readline()
-        pending = ahead.submit(parse, block) if block else None
+        pending = ahead.submit(_block_table, block, schema) if block else None
         while pending is not None:
             table = pending.result()
             block = handle.read(_PARSE_BYTES) + handle.readline()
-            pending = ahead.submit(parse, block) if block else None
+            pending = ahead.submit(_block_table, block, schema) if block else None
             yield from table.to_batches()
 
 

@@ -130,9 +130,9 @@ READ_LANES = (
 
 
 def _read_reconciliation_input(sources: Sources, window: Window | None) -> dict[str, Any]:
-    """Every source frame a reconcile reads, by name (READ_ORDER): billing's invoices and
-    credits beside the CRM and usage when every source reads local files (SideBySideReads),
-    else one after another."""
+    """Every source frame a reconcile reads, by name (READ_ORDER): the invoices and credits
+    in one lane, the CRM, usage, customers and subscriptions in the other, when every source
+    can read in two threads at once (SideBySideReads), else one after another."""
     billing, crm = sources.billing, sources.crm
 
     def contract_lines(_: dict[str, Any]) -> pd.DataFrame | None:
