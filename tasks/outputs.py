@@ -16,7 +16,6 @@ from typing import BinaryIO
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -25,6 +24,7 @@ from revops.escaping import markdown_text
 from revops.links import LINK_COLUMNS
 from revops.money import exponent, format_money, minor_to_major
 from revops.publishing import Content, publication, write_content
+from revops.tasks.outputs_sheet import Column, sheet_rows, with_rows
 from revops.tasks.reconciliation import FINDING_COLUMNS, MATCHED_COLUMNS, ReconciliationResult
 from revops.tasks.reconciliation_bridge import bridge_table
 from revops.tasks.review import TEMPLATE_FILE, decisions_template
@@ -197,13 +197,62 @@ def _workbook(
     exceptions.freeze_panes = "A2"
     exceptions.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(findings) + 1}"
     exceptions.append(_header(exceptions, headers))
-    for record in findings.to_dict("records"):
-        currency = record["currency"]
-        values = [_cell(exceptions, record[c], _link_of(record, c)) for c in lead]
-        values += [_money_cell(exceptions, record[c], currency) for c in minor]
-        values += [_cell(exceptions, record[c], _link_of(record, c)) for c in rest + minor]
-        exceptions.append(values)
-    book.save(path)
+    columns = _sheet_columns(exceptions, findings, lead, rest, minor)
+    rows, hyperlinks = sheet_rows(columns)
+    saved = io.BytesIO()
+    book.save(saved)
+    # Exceptions is the second sheet created: openpyxl saves it as sheet2.xml.
+    whole = with_rows(saved.getvalue(), "xl/worksheets/sheet2.xml", rows, hyperlinks)
+    if isinstance(path, Path):
+        path.write_bytes(whole)
+    else:
+        path.write(whole)
+
+
+def _sheet_columns(
+    sheet: Worksheet, findings: pd.DataFrame, lead: list[str], rest: list[str], minor: list[str]
+) -> list[Column]:
+    """The Exceptions sheet's columns after the header: the lead, money in major units, the
+    rest, the minor units; styles registered with the workbook through a cell of each."""
+    link_style = _style_id(sheet, style="Hyperlink")
+    date_style = _style_id(sheet, number_format="yyyy-mm-dd")
+    money_styles = {
+        places: _style_id(sheet, number_format="#,##0" + ("." + "0" * places if places else ""))
+        for places in {exponent(cur) for cur in findings["currency"].dropna().unique()}
+    }
+
+    def plain(name: str) -> Column:
+        values = findings[name]
+        kind = _kind(values)
+        url_column = name if name in LINK_COLUMNS else _LINKED.get(name)
+        links = None
+        if kind == "text" and url_column in findings.columns:
+            links = findings[url_column].astype(object).str.split(" ", n=1).str[0]
+        style = date_style if kind == "date" else None
+        return Column(values, kind, style, links, link_style)
+
+    currencies = findings["currency"]
+    money = [
+        Column(findings[c], "money", currencies=currencies, money_styles=money_styles)
+        for c in minor
+    ]
+    return [plain(c) for c in lead] + money + [plain(c) for c in rest + minor]
+
+
+def _kind(values: pd.Series) -> str:
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in ("datetime64", "datetime", "date"):
+        return "date"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        return "number"
+    return "text"
+
+
+def _style_id(sheet: Worksheet, **style: str) -> int:
+    cell = WriteOnlyCell(sheet)
+    for name, value in style.items():
+        setattr(cell, name, value)
+    return cell.style_id
 
 
 def _header(sheet: Worksheet, names: list[str]) -> list[WriteOnlyCell]:
@@ -224,39 +273,6 @@ def _money_cell(sheet: Worksheet, amount: object, currency: str) -> WriteOnlyCel
     cell = WriteOnlyCell(sheet, value=minor_to_major(int(amount), currency))
     cell.number_format = "#,##0" + ("." + "0" * exp if exp else "")
     return cell
-
-
-def _link_of(record: dict[str, object], column: str) -> str | None:
-    """The URL a cell opens: a link column's own first URL, or the URL of an id's record."""
-    url = record.get(column if column in LINK_COLUMNS else _LINKED.get(column, ""))
-    return url.split(" ")[0] if isinstance(url, str) and url else None
-
-
-def _cell(sheet: Worksheet, value: object, link: str | None = None) -> object:
-    """A value from the data; text always a string cell, never a formula (an invoice id
-    `=HYPERLINK(...)` stays that text). A link is the cell's hyperlink target (revops.links
-    builds it from a fixed host and an encoded id), not a formula."""
-    plain = _plain(value)
-    if not isinstance(plain, str):
-        return plain
-    if not link and not plain.startswith("=") and plain not in ERROR_CODES:
-        return plain  # openpyxl types it a string cell: a formula or error code it would not
-    cell = WriteOnlyCell(sheet, value=plain)
-    cell.data_type = "s"
-    if link:
-        cell.hyperlink = link
-        cell.style = "Hyperlink"
-    return cell
-
-
-def _plain(value: object) -> object:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def summary_markdown(

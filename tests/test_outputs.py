@@ -83,6 +83,25 @@ def test_workbook_has_a_summary_and_exact_exceptions(result, tmp_path: Path) -> 
     assert variance_major.number_format == "#,##0.00"
 
 
+def test_a_crm_name_with_a_control_character_still_gives_the_workbook(
+    result, tmp_path: Path
+) -> None:
+    # openpyxl refused the character (IllegalCharacterError) and with it the whole publish;
+    # the sheet now shows U+FFFD there, the CSV keeps the name as read.
+    reviewed = result.findings.assign(account_name="Acme\x07 GmbH", review_status="open")
+    write_reconciliation_files(result, "rec-x", "# s\n", tmp_path, reviewed=reviewed)
+    sheet = load_workbook(tmp_path / "reconciliation.xlsx")["Exceptions"]
+    header = [c.value for c in sheet[1]]
+    names = {
+        sheet.cell(row=r, column=header.index("account_name") + 1).value
+        for r in range(2, sheet.max_row + 1)
+    }
+    assert names == {"Acme\ufffd GmbH"}
+    assert sheet.max_row == len(result.findings) + 1
+    csv = pd.read_csv(tmp_path / "reconciliation.csv", dtype=str, keep_default_na=False)
+    assert set(csv["account_name"]) == {"Acme\x07 GmbH"}
+
+
 def test_summary_markdown_names_money_per_currency(result) -> None:
     text = summary_markdown(result, "rec-x", "demo", Path("out"))
     assert text.startswith("# Reconciliation 2026-10")
