@@ -119,9 +119,15 @@ def test_dates_numbers_and_links_read_back() -> None:
     date_style = _style(sheet, number_format="yyyy-mm-dd")
     ids = pd.Series(["in_1", "in_2", None, "cus_&1"], dtype=object)
     urls = pd.Series(
-        ["https://x.example/in_1", None, "https://x.example/gone", "https://x.example/?a=1&b=<2>&c=\"3\""]
+        [
+            "https://x.example/in_1",
+            None,
+            "https://x.example/gone",
+            'https://x.example/?a=1&b=<2>&c="3"',
+        ]
     )
-    days = pd.Series(pd.to_datetime(["2026-10-14", None, "2024-02-29T13:00", "1900-03-01"], format="ISO8601"))
+    stamps = ["2026-10-14", None, "2024-02-29T13:00", "1900-03-01"]
+    days = pd.Series(pd.to_datetime(stamps, format="ISO8601"))
     minor = pd.Series([112700, None, -3, 0], dtype="Int64")
     columns = [
         Column(ids, "text", links=urls, link_style=link_style),
@@ -149,7 +155,7 @@ def test_dates_numbers_and_links_read_back() -> None:
         for r in range(2, 6)
         if loaded.cell(row=r, column=1).hyperlink is not None
     }
-    assert targets == {2: "https://x.example/in_1", 5: "https://x.example/?a=1&b=<2>&c=\"3\""}
+    assert targets == {2: "https://x.example/in_1", 5: 'https://x.example/?a=1&b=<2>&c="3"'}
     assert loaded.cell(row=2, column=1).style == "Hyperlink"
     assert loaded.cell(row=3, column=1).style == "Normal"
 
