@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import urllib.request
 
+from revops.prefect_server import start_temporary_api
+
 LOCAL_DEFAULTS = {
     # A fresh local API database can take longer than Prefect's default to start (2 cores).
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
@@ -24,7 +26,9 @@ def apply_local_defaults() -> None:
 
     Without a configured API, a CLI run would start Prefect's temporary server (5-9 s, more on a
     loaded machine) on every call; when a local server (`make server`) answers, the run uses it
-    instead, and shows in its UI.
+    instead, and shows in its UI. Otherwise the temporary server starts here, before the
+    command imports its flow (revops.prefect_server); the flow waits for it
+    (`wait_for_temporary_api`).
     """
     for key, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -35,6 +39,8 @@ def apply_local_defaults() -> None:
         url = running_local_server()
         if url:
             os.environ["PREFECT_API_URL"] = url
+    # Else Prefect's temporary server, started now to boot while the command imports.
+    start_temporary_api()
     home = os.environ.get("PREFECT_HOME")
     if home:
         # Prefect's local API keeps its SQLite database there and does not create the folder

@@ -42,6 +42,9 @@ def local_server() -> Iterator[int]:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("REVOPS_REUSE_LOCAL_PREFECT", raising=False)
+    # The early temporary API is tested apart (tests/test_prefect_server.py), in processes
+    # of its own; here it stays off whether or not this process imported Prefect yet.
+    monkeypatch.setenv("REVOPS_EARLY_PREFECT", "0")
     return monkeypatch
 
 

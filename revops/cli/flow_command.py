@@ -20,6 +20,7 @@ from revops.cli.progress import run_progress
 from revops.connectors.choices import SourceKind
 from revops.flows.params import SourceOptions, SourceParams
 from revops.prefect_env import apply_local_defaults
+from revops.prefect_server import wait_for_temporary_api
 from revops.settings import get_settings
 
 
@@ -96,6 +97,7 @@ def flow_command(
         def action() -> dict:
             module, function = flow.split(":")
             run = getattr(importlib.import_module(module), function)
+            wait_for_temporary_api()
             options = {k: v for k, v in given.items() if k not in advanced_fields}
             advanced = {k: given[k] for k in advanced_fields}
             advanced |= {"demo_size": options.pop("demo_size"), "demo_seed": options.pop("seed")}

@@ -33,6 +33,7 @@ from revops.flows.params import (
     WeeklyParams,
 )
 from revops.prefect_env import apply_local_defaults
+from revops.prefect_server import wait_for_temporary_api
 
 app = typer.Typer(
     help="RevOps Flows: reconcile Stripe billing against Salesforce contracts, and more.",
@@ -127,6 +128,7 @@ def demo(
     def action() -> dict:
         from revops.flows.nightly import nightly
 
+        wait_for_temporary_api()
         options = {"source": "demo", "as_of": parse_date(as_of, "--as-of"), "out_dir": out}
         return nightly(params_from(NightlyParams, options, {"demo_size": size, "demo_seed": seed}))
 

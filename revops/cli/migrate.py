@@ -17,6 +17,7 @@ from rich.table import Table
 from revops.cli.common import amount_text, console, errors, parse_date, run_action
 from revops.connectors.choices import DEMO_SEED, DEMO_SIZE
 from revops.prefect_env import apply_local_defaults
+from revops.prefect_server import wait_for_temporary_api
 
 migrate_app = typer.Typer(
     help="Move customers between Stripe prices from a reviewed plan: dry run (default), "
@@ -98,6 +99,7 @@ def migrate(
     def run(**extra: Any) -> dict[str, Any]:
         from revops.flows.migrate_accounts import MigrateParams, migrate_accounts
 
+        wait_for_temporary_api()
         params = MigrateParams(
             plan_path=str(plan),
             source=source.value,
