@@ -55,6 +55,16 @@ def test_the_range_read_in_blocks_is_the_range_of_the_whole_read(
         (9, "-1", "quantity"),
         (10, "nan", "quantity"),
         (11, " ", "account_id"),
+        # What pyarrow's typed reader takes as missing (a block without white space has its
+        # dates and quantities parsed by the reader), or reads as infinite: the whole read's.
+        (12, "", "quantity"),
+        (13, "N/A", "quantity"),
+        (14, "null", "quantity"),
+        (15, "NaN", "quantity"),
+        (16, "", "date"),
+        (17, "NaN", "date"),
+        (18, "1e400", "quantity"),
+        (19, "0x10", "quantity"),
     ],
 )
 def test_a_bad_cell_anywhere_is_named_by_the_whole_read(
