@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from openpyxl.utils import get_column_letter
 
 from revops.money import exponent
 
@@ -27,16 +28,11 @@ from revops.money import exponent
 _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _HYPERLINK_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink"
-# What an attribute value escapes (as xml.sax.saxutils.quoteattr), "&" first.
-_ATTRIBUTE_ENTITIES = [
-    ("&", "&amp;"),
-    ("<", "&lt;"),
-    (">", "&gt;"),
-    ('"', "&quot;"),
-    ("\n", "&#10;"),
-    ("\r", "&#13;"),
-    ("\t", "&#9;"),
-]
+# What element text escapes ("&" first; a reader turns a raw carriage return into a line
+# feed, as a reference it stays), and what an attribute value escapes besides (as
+# xml.sax.saxutils.quoteattr).
+_TEXT_ENTITIES = [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")]
+_ATTRIBUTE_ENTITIES = [*_TEXT_ENTITIES, ('"', "&quot;"), ("\n", "&#10;"), ("\t", "&#9;")]
 _RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
@@ -60,14 +56,7 @@ class Column:
 
 def column_letters(count: int) -> list[str]:
     """A, B, ..., Z, AA, ... for the first `count` columns."""
-    letters = []
-    for number in range(1, count + 1):
-        name = ""
-        while number:
-            number, rest = divmod(number - 1, 26)
-            name = chr(65 + rest) + name
-        letters.append(name)
-    return letters
+    return [get_column_letter(number) for number in range(1, count + 1)]
 
 
 def sheet_rows(columns: list[Column], first_row: int = 2) -> tuple[str, list[tuple[str, str]]]:
@@ -132,13 +121,7 @@ def _text_cells(
     if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
         text = text.map(str)
     cleaned = text.str.replace(_ILLEGAL, "\ufffd", regex=True)
-    escaped = (
-        cleaned.str.replace("&", "&amp;", regex=False)
-        .str.replace("<", "&lt;", regex=False)
-        .str.replace(">", "&gt;", regex=False)
-        # A reader turns a raw carriage return into a line feed; as a reference it stays.
-        .str.replace("\r", "&#13;", regex=False)
-    )
+    escaped = _escaped(cleaned, _TEXT_ENTITIES)
     # openpyxl keeps leading and trailing blanks the same way.
     space = np.where(cleaned != cleaned.str.strip(), ' xml:space="preserve"', "")
     style = pd.Series("" if column.style is None else f' s="{column.style}"', index=cleaned.index)
@@ -176,8 +159,8 @@ def _numeric_cells(
     else:
         attribute = "" if style is None else f' s="{style}"'
     text = text.to_numpy().astype(object)
-    xml[present] = '<c r="' + ref[present].to_numpy() + '"' + attribute + ' t="n"><v>' + text
-    xml[present] = xml[present] + "</v></c>"
+    start = '<c r="' + ref[present].to_numpy() + '"' + attribute
+    xml[present] = start + ' t="n"><v>' + text + "</v></c>"
     return xml
 
 
@@ -221,10 +204,9 @@ def with_rows(book: bytes, sheet: str, rows: str, hyperlinks: list[tuple[str, st
     if hyperlinks:
         # Schema order: hyperlinks follow the autoFilter and come before pageMargins.
         anchor = "<pageMargins" if "<pageMargins" in xml else "</worksheet>"
-        listed = "".join(
-            f'<hyperlink ref="{ref}" r:id="rId{number}"/>'
-            for number, (ref, _) in enumerate(hyperlinks, start=1)
-        )
+        refs = pd.Series([ref for ref, _ in hyperlinks], dtype=object)
+        numbers = pd.Series(np.arange(1, len(hyperlinks) + 1).astype(str), dtype=object)
+        listed = "".join(('<hyperlink ref="' + refs + '" r:id="rId' + numbers + '"/>').tolist())
         block = f'<hyperlinks xmlns:r="{_R_NS}">{listed}</hyperlinks>'
         xml = xml.replace(anchor, block + anchor, 1)
     out = io.BytesIO()
@@ -238,11 +220,8 @@ def with_rows(book: bytes, sheet: str, rows: str, hyperlinks: list[tuple[str, st
 
 
 def _relationships(hyperlinks: list[tuple[str, str]]) -> str:
-    urls = pd.Series([url for _, url in hyperlinks], dtype=object).str.replace(
-        _ILLEGAL, "", regex=True
-    )
-    for raw, entity in _ATTRIBUTE_ENTITIES:
-        urls = urls.str.replace(raw, entity, regex=False)
+    urls = pd.Series([url for _, url in hyperlinks], dtype=object)
+    urls = _escaped(urls.str.replace(_ILLEGAL, "", regex=True), _ATTRIBUTE_ENTITIES)
     numbers = pd.Series(np.arange(1, len(hyperlinks) + 1).astype(str), dtype=object)
     listed = (
         f'<Relationship Type="{_HYPERLINK_TYPE}" Target="'
@@ -252,3 +231,9 @@ def _relationships(hyperlinks: list[tuple[str, str]]) -> str:
         + '"/>'
     )
     return f'<Relationships xmlns="{_RELS_NS}">{"".join(listed.tolist())}</Relationships>'
+
+
+def _escaped(text: pd.Series, entities: list[tuple[str, str]]) -> pd.Series:
+    for raw, entity in entities:
+        text = text.str.replace(raw, entity, regex=False)
+    return text
