@@ -6,7 +6,12 @@ cached under var/bench/), then, alternating, each of these runs as a whole proce
 - `revops reconcile --source files`: files in, every output out (CSV, XLSX, report, warehouse);
 - the floor: DuckDB reads the same `invoices.jsonl` and `Contract.csv` and computes the billed
   total per contract period of the window (the least any reconciliation must do);
-- the fixed start: the same command on a 200-contract book (Prefect, imports), reported apart.
+- the fixed start: the same command on a 200-contract book (Prefect, imports), reported apart;
+- the checked floor (`checked_floor_*`, not the issue's floor, what it is measured beside):
+  the floor's totals, with DuckDB also parsing, typed, every field of every file the reconcile
+  reads and checks (the invoices' fields of INVOICE_SCHEMA, the charges', customers' and
+  subscriptions' fields their column-wise readers parse, usage.csv typed, the CRM CSVs), so
+  the least a run pays that reads and type-checks what the command reads.
 
 Each process is measured with os.wait4: wall time, CPU (user + system) and peak RSS.
 
@@ -148,6 +153,77 @@ def floor_command(folder: Path) -> list[str]:
     return [sys.executable, "-c", script, *files]
 
 
+def duckdb_type(kind: object) -> str:
+    """A pyarrow type as DuckDB spells it in read_json's `columns`."""
+    import pyarrow as pa
+
+    if isinstance(kind, pa.StructType):
+        fields = ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in kind)
+        return f"STRUCT({fields})"
+    if isinstance(kind, pa.ListType):
+        return f"{duckdb_type(kind.value_type)}[]"
+    return {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.bool_(): "BOOLEAN"}[kind]
+
+
+def _json_columns(schema: object) -> str:
+    return "{" + ", ".join(f"'{f.name}': '{duckdb_type(f.type)}'" for f in schema) + "}"
+
+
+def checked_floor_command(folder: Path) -> list[str]:
+    """The checked floor (see the module's docstring) in a process of its own: each file read
+    once; every parsed value goes through hash(), so none is skipped unparsed."""
+    from revops.connectors.stripe_mapping_arrow import _CHARGE_SCHEMA, INVOICE_SCHEMA
+    from revops.connectors.stripe_mapping_arrow_customers import (
+        CUSTOMER_SCHEMA,
+        SUBSCRIPTION_SCHEMA,
+    )
+
+    json_options = "format = 'newline_delimited', maximum_object_size = 100000000"
+    totals = FLOOR_SQL.format(start="2026-10-01", end="2026-11-01").replace(
+        "unnest(lines.data) AS line\n    FROM read_json(?, format = 'newline_delimited', "
+        "maximum_object_size = 100000000)",
+        "unnest(lines.data) AS line, hash(i) AS checked\n"
+        f"    FROM read_json(?, {json_options}, columns = {_json_columns(INVOICE_SCHEMA)}) AS i",
+    )
+    totals = totals.replace("SELECT contract_id,", "SELECT sum(checked) AS checked, contract_id,")
+    totals = totals.replace(
+        "        subscription_id,\n        line.amount",
+        "        subscription_id,\n        checked,\n        line.amount",
+    )
+    if "hash(i)" not in totals or "        checked,\n" not in totals:
+        raise SystemExit("FLOOR_SQL changed: the checked floor's rewrite no longer applies")
+    statements = [(totals, ["invoices.jsonl", "Contract.csv"])]
+    for name, schema in (
+        ("charges.jsonl", _CHARGE_SCHEMA),
+        ("customers.jsonl", CUSTOMER_SCHEMA),
+        ("subscriptions.jsonl", SUBSCRIPTION_SCHEMA),
+    ):
+        sql = f"SELECT count(*), sum(hash(r)) FROM read_json(?, {json_options}, "
+        statements.append((sql + f"columns = {_json_columns(schema)}) AS r", [name]))
+    usage = "{'account_id': 'VARCHAR', 'date': 'DATE', 'metric': 'VARCHAR', 'quantity': 'DOUBLE'}"
+    statements.append(
+        (
+            "SELECT count(*), sum(hash(r)) FROM "
+            f"read_csv(?, header = true, delim = ',', quote = '', columns = {usage}) AS r",
+            ["usage.csv"],
+        )
+    )
+    for name in ("Account.csv", "Order.csv", "OrderItem.csv", "User.csv"):
+        sql = (
+            "SELECT count(*), sum(hash(r)) FROM read_csv(?, header = true, all_varchar = true, "
+            "delim = ',', quote = '\"', escape = '\"') r"
+        )
+        statements.append((sql, [name]))
+    script = (
+        "import duckdb, json, sys\n"
+        "folder = sys.argv[1]\n"
+        "for sql, files in json.loads(sys.argv[2]):\n"
+        "    rows = duckdb.execute(sql, [f'{folder}/{f}' for f in files]).fetchall()\n"
+        "    assert rows and rows[0][0] is not None\n"
+    )
+    return [sys.executable, "-c", script, str(folder), json.dumps(statements)]
+
+
 DASK_SCRIPT = """
 import sys
 from revops.flows.params import ReconcileParams
@@ -183,7 +259,7 @@ def bench(
 ) -> dict[str, object]:
     """Medians of `repeat` alternating runs of the command and the floor on one book."""
     folder, written = export(contracts)
-    runs: dict[str, list[Run]] = {"revops": [], "floor": []}
+    runs: dict[str, list[Run]] = {"revops": [], "floor": [], "checked_floor": []}
     with tempfile.TemporaryDirectory() as scratch:
         for attempt in range(repeat):
             command, env = reconcile_command(
@@ -191,6 +267,7 @@ def bench(
             )
             runs["revops"].append(measured(command, env))
             runs["floor"].append(measured(floor_command(folder)))
+            runs["checked_floor"].append(measured(checked_floor_command(folder)))
             for name in also or []:
                 command, env = other_command(
                     name, folder, Path(scratch) / f"{name}{attempt}", Path(scratch) / "other.db"
@@ -233,6 +310,8 @@ def main() -> None:
             net = float(row[f"revops_{measure}_s"]) - float(start[f"revops_{measure}_s"])
             floor = float(row[f"floor_{measure}_s"])
             row[f"ratio_{measure}_without_fixed_start"] = round(net / floor, 1)
+            checked = float(row[f"checked_floor_{measure}_s"])
+            row[f"ratio_to_checked_floor_{measure}"] = round(net / checked, 1)
         print(json.dumps(row), flush=True)
 
 
