@@ -55,13 +55,13 @@ WITH invoices AS (
         id,
         status,
         parent.subscription_details.subscription AS subscription_id,  -- the current shape
-        unnest(lines.data) AS line
-    FROM read_json(?, format = 'newline_delimited', maximum_object_size = 100000000)
+        unnest(lines.data) AS line{checked_invoice}
+    FROM read_json(?, {json_options}{columns}) AS i
     WHERE status IN ('open', 'paid', 'uncollectible')
 ),
 lines AS (
     SELECT
-        subscription_id,
+        subscription_id,{checked_line}
         line.amount - coalesce(list_sum([d.amount FOR d IN line.discount_amounts]), 0) AS net,
         to_timestamp(line.period.start)::DATE AS period_start
     FROM invoices
@@ -70,11 +70,29 @@ contracts AS (
     SELECT Id AS contract_id, Stripe_Subscription_Id__c AS subscription_id
     FROM read_csv(?, header = true, all_varchar = true)
 )
-SELECT contract_id, date_trunc('month', period_start) AS period, sum(net) AS billed_minor
+SELECT{checked_total} contract_id, date_trunc('month', period_start) AS period,
+    sum(net) AS billed_minor
 FROM lines JOIN contracts USING (subscription_id)
-WHERE period_start >= DATE '{start}' AND period_start < DATE '{end}'
+WHERE period_start >= DATE '2026-10-01' AND period_start < DATE '2026-11-01'
 GROUP BY ALL
 """
+JSON_OPTIONS = "format = 'newline_delimited', maximum_object_size = 100000000"
+
+
+def floor_sql(invoice_columns: str | None = None) -> str:
+    """The floor's totals (PERIOD's billed total per contract). With `invoice_columns` (a
+    read_json `columns` struct) every invoice is read typed by them, each row hashed into a
+    `checked` column first, so no field of them is skipped unparsed (the checked floor)."""
+    if invoice_columns is None:
+        parts = dict.fromkeys(("columns", "checked_invoice", "checked_line", "checked_total"), "")
+    else:
+        parts = {
+            "columns": f", columns = {invoice_columns}",
+            "checked_invoice": ", hash(i) AS checked",
+            "checked_line": "\n        checked,",
+            "checked_total": " sum(checked) AS checked,",
+        }
+    return FLOOR_SQL.format(json_options=JSON_OPTIONS, **parts)
 
 
 @dataclass
@@ -121,10 +139,7 @@ def invoice_lines(folder: Path) -> int:
     """Invoice lines in the export (what the table's size column counts)."""
     import duckdb
 
-    sql = (
-        "SELECT sum(len(lines.data)) FROM read_json(?, format='newline_delimited', "
-        "maximum_object_size=100000000)"
-    )
+    sql = f"SELECT sum(len(lines.data)) FROM read_json(?, {JSON_OPTIONS})"
     return int(duckdb.execute(sql, [str(folder / "invoices.jsonl")]).fetchall()[0][0])
 
 
@@ -143,7 +158,7 @@ def reconcile_command(folder: Path, out: Path, database: Path) -> tuple[list[str
 
 def floor_command(folder: Path) -> list[str]:
     """The DuckDB floor in a process of its own."""
-    sql = FLOOR_SQL.format(start="2026-10-01", end="2026-11-01")
+    sql = floor_sql()
     script = (
         "import duckdb, sys\n"
         f"rows = duckdb.execute({sql!r}, [sys.argv[1], sys.argv[2]]).fetchall()\n"
@@ -178,27 +193,14 @@ def checked_floor_command(folder: Path) -> list[str]:
         SUBSCRIPTION_SCHEMA,
     )
 
-    json_options = "format = 'newline_delimited', maximum_object_size = 100000000"
-    totals = FLOOR_SQL.format(start="2026-10-01", end="2026-11-01").replace(
-        "unnest(lines.data) AS line\n    FROM read_json(?, format = 'newline_delimited', "
-        "maximum_object_size = 100000000)",
-        "unnest(lines.data) AS line, hash(i) AS checked\n"
-        f"    FROM read_json(?, {json_options}, columns = {_json_columns(INVOICE_SCHEMA)}) AS i",
-    )
-    totals = totals.replace("SELECT contract_id,", "SELECT sum(checked) AS checked, contract_id,")
-    totals = totals.replace(
-        "        subscription_id,\n        line.amount",
-        "        subscription_id,\n        checked,\n        line.amount",
-    )
-    if "hash(i)" not in totals or "        checked,\n" not in totals:
-        raise SystemExit("FLOOR_SQL changed: the checked floor's rewrite no longer applies")
+    totals = floor_sql(_json_columns(INVOICE_SCHEMA))
     statements = [(totals, ["invoices.jsonl", "Contract.csv"])]
     for name, schema in (
         ("charges.jsonl", _CHARGE_SCHEMA),
         ("customers.jsonl", CUSTOMER_SCHEMA),
         ("subscriptions.jsonl", SUBSCRIPTION_SCHEMA),
     ):
-        sql = f"SELECT count(*), sum(hash(r)) FROM read_json(?, {json_options}, "
+        sql = f"SELECT count(*), sum(hash(r)) FROM read_json(?, {JSON_OPTIONS}, "
         statements.append((sql + f"columns = {_json_columns(schema)}) AS r", [name]))
     usage = "{'account_id': 'VARCHAR', 'date': 'DATE', 'metric': 'VARCHAR', 'quantity': 'DOUBLE'}"
     statements.append(

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.e2e import FLOOR_SQL, checked_floor_command, floor_command
+from bench.e2e import checked_floor_command, floor_command, floor_sql
 from revops.connectors.demo import DemoSource
 from tests.builders import export_demo
 
@@ -33,7 +33,7 @@ def test_the_checked_floor_gives_the_floors_totals_and_reads_every_file(export: 
     totals_sql, files = statements[0]
     checked = duckdb.execute(totals_sql, [str(export / f) for f in files]).fetchall()
     plain = duckdb.execute(
-        FLOOR_SQL.format(start="2026-10-01", end="2026-11-01"),
+        floor_sql(),
         [str(export / "invoices.jsonl"), str(export / "Contract.csv")],
     ).fetchall()
     assert plain  # the demo book bills in the floor's period
